@@ -1,0 +1,68 @@
+// Rank 0's reduction: the gathered per-matrix results, checked against the plan and arranged per
+// (layer, group) -- the tables written to HDF5 -- plus the per-layer order statistics and the
+// phase-1 constant C4.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vindex/layout.hpp"
+#include "vindex/results.hpp"
+#include "vindex/stats.hpp"
+
+namespace vindex {
+
+// All matrices of one group of one layer ("down_proj" of the routed experts or of the dense MLP,
+// "shared_down_proj"), rows ordered by expert id.
+struct MatrixGroup {
+  int layer = 0;
+  LayerKind kind = LayerKind::moe;
+  MatrixRole role = MatrixRole::routed;
+  Projection projection = Projection::down;
+  std::string name;
+  std::uint64_t rows = 0, cols = 0;
+  std::vector<std::int32_t> expert_ids;
+  std::vector<float> singular_values;  // [n, min(rows, cols)]
+  std::vector<double> var_at_k;        // [n, ks.size()]
+  std::vector<double> top_sv, sv_ratio, frobenius_norm, stable_rank, effective_rank;
+  std::vector<std::uint8_t> gram_bits;   // 32 or 64: precision of the Gram product
+  std::vector<std::uint8_t> eigen_bits;  // 32 or 64: precision of the eigensolver
+
+  std::size_t size() const { return expert_ids.size(); }
+  std::size_t sv_count() const { return rows < cols ? rows : cols; }
+};
+
+struct GroupSummary {
+  std::size_t n_matrices = 0;
+  std::size_t n_fp64_gram = 0;
+  std::size_t n_fp32_eigen = 0;
+  std::vector<Summary> var_at_k;  // one per k
+  Summary sv_ratio, top_sv, stable_rank, effective_rank;
+};
+
+GroupSummary summarize_group(const MatrixGroup& group, std::size_t k_count);
+
+struct Phase1Tables {
+  std::vector<int> ks;
+  std::vector<MatrixGroup> groups;  // by layer, then the layer's own matrices before shared ones
+};
+
+// Arranges `results` (any order) into groups. Every planned item must appear exactly once.
+Phase1Tables assemble_phase1(std::vector<MatrixResult> results, std::span<const WorkItem> plan,
+                             const ModelLayout& layout, std::span<const int> ks);
+
+// C4, the "layer temperature": the median over MoE layers of each layer's median var@64 of its
+// routed experts, with the range of those per-layer medians.
+struct LayerTemperature {
+  double value = 0;
+  double min = 0, max = 0;
+  std::vector<int> layers;
+};
+std::optional<LayerTemperature> layer_temperature(const Phase1Tables& tables);
+
+inline constexpr double kDissolutionThreshold = 0.15;
+
+}  // namespace vindex

@@ -1,0 +1,94 @@
+// Typed errors of vindex_mpi. Each carries what the user needs to act on it (the model file and
+// tensor involved, or the failing library call) and maps to the process exit code.
+#pragma once
+
+#include <source_location>
+#include <stdexcept>
+#include <string>
+
+namespace vindex {
+
+// Exit codes are part of the CLI contract (README, "Exit codes").
+enum class ExitCode : int {
+  ok = 0,
+  usage = 2,      // bad command-line arguments or output directory
+  bad_input = 3,  // the model files are malformed or inconsistent
+  internal = 4,   // I/O, library or MPI failure; a bug
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ExitCode code() const noexcept { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+// Bad command-line arguments, or an output directory that cannot be used.
+class UsageError : public Error {
+ public:
+  explicit UsageError(const std::string& message) : Error(ExitCode::usage, message) {}
+};
+
+// Input that is wrong: a malformed safetensors/JSON file, a tensor whose shape, dtype or values
+// (NaN, Inf) are unusable. `file` and `tensor` may be empty when they do not apply.
+class InputError : public Error {
+ public:
+  InputError(std::string file, std::string tensor, const std::string& what);
+  const std::string& file() const noexcept { return file_; }
+  const std::string& tensor() const noexcept { return tensor_; }
+
+ private:
+  std::string file_;
+  std::string tensor_;
+};
+
+// A malformed file (bytes that do not follow the format), as opposed to well-formed but unusable.
+class FormatError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
+// Operating-system failures (open, mmap, write, rename), with the path and errno text.
+class IoError : public Error {
+ public:
+  IoError(const std::string& path, const std::string& call, int errno_value);
+  IoError(const std::string& path, const std::string& what);
+};
+
+// A failing library call (LAPACK, HDF5, MPI, CUDA...): names the call and where it was made.
+class LibraryError : public Error {
+ public:
+  LibraryError(const std::string& library, const std::string& call, const std::string& detail,
+               std::source_location where = std::source_location::current());
+};
+
+class LapackError : public LibraryError {
+ public:
+  LapackError(const std::string& call, long info, std::source_location where = std::source_location::current());
+};
+
+class Hdf5Error : public LibraryError {
+ public:
+  Hdf5Error(const std::string& call, const std::string& object,
+            std::source_location where = std::source_location::current());
+};
+
+class MpiError : public LibraryError {
+ public:
+  MpiError(const std::string& call, int mpi_code, std::source_location where = std::source_location::current());
+};
+
+// A broken internal invariant: always a bug.
+class InternalError : public Error {
+ public:
+  explicit InternalError(const std::string& what, std::source_location where = std::source_location::current());
+};
+
+#define VINDEX_ASSERT(cond)                                          \
+  do {                                                               \
+    if (!(cond)) throw ::vindex::InternalError("assertion failed: " #cond); \
+  } while (0)
+
+}  // namespace vindex

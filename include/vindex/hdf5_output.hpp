@@ -1,0 +1,27 @@
+// vindex.h5: the full per-matrix tables (singular values, var@k, statistics) of every layer.
+// Schema (README, "Output files"): /phase1/layer_LLL/<group>/{singular_values, var_at_k,
+// expert_ids, top_sv, sv_ratio, frobenius_norm, stable_rank, effective_rank, gram_bits,
+// eigen_bits}.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "vindex/aggregate.hpp"
+
+namespace vindex {
+
+inline constexpr const char* kVindexFormatName = "vindex";
+inline constexpr const char* kVindexFormatVersion = "1.0";
+
+struct Hdf5RootInfo {
+  std::string model;
+  std::string tool_version;
+  std::string provenance_json;
+};
+
+void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tables, const Hdf5RootInfo& root);
+
+std::string hdf5_library_version();
+
+}  // namespace vindex

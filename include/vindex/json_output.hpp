@@ -1,0 +1,23 @@
+// The JSON outputs of phase 1: phase1_moe_svd.json (per-layer statistics) and
+// phase1_moe_svd_agg.json (the C1-C5 constants: C4 measured, the others pending with what they
+// need). Schemas in README, "Output files".
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vindex/aggregate.hpp"
+
+namespace vindex {
+
+nlohmann::ordered_json phase1_summary_json(const Phase1Tables& tables, const std::string& model,
+                                           const nlohmann::ordered_json& provenance);
+
+nlohmann::ordered_json phase1_constants_json(const Phase1Tables& tables, const std::string& model,
+                                             const nlohmann::ordered_json& provenance);
+
+// The per-layer table printed at the end of a run.
+std::string format_layer_table(const Phase1Tables& tables);
+
+}  // namespace vindex

@@ -1,0 +1,50 @@
+// Where work is split: the list of matrices to compute, each with an estimated cost, ordered by
+// their position in the shards, and cut into one contiguous range per rank so that every rank's
+// reads are sequential and the largest rank load is as small as a contiguous split allows.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vindex/layout.hpp"
+
+namespace vindex {
+
+struct MatrixKey {
+  int layer = 0;
+  MatrixRole role = MatrixRole::routed;
+  Projection projection = Projection::down;
+  int expert = -1;  // routed: expert id; shared: 0; dense MLP: -1
+
+  // The HDF5 group / JSON name of the matrices this key belongs to: "down_proj", "shared_down_proj".
+  std::string group() const;
+  auto operator<=>(const MatrixKey&) const = default;
+};
+
+struct WorkItem {
+  MatrixKey key;
+  WeightRef weight;
+  std::uint64_t bytes = 0;  // stored bytes read (weight and block scale)
+  double cost = 0;          // estimated seconds on one core
+};
+
+// Estimated seconds for one matrix on one core of the development machine (README,
+// "Performance"): dequantization, the Gram product and the eigenvalue solve.
+double estimate_matrix_seconds(std::uint64_t rows, std::uint64_t cols);
+
+// The phase-1 matrices of the chosen layers: each dense MLP's and each routed and shared expert's
+// `projection`, sorted by (shard file, offset).
+std::vector<WorkItem> plan_phase1_items(const ModelLayout& layout, const Checkpoint& checkpoint,
+                                        std::span<const int> layers, Projection projection);
+
+// Orders shard file names naturally ("model-2-of-61" before "model-10-of-61").
+bool natural_less(std::string_view a, std::string_view b);
+
+// Splits `costs` (in order) into `parts` contiguous ranges minimising the largest range sum; no
+// range is left empty while another holds two or more items. Returns parts+1 boundaries.
+std::vector<std::size_t> partition_contiguous(std::span<const double> costs, int parts);
+
+}  // namespace vindex

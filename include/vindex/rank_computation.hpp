@@ -1,0 +1,66 @@
+// One rank's share of the work, computed by a backend on a thread of its own while the caller
+// (the MPI progress loop) polls the counters: matrices done, failure, finished. Results are
+// reduced to MatrixResults as they arrive, so the raw spectra never pile up.
+#pragma once
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "vindex/checkpoint.hpp"
+#include "vindex/plan.hpp"
+#include "vindex/results.hpp"
+#include "vindex/spectrum.hpp"
+
+namespace vindex {
+
+class RankComputation final : public SpectrumSink {
+ public:
+  RankComputation(SpectrumBackend& backend, const Checkpoint& checkpoint, const ModelLayout& layout,
+                  std::span<const WorkItem> items, std::vector<int> ks);
+  ~RankComputation() override;  // asks the backend to stop and joins
+
+  void start();
+  void request_stop() noexcept { stop_.store(true); }
+  void join();
+
+  std::size_t done() const noexcept { return done_.load(); }
+  bool failed() const noexcept { return failed_.load(); }
+  bool finished() const noexcept { return finished_.load(); }
+  // The first failure, if any (valid after join()).
+  std::exception_ptr error() const;
+  // The results in item order (valid after a successful join()).
+  std::vector<MatrixResult> take_results();
+
+  // SpectrumSink
+  void deliver(std::size_t index, MatrixSpectrum&& spectrum) override;
+  void fail(std::size_t index, std::exception_ptr error) override;
+  bool should_stop() const override { return stop_.load() || failed_.load(); }
+
+ private:
+  void run() noexcept;
+
+  SpectrumBackend& backend_;
+  const Checkpoint& checkpoint_;
+  const ModelLayout& layout_;
+  std::span<const WorkItem> items_;
+  std::vector<int> ks_;
+  std::vector<std::optional<MatrixResult>> results_;
+  std::atomic<std::size_t> done_{0};
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> stop_{false};
+  mutable std::mutex error_mutex_;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// Views of the items' weights in their (lazily mapped) shards, ready for a backend.
+std::vector<EncodedMatrix> encode_items(const Checkpoint& checkpoint, std::span<const WorkItem> items,
+                                        const std::optional<BlockQuantization>& quantization);
+
+}  // namespace vindex

@@ -1,0 +1,49 @@
+// vindex_mpi: entry point. Parses the command line, starts MPI and runs the requested phases;
+// rank 0 speaks for the job, and every rank exits with the same code.
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "../mpi/agreement.hpp"
+#include "../mpi/communicator.hpp"
+#include "options.hpp"
+#include "phase1_command.hpp"
+#include "run_context.hpp"
+
+int main(int argc, char** argv) {
+  using namespace vindex;
+  std::optional<mpi::Environment> environment;
+  try {
+    environment.emplace(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vindex_mpi: error: cannot start MPI: {}\n", e.what());
+    return static_cast<int>(ExitCode::internal);
+  }
+  const mpi::Communicator comm = mpi::Communicator::world();
+
+  // Every rank parses the same arguments and reaches the same verdict; rank 0 prints it.
+  app::ParseResult parsed;
+  try {
+    parsed = app::parse_command_line(argc, argv);
+  } catch (const UsageError& e) {
+    if (comm.is_root()) fmt::print(stderr, "vindex_mpi: error: {} (see --help)\n", e.what());
+    return static_cast<int>(ExitCode::usage);
+  }
+  if (!parsed.options) {
+    if (comm.is_root()) fmt::print("{}\n", parsed.help_text);
+    return 0;
+  }
+
+  try {
+    const int threads = parsed.options->threads > 0 ? parsed.options->threads : app::default_threads(comm.node_size());
+    const app::RunContext ctx{*parsed.options, comm, threads, std::chrono::steady_clock::now(), app::utc_now_iso8601()};
+    return app::run_phase1(ctx);
+  } catch (...) {
+    // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside a
+    // collective stage): end every rank rather than leave any waiting.
+    const auto error = std::current_exception();
+    fmt::print(stderr, "vindex_mpi: fatal (rank {} of {}): {}\n", comm.rank(), comm.size(), mpi::message_of(error));
+    std::fflush(stderr);
+    comm.abort(static_cast<int>(mpi::exit_code_of(error)));
+  }
+}

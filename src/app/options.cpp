@@ -1,0 +1,123 @@
+// Command-line parsing with CLI11 (2.x) and the list syntaxes of --layers and --k.
+#include "options.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "vindex/errors.hpp"
+
+namespace vindex::app {
+namespace {
+
+int parse_non_negative(std::string_view token, const char* option) {
+  int value = -1;
+  const auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+  if (token.empty() || ec != std::errc() || ptr != token.data() + token.size() || value < 0)
+    throw UsageError(fmt::format("{}: '{}' is not a non-negative integer", option, token));
+  return value;
+}
+
+std::vector<std::string_view> split(std::string_view text, char sep) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  for (;;) {
+    const auto pos = text.find(sep, start);
+    parts.push_back(text.substr(start, pos - start));
+    if (pos == std::string_view::npos) return parts;
+    start = pos + 1;
+  }
+}
+
+constexpr const char* kFooter = R"(Exit codes: 0 success, 2 bad arguments or output directory, 3 bad model files
+(the message names the file and tensor), 4 I/O, library or internal failure.
+
+Examples:
+  mpirun -np 8 vindex_mpi --model /data/Kimi-K2-Instruct --out kimi-vindex
+  mpirun -np 2 vindex_mpi --model tests/fixtures/kimi_k2_tiny --out demo --layers 0-2 --k 16,64
+  vindex_mpi --model /data/Kimi-K2-Instruct --dry-run)";
+
+}  // namespace
+
+std::set<int> parse_layer_list(const std::string& text) {
+  std::set<int> layers;
+  for (std::string_view token : split(text, ',')) {
+    const auto dash = token.find('-');
+    if (dash == std::string_view::npos) {
+      layers.insert(parse_non_negative(token, "--layers"));
+      continue;
+    }
+    const int lo = parse_non_negative(token.substr(0, dash), "--layers");
+    const int hi = parse_non_negative(token.substr(dash + 1), "--layers");
+    if (hi < lo) throw UsageError(fmt::format("--layers: range '{}' runs backwards", token));
+    if (hi - lo > 100000) throw UsageError(fmt::format("--layers: range '{}' is implausibly long", token));
+    for (int l = lo; l <= hi; ++l) layers.insert(l);
+  }
+  return layers;
+}
+
+std::vector<int> parse_k_list(const std::string& text) {
+  std::vector<int> ks;
+  for (std::string_view token : split(text, ',')) {
+    const int k = parse_non_negative(token, "--k");
+    if (k == 0) throw UsageError("--k: k must be at least 1");
+    ks.push_back(k);
+  }
+  std::sort(ks.begin(), ks.end());
+  ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+  return ks;
+}
+
+ParseResult parse_command_line(int argc, char** argv) {
+  Options o;
+  for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
+
+  CLI::App app{"vindex_mpi: singular-value spectra of every expert matrix of a Mixture-of-Experts checkpoint,\n"
+               "computed across MPI ranks and reduced to per-layer statistics (phase 1: down_proj).",
+               "vindex_mpi"};
+  app.footer(kFooter);
+  app.set_config("--config", "", "Read options from a TOML file (key = value per option, e.g. jobs/*.toml)");
+  std::string ks_text = "64";
+  std::string precision = "auto";
+  app.add_option("--model", o.model, "Checkpoint directory: config.json and model.safetensors.index.json + shards, "
+                                     "or a single model.safetensors")
+      ->required();
+  app.add_option("--out", o.out, "Output directory for vindex.h5 and the JSON files (must be empty or absent)");
+  app.add_option("--layers", o.layers, "Layers to analyse, e.g. 0,1,15-20 (default: all)");
+  app.add_option("--k", ks_text, "k values of var@k, comma-separated (default: 64)");
+  app.add_option("--backend", o.backend, "Spectrum backend (default: cpu)")->check(CLI::IsMember({"cpu"}));
+  app.add_option("--threads", o.threads, "Matrices computed concurrently per rank (default: the cores available "
+                                         "to the rank, shared among the node's ranks)")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--precision", precision, "Gram matrix precision: auto (float32 where its error bound meets the "
+                                           "accuracy targets, else float64), fp32, fp64 (default: auto)")
+      ->check(CLI::IsMember({"auto", "fp32", "fp64"}));
+  app.add_option("--name", o.name, "Model name written to the outputs (default: config.json _name_or_path, "
+                                   "else the directory name)");
+  app.add_option("--progress-seconds", o.progress_seconds,
+                 "Seconds between progress lines when stderr is not a terminal (default: 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+  app.add_flag("--dry-run", o.dry_run, "Print the plan (items, bytes, estimated cost per rank) and exit");
+  app.add_flag("--overwrite", o.overwrite, "Allow a non-empty output directory (its vindex files are replaced)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return {std::nullopt, app.help()};
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    throw UsageError(what);
+  }
+  if (o.out.empty() && !o.dry_run) throw UsageError("--out is required (unless --dry-run)");
+  o.ks = parse_k_list(ks_text);
+  o.precision = precision == "fp32" ? PrecisionPolicy::fp32
+              : precision == "fp64" ? PrecisionPolicy::fp64
+                                    : PrecisionPolicy::automatic;
+  if (!o.layers.empty()) parse_layer_list(o.layers);  // syntax errors now, range checks once the model is read
+  return {std::move(o), ""};
+}
+
+}  // namespace vindex::app

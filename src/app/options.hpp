@@ -1,0 +1,43 @@
+// The command line of vindex_mpi, parsed and checked (README, "Command line").
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "vindex/spectrum.hpp"
+
+namespace vindex::app {
+
+struct Options {
+  std::filesystem::path model;
+  std::filesystem::path out;
+  std::string layers;          // "0,1,15-20"; empty: every layer
+  std::vector<int> ks{64};     // ascending, unique
+  std::string backend = "cpu";
+  bool dry_run = false;
+  bool overwrite = false;
+  int threads = 0;             // 0: cores available to this rank
+  PrecisionPolicy precision = PrecisionPolicy::automatic;
+  std::string name;            // model name written to the outputs; empty: from config/directory
+  double progress_seconds = 30;  // interval of progress lines when stderr is not a terminal
+  std::string command_line;
+};
+
+// What parsing decided: run with options, or print text (help) and exit with code 0.
+struct ParseResult {
+  std::optional<Options> options;
+  std::string help_text;
+};
+
+// Throws UsageError (exit 2) with one line for bad arguments.
+ParseResult parse_command_line(int argc, char** argv);
+
+// "0,1,15-20" -> {0, 1, 15, ..., 20}. Syntax errors are UsageErrors naming the option.
+std::set<int> parse_layer_list(const std::string& text);
+// "64,128" -> {64, 128}: positive, deduplicated, ascending.
+std::vector<int> parse_k_list(const std::string& text);
+
+}  // namespace vindex::app

@@ -1,0 +1,41 @@
+// Host facts for a run: usable cores, memory high-water mark, wall-clock time.
+#include "run_context.hpp"
+
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <ctime>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace vindex::app {
+
+int default_threads(int node_ranks) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int usable = hardware;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) usable = std::max(1, CPU_COUNT(&set));
+  // Bound to a subset of cores (mpirun's default binding): those cores are this rank's alone.
+  if (usable < hardware) return usable;
+  return std::max(1, usable / std::max(1, node_ranks));
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+}  // namespace vindex::app

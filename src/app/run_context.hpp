@@ -1,0 +1,29 @@
+// What every stage of a run shares: the options, the communicator and how the job reports.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "../mpi/communicator.hpp"
+#include "options.hpp"
+
+namespace vindex::app {
+
+struct RunContext {
+  const Options& options;
+  const mpi::Communicator& comm;
+  int threads = 1;  // per rank, resolved from --threads or the cores available
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string started_utc;
+};
+
+// Threads per rank when --threads is 0: the cores this process may run on, shared with the other
+// ranks on the node when they all see the same cores (no binding).
+int default_threads(int node_ranks);
+
+// Peak resident set size of this process, in MiB.
+double peak_rss_mib();
+
+std::string utc_now_iso8601();
+
+}  // namespace vindex::app

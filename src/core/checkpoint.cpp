@@ -1,0 +1,144 @@
+// Opening a checkpoint directory: config, shard index, header validation, lazy shard mapping.
+#include "vindex/checkpoint.hpp"
+
+#include <fmt/format.h>
+
+#include "vindex/errors.hpp"
+#include "vindex/json_file.hpp"
+
+namespace vindex {
+namespace {
+
+constexpr std::uint64_t kMaxConfigBytes = 16ull << 20;
+constexpr std::uint64_t kMaxIndexBytes = 512ull << 20;
+
+// Shard names come from a downloaded file: only plain file names inside the model directory.
+void check_shard_name(const std::string& name, const std::string& index_label, const std::string& tensor) {
+  const bool plain = !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+                     name.find('\\') == std::string::npos && name.find('\0') == std::string::npos;
+  if (!plain)
+    throw FormatError(index_label, tensor, fmt::format("shard name '{}' is not a plain file name in the model directory", name));
+}
+
+}  // namespace
+
+TensorView::TensorView(std::shared_ptr<const MappedFile> mapping, const TensorInfo* info, std::uint64_t file_offset)
+    : mapping_(std::move(mapping)), info_(info), file_offset_(file_offset) {}
+
+std::span<const std::byte> TensorView::bytes() const {
+  return mapping_->bytes().subspan(file_offset_, info_->byte_size());
+}
+
+void TensorView::prefetch() const noexcept { mapping_->prefetch(file_offset_, info_->byte_size()); }
+void TensorView::release() const noexcept { mapping_->release(file_offset_, info_->byte_size()); }
+
+Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
+Checkpoint& Checkpoint::operator=(Checkpoint&&) noexcept = default;
+Checkpoint::~Checkpoint() = default;
+
+Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
+  namespace fs = std::filesystem;
+  Checkpoint ckpt;
+  ckpt.directory_ = directory;
+  std::error_code ec;
+  if (!fs::is_directory(directory, ec))
+    throw InputError(directory.string(), "", "is not a directory (expected a model directory with config.json)");
+
+  ckpt.config_path_ = directory / kConfigFileName;
+  if (!fs::exists(ckpt.config_path_, ec)) throw InputError(ckpt.config_path_.string(), "", "is missing");
+  ckpt.config_ = read_json_file(ckpt.config_path_, kMaxConfigBytes);
+  if (!ckpt.config_.is_object()) throw FormatError(ckpt.config_path_.string(), "", "is not a JSON object");
+
+  // (tensor name, shard file name) in index order
+  std::vector<std::pair<std::string, std::string>> entries;
+  const fs::path index_path = directory / kIndexFileName;
+  const fs::path single_path = directory / kSingleFileName;
+  if (fs::exists(index_path, ec)) {
+    ckpt.listing_path_ = index_path;
+    const std::string label = index_path.string();
+    const nlohmann::json index = read_json_file(index_path, kMaxIndexBytes);
+    if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object())
+      throw FormatError(label, "", "has no \"weight_map\" object");
+    for (const auto& [tensor, file] : index.at("weight_map").items()) {
+      if (!file.is_string()) throw FormatError(label, tensor, "weight_map entry is not a file name string");
+      check_shard_name(file.get_ref<const std::string&>(), label, tensor);
+      entries.emplace_back(tensor, file.get<std::string>());
+    }
+    if (entries.empty()) throw FormatError(label, "", "weight_map is empty");
+  } else if (fs::exists(single_path, ec)) {
+    ckpt.listing_path_ = single_path;  // filled from the header below
+  } else {
+    throw InputError(directory.string(), "",
+                     fmt::format("holds neither {} nor {}", kIndexFileName, kSingleFileName));
+  }
+
+  // Validate each shard header once, in order of first appearance.
+  std::unordered_map<std::string, std::size_t> shard_ids;
+  auto add_shard = [&](const std::string& file_name) {
+    auto [it, inserted] = shard_ids.emplace(file_name, ckpt.shards_.size());
+    if (!inserted) return it->second;
+    Shard shard;
+    shard.file_name = file_name;
+    shard.path = directory / file_name;
+    if (!fs::exists(shard.path, ec))
+      throw InputError(shard.path.string(), "", fmt::format("is named by {} but does not exist", kIndexFileName));
+    shard.header = read_safetensors_header(shard.path, shard.path.string());
+    shard.file_size = shard.header.data_offset() + shard.header.data_size;
+    ckpt.shards_.push_back(std::move(shard));
+    return it->second;
+  };
+
+  if (entries.empty()) {
+    const std::size_t id = add_shard(kSingleFileName);
+    for (const TensorInfo& t : ckpt.shards_[id].header.tensors) entries.emplace_back(t.name, kSingleFileName);
+  }
+  for (const auto& [tensor, file] : entries) add_shard(file);
+
+  // Shard headers are final now; records may point into them.
+  ckpt.records_.reserve(entries.size());
+  ckpt.names_.reserve(entries.size());
+  for (const auto& [tensor, file] : entries) {
+    const std::size_t id = shard_ids.at(file);
+    const TensorInfo* info = ckpt.shards_[id].header.find(tensor);
+    if (!info)
+      throw FormatError(ckpt.shards_[id].path.string(), tensor,
+                        fmt::format("is listed in {} but missing from this shard", kIndexFileName));
+    ckpt.records_.emplace(tensor, TensorRecord{info, id});
+    ckpt.names_.push_back(tensor);
+  }
+  ckpt.mappings_.resize(ckpt.shards_.size());
+  return ckpt;
+}
+
+const TensorRecord* Checkpoint::find(std::string_view name) const {
+  const auto it = records_.find(std::string(name));
+  return it == records_.end() ? nullptr : &it->second;
+}
+
+std::uint64_t Checkpoint::total_tensor_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& [name, record] : records_) total += record.info->byte_size();
+  return total;
+}
+
+TensorView Checkpoint::view(const TensorRecord& record) const {
+  std::shared_ptr<const MappedFile> mapping;
+  {
+    const std::lock_guard lock(*map_mutex_);
+    auto& slot = mappings_.at(record.shard);
+    if (!slot) {
+      const Shard& shard = shards_[record.shard];
+      auto mapped = std::make_shared<const MappedFile>(shard.path);
+      // The file must still be what its header described (a shard truncated since is refused).
+      if (mapped->size() != shard.file_size)
+        throw FormatError(shard.path.string(), "",
+                          fmt::format("is {} bytes now but its header describes {}", mapped->size(), shard.file_size));
+      slot = std::move(mapped);
+    }
+    mapping = slot;
+  }
+  const Shard& shard = shards_[record.shard];
+  return TensorView(std::move(mapping), record.info, shard.header.data_offset() + record.info->begin);
+}
+
+}  // namespace vindex

@@ -1,0 +1,142 @@
+// Writing vindex.h5 with the HDF5 C API; every handle is owned by an RAII wrapper.
+#include "vindex/hdf5_output.hpp"
+
+#include <hdf5.h>
+
+#include <array>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "vindex/errors.hpp"
+
+namespace vindex {
+namespace {
+
+// Owns one HDF5 identifier and closes it with the matching H5*close.
+class H5Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Handle(hid_t id, Closer closer, const char* call, const std::string& object) : id_(id), closer_(closer) {
+    if (id_ < 0) throw Hdf5Error(call, object);
+  }
+  ~H5Handle() {
+    if (id_ >= 0) closer_(id_);
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  hid_t get() const { return id_; }
+
+ private:
+  hid_t id_;
+  Closer closer_;
+};
+
+void check(herr_t status, const char* call, const std::string& object) {
+  if (status < 0) throw Hdf5Error(call, object);
+}
+
+void silence_hdf5_errors() {
+  // Failures are reported through Hdf5Error with the call and object; HDF5's own stack dump
+  // would only interleave with other ranks' output.
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+void write_string_attribute(hid_t object, const char* name, const std::string& value) {
+  const H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", name);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", name);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", name);
+  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", name);
+  const H5Handle attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                      "H5Acreate2", name);
+  const char* data = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &data), "H5Awrite", name);
+}
+
+void write_int_attribute(hid_t object, const char* name, const std::vector<long long>& values) {
+  const hsize_t dims[1] = {values.size()};
+  const H5Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose, "H5Screate_simple", name);
+  const H5Handle attr(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                      "H5Acreate2", name);
+  check(H5Awrite(attr.get(), H5T_NATIVE_LLONG, values.data()), "H5Awrite", name);
+}
+
+template <typename T>
+void write_dataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type, const std::vector<T>& data,
+                   std::vector<hsize_t> dims) {
+  const H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
+                       "H5Screate_simple", name);
+  const H5Handle set(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     H5Dclose, "H5Dcreate2", name);
+  check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite", name);
+}
+
+const char* role_name(MatrixRole role) {
+  switch (role) {
+    case MatrixRole::dense: return "dense";
+    case MatrixRole::routed: return "routed";
+    case MatrixRole::shared: return "shared";
+  }
+  return "?";
+}
+
+void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>& ks) {
+  const H5Handle group(H5Gcreate2(layer_group, g.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                       "H5Gcreate2", g.name);
+  write_string_attribute(group.get(), "kind", layer_kind_name(g.kind));
+  write_string_attribute(group.get(), "role", role_name(g.role));
+  write_int_attribute(group.get(), "shape", {static_cast<long long>(g.rows), static_cast<long long>(g.cols)});
+  const hsize_t n = g.size();
+  write_dataset(group.get(), "singular_values", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g.singular_values, {n, g.sv_count()});
+  write_dataset(group.get(), "var_at_k", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.var_at_k, {n, ks.size()});
+  {
+    const H5Handle set(H5Dopen2(group.get(), "var_at_k", H5P_DEFAULT), H5Dclose, "H5Dopen2", "var_at_k");
+    write_int_attribute(set.get(), "k", std::vector<long long>(ks.begin(), ks.end()));
+  }
+  write_dataset(group.get(), "expert_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, g.expert_ids, {n});
+  write_dataset(group.get(), "top_sv", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.top_sv, {n});
+  write_dataset(group.get(), "sv_ratio", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.sv_ratio, {n});
+  write_dataset(group.get(), "frobenius_norm", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.frobenius_norm, {n});
+  write_dataset(group.get(), "stable_rank", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.stable_rank, {n});
+  write_dataset(group.get(), "effective_rank", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.effective_rank, {n});
+  write_dataset(group.get(), "gram_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.gram_bits, {n});
+  write_dataset(group.get(), "eigen_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.eigen_bits, {n});
+}
+
+}  // namespace
+
+std::string hdf5_library_version() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return fmt::format("{}.{}.{}", major, minor, release);
+}
+
+void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tables, const Hdf5RootInfo& root) {
+  silence_hdf5_errors();
+  const std::string file_name = path.string();
+  const H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, "H5Fcreate",
+                      file_name);
+  write_string_attribute(file.get(), "format", kVindexFormatName);
+  write_string_attribute(file.get(), "format_version", kVindexFormatVersion);
+  write_string_attribute(file.get(), "model", root.model);
+  write_string_attribute(file.get(), "tool", root.tool_version);
+  write_int_attribute(file.get(), "k", std::vector<long long>(tables.ks.begin(), tables.ks.end()));
+  write_string_attribute(file.get(), "provenance", root.provenance_json);
+
+  const H5Handle phase1(H5Gcreate2(file.get(), "phase1", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                        "H5Gcreate2", "phase1");
+  std::size_t i = 0;
+  while (i < tables.groups.size()) {
+    const int layer = tables.groups[i].layer;
+    const std::string name = fmt::format("layer_{:03d}", layer);
+    const H5Handle layer_group(H5Gcreate2(phase1.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                               H5Gclose, "H5Gcreate2", name);
+    write_string_attribute(layer_group.get(), "kind", layer_kind_name(tables.groups[i].kind));
+    write_int_attribute(layer_group.get(), "layer", {layer});
+    for (; i < tables.groups.size() && tables.groups[i].layer == layer; ++i)
+      write_group(layer_group.get(), tables.groups[i], tables.ks);
+  }
+  check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
+}
+
+}  // namespace vindex

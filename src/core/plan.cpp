@@ -1,0 +1,126 @@
+// Work list, cost model and the contiguous balanced split across ranks.
+#include "vindex/plan.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <numeric>
+#include <string_view>
+
+#include "vindex/errors.hpp"
+
+namespace vindex {
+namespace {
+
+// Seconds per unit, fitted to one core of the development machine (OpenBLAS 0.3.21, Xeon) on the
+// default path (float32 Gram, float64 eigenvalues): ssyrk of 2048^2 x 7168 took 0.19 s,
+// dsyevd_2stage of n = 2048 0.37 s, dequantization of 7168 x 2048 fp8 values 0.01 s.
+constexpr double kGramSecondsPerFlop = 6.3e-12;      // per n^2 * m
+constexpr double kEigenSecondsPerCube = 4.3e-11;     // per n^3
+constexpr double kDecodeSecondsPerElement = 7e-10;   // per m * n
+
+}  // namespace
+
+// Digit runs compare as numbers, so a rank's range of shards reads as a range of layers.
+bool natural_less(std::string_view a, std::string_view b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      const std::size_t i0 = i, j0 = j;
+      while (i < a.size() && std::isdigit(static_cast<unsigned char>(a[i]))) ++i;
+      while (j < b.size() && std::isdigit(static_cast<unsigned char>(b[j]))) ++j;
+      std::string_view da = a.substr(i0, i - i0), db = b.substr(j0, j - j0);
+      while (da.size() > 1 && da.front() == '0') da.remove_prefix(1);
+      while (db.size() > 1 && db.front() == '0') db.remove_prefix(1);
+      if (da.size() != db.size()) return da.size() < db.size();
+      if (da != db) return da < db;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i, ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+std::string MatrixKey::group() const {
+  return role == MatrixRole::shared ? std::string("shared_") + projection_name(projection) : projection_name(projection);
+}
+
+double estimate_matrix_seconds(std::uint64_t rows, std::uint64_t cols) {
+  const double n = static_cast<double>(std::min(rows, cols));
+  const double m = static_cast<double>(std::max(rows, cols));
+  return kGramSecondsPerFlop * n * n * m + kEigenSecondsPerCube * n * n * n + kDecodeSecondsPerElement * n * m;
+}
+
+std::vector<WorkItem> plan_phase1_items(const ModelLayout& layout, const Checkpoint& ckpt, std::span<const int> layers,
+                                        Projection projection) {
+  std::vector<WorkItem> items;
+  const auto add = [&](const MatrixKey& key, const WeightRef& w) {
+    if (!w.present()) return;
+    WorkItem item{key, w, w.weight->info->byte_size() + (w.scale ? w.scale->info->byte_size() : 0),
+                  estimate_matrix_seconds(w.rows, w.cols)};
+    items.push_back(item);
+  };
+  for (int index : layers) {
+    const LayerLayout& layer = layout.layers.at(static_cast<std::size_t>(index));
+    if (layer.kind == LayerKind::dense) {
+      add({index, MatrixRole::dense, projection, -1}, layer.dense[projection]);
+      continue;
+    }
+    for (std::size_t e = 0; e < layer.routed.size(); ++e)
+      add({index, MatrixRole::routed, projection, static_cast<int>(e)}, layer.routed[e][projection]);
+    if (layer.shared) add({index, MatrixRole::shared, projection, 0}, (*layer.shared)[projection]);
+  }
+  // File order, so each rank's contiguous range is read front to back.
+  std::stable_sort(items.begin(), items.end(), [&](const WorkItem& a, const WorkItem& b) {
+    const TensorRecord& ra = *a.weight.weight;
+    const TensorRecord& rb = *b.weight.weight;
+    if (ra.shard != rb.shard) {
+      const std::string& fa = ckpt.shards()[ra.shard].file_name;
+      const std::string& fb = ckpt.shards()[rb.shard].file_name;
+      if (natural_less(fa, fb) || natural_less(fb, fa)) return natural_less(fa, fb);
+      return fa < fb;  // equal as numbers ("x-01", "x-1"): any fixed order
+    }
+    return ra.info->begin < rb.info->begin;
+  });
+  return items;
+}
+
+std::vector<std::size_t> partition_contiguous(std::span<const double> costs, int parts) {
+  VINDEX_ASSERT(parts >= 1);
+  const std::size_t n = costs.size();
+  const auto P = static_cast<std::size_t>(parts);
+
+  // Greedy cut for a bottleneck `limit`, leaving at least one item for each later part while
+  // items last. Returns the boundaries, or an empty vector when `limit` is infeasible.
+  const auto cut = [&](double limit) {
+    std::vector<std::size_t> bounds{0};
+    std::size_t i = 0;
+    for (std::size_t part = 0; part < P; ++part) {
+      const std::size_t later_parts = P - part - 1;
+      double load = 0;
+      while (i < n) {
+        if (n - i <= later_parts && load > 0) break;  // keep one item for each later part
+        if (load > 0 && load + costs[i] > limit) break;
+        load += costs[i];
+        ++i;
+      }
+      bounds.push_back(i);
+    }
+    if (i < n) return std::vector<std::size_t>{};
+    return bounds;
+  };
+
+  const double total = std::accumulate(costs.begin(), costs.end(), 0.0);
+  double lo = costs.empty() ? 0.0 : *std::max_element(costs.begin(), costs.end());
+  double hi = std::max(total, lo);
+  // The optimum lies in [max item, total]; bisect to a relative precision far below any cost.
+  for (int iter = 0; iter < 200 && hi - lo > 1e-12 * std::max(hi, 1e-300); ++iter) {
+    const double mid = lo + (hi - lo) / 2;
+    (cut(mid).empty() ? lo : hi) = mid;
+  }
+  std::vector<std::size_t> bounds = cut(hi);
+  VINDEX_ASSERT(bounds.size() == P + 1 && bounds.back() == n);
+  return bounds;
+}
+
+}  // namespace vindex

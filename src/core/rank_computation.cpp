@@ -1,0 +1,88 @@
+// Running a backend over a rank's items on a background thread.
+#include "vindex/rank_computation.hpp"
+
+#include "vindex/errors.hpp"
+
+namespace vindex {
+
+std::vector<EncodedMatrix> encode_items(const Checkpoint& ckpt, std::span<const WorkItem> items,
+                                        const std::optional<BlockQuantization>& quantization) {
+  std::vector<EncodedMatrix> out;
+  out.reserve(items.size());
+  for (const WorkItem& item : items) {
+    EncodedMatrix m;
+    m.weight = ckpt.view(*item.weight.weight);
+    if (item.weight.scale) m.scale = ckpt.view(*item.weight.scale);
+    m.rows = item.weight.rows;
+    m.cols = item.weight.cols;
+    if (quantization) {
+      m.block_rows = quantization->block_rows;
+      m.block_cols = quantization->block_cols;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+RankComputation::RankComputation(SpectrumBackend& backend, const Checkpoint& checkpoint, const ModelLayout& layout,
+                                 std::span<const WorkItem> items, std::vector<int> ks)
+    : backend_(backend), checkpoint_(checkpoint), layout_(layout), items_(items), ks_(std::move(ks)),
+      results_(items.size()) {}
+
+RankComputation::~RankComputation() {
+  request_stop();
+  join();
+}
+
+void RankComputation::start() {
+  VINDEX_ASSERT(!thread_.joinable());
+  thread_ = std::thread([this] { run(); });
+}
+
+void RankComputation::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void RankComputation::run() noexcept {
+  try {
+    const std::vector<EncodedMatrix> matrices = encode_items(checkpoint_, items_, layout_.quantization);
+    backend_.compute(matrices, *this);
+  } catch (...) {
+    fail(items_.size(), std::current_exception());
+  }
+  finished_.store(true);
+}
+
+void RankComputation::deliver(std::size_t index, MatrixSpectrum&& spectrum) {
+  try {
+    results_.at(index) = make_matrix_result(items_[index], spectrum, ks_);
+    done_.fetch_add(1);
+  } catch (...) {
+    fail(index, std::current_exception());
+  }
+}
+
+void RankComputation::fail(std::size_t /*index*/, std::exception_ptr error) {
+  const std::lock_guard lock(error_mutex_);
+  if (!error_) error_ = std::move(error);
+  failed_.store(true);
+}
+
+std::exception_ptr RankComputation::error() const {
+  const std::lock_guard lock(error_mutex_);
+  return error_;
+}
+
+std::vector<MatrixResult> RankComputation::take_results() {
+  VINDEX_ASSERT(finished() && !failed());
+  std::vector<MatrixResult> out;
+  out.reserve(results_.size());
+  for (auto& r : results_) {
+    if (!r) throw InternalError("a matrix of this rank has no result");
+    out.push_back(std::move(*r));
+  }
+  results_.clear();
+  return out;
+}
+
+}  // namespace vindex

@@ -1,0 +1,131 @@
+// Per-matrix results and their encoding for transfer between ranks.
+#include "vindex/results.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "vindex/errors.hpp"
+
+namespace vindex {
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(std::vector<std::byte>& out) : out_(out) {}
+  template <typename T>
+  void put(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* p = reinterpret_cast<const std::byte*>(&v);
+    out_.insert(out_.end(), p, p + sizeof(T));
+  }
+  template <typename T>
+  void put_array(std::span<const T> values) {
+    put<std::uint64_t>(values.size());
+    const auto* p = reinterpret_cast<const std::byte*>(values.data());
+    out_.insert(out_.end(), p, p + values.size_bytes());
+  }
+
+ private:
+  std::vector<std::byte>& out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> in) : in_(in) {}
+  bool done() const { return pos_ == in_.size(); }
+  template <typename T>
+  T get() {
+    T v;
+    need(sizeof(T));
+    std::memcpy(&v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  template <typename T>
+  std::vector<T> get_array() {
+    const auto count = get<std::uint64_t>();
+    if (count > (in_.size() - pos_) / sizeof(T)) fail();
+    std::vector<T> values(count);
+    std::memcpy(values.data(), in_.data() + pos_, count * sizeof(T));
+    pos_ += count * sizeof(T);
+    return values;
+  }
+
+ private:
+  void need(std::size_t bytes) const {
+    if (in_.size() - pos_ < bytes) fail();
+  }
+  [[noreturn]] static void fail() { throw InternalError("truncated or malformed result buffer"); }
+  std::span<const std::byte> in_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+MatrixResult make_matrix_result(const WorkItem& item, const MatrixSpectrum& spectrum, std::span<const int> ks) {
+  MatrixResult r;
+  r.key = item.key;
+  r.rows = item.weight.rows;
+  r.cols = item.weight.cols;
+  r.gram_bits = spectrum.gram_bits;
+  r.eigen_bits = spectrum.eigen_bits;
+  r.singular_values.resize(spectrum.eigenvalues.size());
+  for (std::size_t i = 0; i < spectrum.eigenvalues.size(); ++i)
+    r.singular_values[i] = static_cast<float>(std::sqrt(spectrum.eigenvalues[i]));
+  r.stats = compute_matrix_stats(spectrum.eigenvalues, spectrum.frobenius_sq, ks);
+  return r;
+}
+
+void encode_results(std::span<const MatrixResult> results, std::vector<std::byte>& out) {
+  Writer w(out);
+  w.put<std::uint32_t>(kResultEncodingVersion);
+  w.put<std::uint64_t>(results.size());
+  for (const MatrixResult& r : results) {
+    w.put<std::int32_t>(r.key.layer);
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(r.key.role));
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(r.key.projection));
+    w.put<std::int32_t>(r.key.expert);
+    w.put<std::uint64_t>(r.rows);
+    w.put<std::uint64_t>(r.cols);
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(r.gram_bits));
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(r.eigen_bits));
+    w.put_array<float>(r.singular_values);
+    w.put_array<double>(r.stats.var_at_k);
+    for (double v : {r.stats.top_sv, r.stats.sv_ratio, r.stats.frobenius_norm, r.stats.stable_rank, r.stats.effective_rank})
+      w.put<double>(v);
+  }
+}
+
+std::vector<MatrixResult> decode_results(std::span<const std::byte> bytes) {
+  Reader rd(bytes);
+  if (rd.get<std::uint32_t>() != kResultEncodingVersion) throw InternalError("result buffer of another encoding version");
+  const auto count = rd.get<std::uint64_t>();
+  std::vector<MatrixResult> results;
+  results.reserve(std::min<std::uint64_t>(count, bytes.size()));
+  for (std::uint64_t i = 0; i < count; ++i) {
+    MatrixResult r;
+    r.key.layer = rd.get<std::int32_t>();
+    r.key.role = static_cast<MatrixRole>(rd.get<std::uint8_t>());
+    r.key.projection = static_cast<Projection>(rd.get<std::uint8_t>());
+    r.key.expert = rd.get<std::int32_t>();
+    r.rows = rd.get<std::uint64_t>();
+    r.cols = rd.get<std::uint64_t>();
+    r.gram_bits = static_cast<FloatBits>(rd.get<std::uint8_t>());
+    r.eigen_bits = static_cast<FloatBits>(rd.get<std::uint8_t>());
+    r.singular_values = rd.get_array<float>();
+    r.stats.var_at_k = rd.get_array<double>();
+    r.stats.top_sv = rd.get<double>();
+    r.stats.sv_ratio = rd.get<double>();
+    r.stats.frobenius_norm = rd.get<double>();
+    r.stats.stable_rank = rd.get<double>();
+    r.stats.effective_rank = rd.get<double>();
+    results.push_back(std::move(r));
+  }
+  if (!rd.done()) throw InternalError("trailing bytes in result buffer");
+  return results;
+}
+
+}  // namespace vindex

@@ -1,0 +1,97 @@
+// Gram matrix of the smaller side, accumulated chunk by chunk with syrk, then eigenvalues.
+#include "gram_eigen_solver.hpp"
+
+#include <algorithm>
+#include <climits>
+
+#include <fmt/format.h>
+
+#include "blas_lapack.hpp"
+#include "vindex/errors.hpp"
+
+namespace vindex::cpu {
+namespace {
+
+constexpr std::uint64_t kChunkBytes = 8ull << 20;
+
+int as_blas_int(std::uint64_t v, const EncodedMatrix& m) {
+  if (v > static_cast<std::uint64_t>(INT_MAX))
+    throw InputError(m.weight.file(), m.weight.name(), "matrix dimension exceeds the BLAS integer range");
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+template <typename T>
+double GramEigenSolver::gram(const EncodedMatrix& m, AlignedBuffer<T>& chunk_buf, T* gram) {
+  const MatrixDecoder decoder(m);
+  // G = W^T W when rows >= cols (chunks of rows), else W W^T (chunks of columns): n = min(rows, cols).
+  const bool tall = m.rows >= m.cols;
+  const std::uint64_t n = m.min_dim();
+  const std::uint64_t long_dim = m.max_dim();
+  const int n_int = as_blas_int(n, m);
+
+  // Chunks of the long dimension, a multiple of 128 so fp8 scale blocks are not split.
+  std::uint64_t chunk = kChunkBytes / (n * sizeof(T)) / 128 * 128;
+  chunk = std::clamp<std::uint64_t>(chunk, 128, long_dim);
+  T* buf = chunk_buf.reserve(chunk * n);
+
+  double frobenius_sq = 0.0;
+  for (std::uint64_t start = 0; start < long_dim; start += chunk) {
+    const std::uint64_t len = std::min(chunk, long_dim - start);
+    const T beta = start == 0 ? T(0) : T(1);
+    if (tall) {
+      // Rows [start, start+len) row-major are, column-major, an n x len matrix A: G += A A^T.
+      frobenius_sq += decoder.decode(start, start + len, 0, m.cols, buf, n);
+      syrk_lower(false, n_int, static_cast<int>(len), buf, n_int, beta, gram, n_int);
+    } else {
+      // Columns [start, start+len) of every row, row-major (n x len), are column-major a len x n
+      // matrix A: G += A^T A.
+      frobenius_sq += decoder.decode(0, m.rows, start, start + len, buf, len);
+      syrk_lower(true, n_int, static_cast<int>(len), buf, static_cast<int>(len), beta, gram, n_int);
+    }
+  }
+  return frobenius_sq;
+}
+
+template <typename T>
+std::vector<double> GramEigenSolver::eigenvalues(std::uint64_t n, T* gram, std::vector<T>& w) {
+  w.resize(n);
+  eigenvalues_lower(static_cast<int>(n), gram, static_cast<int>(n), w.data());
+  std::vector<double> descending(n);
+  for (std::uint64_t i = 0; i < n; ++i) descending[i] = std::max(static_cast<double>(w[n - 1 - i]), 0.0);
+  return descending;
+}
+
+MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy policy, int max_k) {
+  const std::uint64_t n = m.min_dim();
+  if (n * n > (std::uint64_t{1} << 34))
+    throw InputError(m.weight.file(), m.weight.name(), fmt::format("a {}x{} Gram matrix is too large", n, n));
+  MatrixSpectrum s;
+  if (policy != PrecisionPolicy::fp64) {
+    float* g32 = gram32_.reserve(n * n);
+    s.frobenius_sq = gram(m, chunk32_, g32);
+    s.gram_bits = FloatBits::fp32;
+    if (policy == PrecisionPolicy::fp32) {
+      s.eigen_bits = FloatBits::fp32;
+      s.eigenvalues = eigenvalues(n, g32, w32_);
+      return s;
+    }
+    // The float32 Gram, widened: a float64 eigensolver removes the float32 solver's error, which
+    // is 100x that of the Gram product itself (README, "Accuracy").
+    double* g64 = gram64_.reserve(n * n);
+    for (std::uint64_t j = 0; j < n; ++j)
+      for (std::uint64_t i = j; i < n; ++i) g64[i + j * n] = g32[i + j * n];
+    s.eigen_bits = FloatBits::fp64;
+    s.eigenvalues = eigenvalues(n, g64, w64_);
+    if (float32_gram_is_accurate(s.eigenvalues, s.frobenius_sq, max_k)) return s;
+  }
+  double* g64 = gram64_.reserve(n * n);
+  s.frobenius_sq = gram(m, chunk64_, g64);
+  s.gram_bits = FloatBits::fp64;
+  s.eigen_bits = FloatBits::fp64;
+  s.eigenvalues = eigenvalues(n, g64, w64_);
+  return s;
+}
+
+}  // namespace vindex::cpu

@@ -1,0 +1,32 @@
+// One CPU thread's spectrum solver: streams the dequantized matrix through a Gram update in
+// chunks of the long dimension (so the whole matrix is never held), then takes the Gram matrix's
+// eigenvalues with LAPACK. Precisions follow PrecisionPolicy (vindex/spectrum.hpp).
+#pragma once
+
+#include <vector>
+
+#include "vindex/aligned_buffer.hpp"
+#include "vindex/spectrum.hpp"
+
+namespace vindex::cpu {
+
+class GramEigenSolver {
+ public:
+  MatrixSpectrum solve(const EncodedMatrix& matrix, PrecisionPolicy policy, int max_k);
+
+ private:
+  // Accumulates the Gram matrix of the smaller side into `gram` (lower triangle, n x n) and
+  // returns the float64 sum of squares of the entries.
+  template <typename T>
+  double gram(const EncodedMatrix& matrix, AlignedBuffer<T>& chunk, T* gram);
+  // Eigenvalues of the lower triangle of `gram` (destroyed), descending and clamped at 0.
+  template <typename T>
+  std::vector<double> eigenvalues(std::uint64_t n, T* gram, std::vector<T>& w);
+
+  AlignedBuffer<float> chunk32_, gram32_;
+  AlignedBuffer<double> chunk64_, gram64_;
+  std::vector<float> w32_;
+  std::vector<double> w64_;
+};
+
+}  // namespace vindex::cpu

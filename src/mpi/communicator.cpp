@@ -1,0 +1,54 @@
+// MPI initialisation, the world communicator and its node-local view.
+#include "communicator.hpp"
+
+#include <cstdlib>
+
+namespace vindex::mpi {
+
+Environment::Environment(int& argc, char**& argv) {
+  int provided = 0;
+  VINDEX_MPI_CHECK(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided));
+  if (provided < MPI_THREAD_FUNNELED) {
+    MPI_Finalize();
+    throw MpiError("MPI_Init_thread (MPI_THREAD_FUNNELED not provided)", provided);
+  }
+  // Errors come back as codes and become MpiErrors with the failing call.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+Environment::~Environment() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+Communicator Communicator::world() {
+  Communicator c;
+  c.comm_ = MPI_COMM_WORLD;
+  VINDEX_MPI_CHECK(MPI_Comm_rank(c.comm_, &c.rank_));
+  VINDEX_MPI_CHECK(MPI_Comm_size(c.comm_, &c.size_));
+  MPI_Comm node = MPI_COMM_NULL;
+  VINDEX_MPI_CHECK(MPI_Comm_split_type(c.comm_, MPI_COMM_TYPE_SHARED, c.rank_, MPI_INFO_NULL, &node));
+  VINDEX_MPI_CHECK(MPI_Comm_rank(node, &c.node_rank_));
+  VINDEX_MPI_CHECK(MPI_Comm_size(node, &c.node_size_));
+  MPI_Comm_free(&node);
+  return c;
+}
+
+void Communicator::abort(int code) const {
+  MPI_Abort(comm_, code);
+  std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
+}
+
+std::string mpi_library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  std::string version(text, static_cast<std::size_t>(length));
+  version.resize(version.find('\0') == std::string::npos ? version.size() : version.find('\0'));
+  if (const auto newline = version.find_first_of("\r\n"); newline != std::string::npos) version.resize(newline);
+  while (!version.empty() && (version.back() == ',' || version.back() == ' ')) version.pop_back();
+  return version;
+}
+
+}  // namespace vindex::mpi

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Bad arguments and broken model files under mpiexec -n 2: each case must end the whole job
+promptly with the documented exit code, one error message naming the file and tensor, and no
+output file (final or partial) left behind.
+
+  bad_inputs.py --mpiexec M --np-flag -n --binary B --fixture tests/fixtures/kimi_k2_tiny --work DIR
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import time
+
+import mpi_runner
+
+USAGE, BAD_INPUT = 2, 3
+failures = []
+
+
+def read_header(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return n, json.loads(f.read(n))
+
+
+def rewrite_header(path, edit_text):
+    """Replaces the JSON header of a shard by edit_text(old_text), keeping the data bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    text = edit_text(data[8:8 + n].decode())
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text.encode())) + text.encode() + data[8 + n:])
+
+
+def poke(model, tensor, element, value_bytes):
+    """Overwrites bytes of one element of a tensor in its shard."""
+    index = json.loads(open(os.path.join(model, "model.safetensors.index.json")).read())["weight_map"]
+    shard = os.path.join(model, index[tensor])
+    n, header = read_header(shard)
+    info = header[tensor]
+    size = {"F8_E4M3": 1, "F32": 4, "BF16": 2}[info["dtype"]]
+    with open(shard, "r+b") as f:
+        f.seek(8 + n + info["data_offsets"][0] + element * size)
+        f.write(value_bytes)
+    return index[tensor]
+
+
+def edit_json(path, edit):
+    doc = json.loads(open(path).read())
+    edit(doc)
+    open(path, "w").write(json.dumps(doc, indent=2))
+
+
+EXPERT = "model.layers.3.mlp.experts.6.down_proj.weight"
+
+
+def cases(fixture_dir):
+    """(name, expected exit code, [expected message parts], prepare(model, out) -> extra args)."""
+    def truncate(model, out):
+        shard = os.path.join(model, "model-00003-of-00004.safetensors")
+        os.truncate(shard, os.path.getsize(shard) - 1000)
+
+    def long_header(model, out):
+        shard = os.path.join(model, "model-00002-of-00004.safetensors")
+        with open(shard, "r+b") as f:
+            f.write(struct.pack("<Q", os.path.getsize(shard)))
+
+    def huge_header(model, out):
+        shard = os.path.join(model, "model-00002-of-00004.safetensors")
+        with open(shard, "r+b") as f:
+            f.write(struct.pack("<Q", 100_000_001))
+
+    def nan_weight(model, out):
+        poke(model, EXPERT, 200 * 136 - 5, b"\x7f")
+
+    def nan_scale(model, out):
+        poke(model, EXPERT + "_scale_inv", 3, struct.pack("<f", math.nan))
+
+    def missing_shard(model, out):
+        os.remove(os.path.join(model, "model-00004-of-00004.safetensors"))
+
+    def shape_vs_config(model, out):
+        edit_json(os.path.join(model, "config.json"), lambda c: c.update(moe_intermediate_size=128))
+
+    def missing_scale(model, out):
+        edit_json(os.path.join(model, "model.safetensors.index.json"),
+                  lambda i: i["weight_map"].pop(EXPERT + "_scale_inv"))
+
+    def bad_config_json(model, out):
+        open(os.path.join(model, "config.json"), "a").write("}")
+
+    def duplicate_name(model, out):
+        def dup(text):
+            head = json.loads(text)
+            name = next(k for k in head if k != "__metadata__")
+            entry = json.dumps({name: head[name]})[1:-1]
+            return "{" + entry + "," + text[1:]
+        rewrite_header(os.path.join(model, "model-00001-of-00004.safetensors"), dup)
+
+    def unknown_dtype(model, out):
+        rewrite_header(os.path.join(model, "model-00004-of-00004.safetensors"),
+                       lambda t: t.replace('"F8_E4M3"', '"F8_E9M9"', 1))
+
+    def overlapping_offsets(model, out):
+        def overlap(text):
+            head = json.loads(text)
+            entries = sorted((v["data_offsets"][0], k) for k, v in head.items() if k != "__metadata__")
+            second = entries[1][1]
+            head[second]["data_offsets"] = [x - 1 for x in head[second]["data_offsets"]]
+            return json.dumps(head)
+        rewrite_header(os.path.join(model, "model-00003-of-00004.safetensors"), overlap)
+
+    def out_not_empty(model, out):
+        os.makedirs(out)
+        open(os.path.join(out, "keep.txt"), "w").write("mine")
+
+    def out_is_file(model, out):
+        open(out, "w").write("a file")
+
+    return [
+        ("truncated_shard", BAD_INPUT, ["model-00003-of-00004.safetensors", "truncated"], truncate, []),
+        ("header_length_beyond_file", BAD_INPUT, ["model-00002-of-00004.safetensors", "runs past the end"], long_header, []),
+        ("header_100MB_plus_1", BAD_INPUT, ["model-00002-of-00004.safetensors", "exceeds the limit"], huge_header, []),
+        ("nan_weight", BAD_INPUT, ["model-00004-of-00004.safetensors", EXPERT, "is NaN"], nan_weight, []),
+        ("nan_scale", BAD_INPUT, [EXPERT + "_scale_inv", "is NaN"], nan_scale, []),
+        ("missing_shard", BAD_INPUT, ["model-00004-of-00004.safetensors", "does not exist"], missing_shard, []),
+        ("shape_disagrees_with_config", BAD_INPUT, ["model.layers.1.mlp.experts.", "disagrees with config.json"], shape_vs_config, []),
+        ("missing_weight_scale_inv", BAD_INPUT, [EXPERT, "no block scale tensor"], missing_scale, []),
+        ("invalid_config_json", BAD_INPUT, ["config.json", "not valid JSON"], bad_config_json, []),
+        ("duplicate_tensor_name", BAD_INPUT, ["model-00001-of-00004.safetensors", "duplicate name"], duplicate_name, []),
+        ("unknown_dtype", BAD_INPUT, ["model-00004-of-00004.safetensors", "unknown dtype 'F8_E9M9'"], unknown_dtype, []),
+        ("overlapping_offsets", BAD_INPUT, ["model-00003-of-00004.safetensors", "overlap tensor"], overlapping_offsets, []),
+        ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
+        ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),
+        ("unknown_option", USAGE, ["--frobnicate"], None, ["--frobnicate"]),
+        ("output_dir_not_empty", USAGE, ["not empty", "--overwrite"], out_not_empty, []),
+        ("output_path_is_a_file", USAGE, ["is not a directory"], out_is_file, []),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    mpi_runner.add_arguments(parser)
+    parser.add_argument("--fixture", required=True)
+    parser.add_argument("--work", required=True)
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+
+    for name, want_code, want_parts, prepare, extra in cases(args.fixture):
+        model = os.path.join(args.work, name, "model")
+        out = os.path.join(args.work, name, "out")
+        shutil.copytree(args.fixture, model)
+        before = None
+        if prepare:
+            prepare(model, out)
+        if os.path.isdir(out):
+            before = sorted(os.listdir(out))
+        start = time.monotonic()
+        code, stdout, stderr = mpi_runner.run(args, 2, ["--model", model, "--out", out] + extra, timeout=120)
+        seconds = time.monotonic() - start
+        errors = [l for l in stderr.splitlines() if l.startswith("vindex_mpi: error")]
+        problems = []
+        if code != want_code:
+            problems.append(f"exit code {code}, expected {want_code}")
+        if len(errors) != 1:
+            problems.append(f"{len(errors)} error lines, expected exactly one")
+        missing = [p for p in want_parts if not any(p in e for e in errors)]
+        if missing:
+            problems.append(f"message lacks {missing}")
+        if os.path.isdir(out) and sorted(os.listdir(out)) != (before or []):
+            problems.append(f"output directory changed: {sorted(os.listdir(out))}")
+        if "fatal" in stderr or "MPI_ABORT" in stderr:
+            problems.append("the job was aborted instead of ending cleanly")
+        status = "ok" if not problems else "FAILED"
+        print(f"{status:6} {name:32} exit {code} in {seconds:4.1f} s: {errors[0] if errors else stderr.strip()[-200:]}")
+        if problems:
+            failures.append(f"{name}: {'; '.join(problems)}\n    stderr: {stderr.strip()[-600:]}")
+    if failures:
+        print("\n".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

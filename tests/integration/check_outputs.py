@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Checks vindex_mpi's output files against independent references (CTest integration tests).
+
+  check_outputs.py reference OUT FIXTURE   outputs vs FIXTURE/reference.npz (float64 numpy SVD of the
+                                           matrices dequantized by torch) and FIXTURE/config.json
+  check_outputs.py identical OUT_A OUT_B   two runs (e.g. 1 and 2 ranks) give identical values
+
+Reads vindex.h5 with h5py and the JSON files with the json module; every expected number is
+computed here with numpy from the reference spectra, never taken from the tool.
+"""
+import json
+import math
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+SV_TOL = 1e-4      # |sigma_i - ref_i| <= SV_TOL * sigma_max (README, "Accuracy")
+VAR_TOL = 1e-6     # |var@k - ref| absolute
+STAT_RTOL = 1e-5   # other per-matrix statistics, relative
+
+failures = []
+
+
+def check(cond, message):
+    if not cond:
+        failures.append(message)
+
+
+def var_at_k(s, k):
+    s2 = np.asarray(s, dtype=np.float64) ** 2
+    return 1.0 if k >= len(s2) else s2[:k].sum() / s2.sum()
+
+
+def effective_rank(s):
+    p = np.asarray(s, dtype=np.float64) ** 2
+    p = p / p.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def close(a, b, rtol):
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-300)
+
+
+def summary_keys(ks):
+    for k in ks:
+        for stat in ("median", "q25", "q75", "mean", "min", "max"):
+            yield k, stat, f"{stat}_var{k}"
+
+
+def expected_summary(ref_var, k):
+    v = np.asarray(ref_var)
+    return {"median": np.median(v), "q25": np.quantile(v, 0.25), "q75": np.quantile(v, 0.75),
+            "mean": np.mean(v), "min": np.min(v), "max": np.max(v)}
+
+
+def check_reference(out, fixture):
+    out, fixture = Path(out), Path(fixture)
+    ref = np.load(fixture / "reference.npz")
+    config = json.loads((fixture / "config.json").read_text())
+    summary = json.loads((out / "phase1_moe_svd.json").read_text())
+    agg = json.loads((out / "phase1_moe_svd_agg.json").read_text())
+    moe_config = json.loads((out / "moe_config.json").read_text())
+    ks = summary["k"]
+
+    n_layers = config["num_hidden_layers"]
+    first_dense = config.get("first_k_dense_replace", 0)
+    freq = config.get("moe_layer_freq", 1)
+    moe_layers = [l for l in range(n_layers) if config.get("n_routed_experts") and l >= first_dense and l % freq == 0]
+    check(moe_config["moe_layers"] == moe_layers, f"moe_config moe_layers {moe_config['moe_layers']} != {moe_layers}")
+    check(moe_config["dense_layers"] == [l for l in range(n_layers) if l not in moe_layers], "moe_config dense_layers")
+    check(moe_config["n_routed_experts"] == config["n_routed_experts"], "moe_config n_routed_experts")
+
+    layers_json = {entry["layer"]: entry for entry in summary["layers"]}
+    layer_medians = []
+    checked = 0
+    with h5py.File(out / "vindex.h5", "r") as h5:
+        check(h5.attrs["format"] == "vindex", "root attribute format")
+        check(list(h5.attrs["k"]) == ks, "root attribute k")
+        for layer in sorted(layers_json):
+            kind = "moe" if layer in moe_layers else "dense"
+            lg = h5[f"phase1/layer_{layer:03d}"]
+            check(lg.attrs["kind"] == kind, f"layer {layer} kind attribute")
+            for group, json_entry in (("down_proj", layers_json[layer]), ("shared_down_proj", layers_json[layer]["shared"])):
+                key = f"layer_{layer:03d}/{group}"
+                if f"{key}/singular_values" not in ref:
+                    check(group not in lg, f"{key}: present in output but not in the reference")
+                    continue
+                g = lg[group]
+                ref_s = ref[f"{key}/singular_values"]
+                ref_ids = ref[f"{key}/expert_ids"]
+                ref_fro2 = ref[f"{key}/frobenius_sq"]
+                ours_s = g["singular_values"][...]
+                check(ours_s.dtype == np.float32, f"{key}: singular_values dtype {ours_s.dtype}")
+                check(ours_s.shape == ref_s.shape, f"{key}: singular_values shape {ours_s.shape} != {ref_s.shape}")
+                check(np.array_equal(g["expert_ids"][...], ref_ids), f"{key}: expert_ids")
+                check(list(g["var_at_k"].attrs["k"]) == ks, f"{key}: var_at_k attribute k")
+                check(g.attrs["kind"] == kind, f"{key}: kind attribute")
+                if ours_s.shape != ref_s.shape:
+                    continue
+                ref_var = np.array([[var_at_k(s, k) for k in ks] for s in ref_s])
+                for i in range(ref_s.shape[0]):
+                    smax = ref_s[i, 0]
+                    err = np.max(np.abs(ours_s[i].astype(np.float64) - ref_s[i])) / smax
+                    check(err <= SV_TOL, f"{key}[{i}]: singular values off by {err:.3e} x sigma_max")
+                    dvar = np.max(np.abs(g["var_at_k"][i] - ref_var[i]))
+                    check(dvar <= VAR_TOL, f"{key}[{i}]: var@k off by {dvar:.3e}")
+                    s = ref_s[i]
+                    expect = {
+                        "top_sv": s[0],
+                        "sv_ratio": s[0] / s[1] if len(s) > 1 and s[1] > 0 else float("nan"),
+                        "frobenius_norm": math.sqrt(ref_fro2[i]),
+                        "stable_rank": ref_fro2[i] / s[0] ** 2,
+                        "effective_rank": effective_rank(s),
+                    }
+                    for name, value in expect.items():
+                        got = float(g[name][i])
+                        check(close(got, value, STAT_RTOL), f"{key}[{i}]: {name} {got} != {value}")
+                    checked += 1
+                # Per-layer order statistics in the JSON, from the reference var@k.
+                check(json_entry is not None, f"{key}: missing from phase1_moe_svd.json")
+                if json_entry is None:
+                    continue
+                check(json_entry["n_matrices"] == ref_s.shape[0], f"{key}: n_matrices")
+                check(json_entry["shape"] == list(g.attrs["shape"]), f"{key}: shape")
+                for j, k in enumerate(ks):
+                    exp = expected_summary(ref_var[:, j], k)
+                    for _, stat, name in summary_keys([k]):
+                        check(abs(json_entry[name] - exp[stat]) <= VAR_TOL, f"{key}: {name} {json_entry[name]} != {exp[stat]}")
+                med_ratio = np.median([s[0] / s[1] for s in ref_s])
+                check(close(json_entry["median_sv_ratio"], med_ratio, STAT_RTOL), f"{key}: median_sv_ratio")
+                check(close(json_entry["median_top_sv"], np.median(ref_s[:, 0]), STAT_RTOL), f"{key}: median_top_sv")
+                check(close(json_entry["median_stable_rank"], np.median(ref_fro2 / ref_s[:, 0] ** 2), STAT_RTOL),
+                      f"{key}: median_stable_rank")
+                check(close(json_entry["median_effective_rank"], np.median([effective_rank(s) for s in ref_s]), STAT_RTOL),
+                      f"{key}: median_effective_rank")
+                if group == "down_proj" and kind == "moe" and 64 in ks:
+                    layer_medians.append(np.median(ref_var[:, ks.index(64)]))
+
+    c4 = agg["constants"]["C4"]
+    if layer_medians:
+        expect = float(np.median(layer_medians))
+        check(c4["status"] == "measured", "C4 status")
+        check(abs(c4["value"] - expect) <= VAR_TOL, f"C4 {c4['value']} != {expect}")
+        check(abs(c4["range"][0] - min(layer_medians)) <= VAR_TOL and abs(c4["range"][1] - max(layer_medians)) <= VAR_TOL,
+              "C4 range")
+        check(agg["spectral_class"] == ("dissolved" if expect < 0.15 else "non-dissolved"), "spectral_class")
+    else:
+        check(c4["status"] == "pending", "C4 must be pending without MoE layers")
+    for name in ("C1", "C2", "C3", "C5"):
+        check(agg["constants"][name]["status"] == "pending" and agg["constants"][name]["value"] is None,
+              f"{name} must be pending with no value")
+    check(checked > 0, "no matrix was compared")
+    return checked
+
+
+def check_identical(a, b):
+    a, b = Path(a), Path(b)
+    with h5py.File(a / "vindex.h5", "r") as ha, h5py.File(b / "vindex.h5", "r") as hb:
+        names_a, names_b = [], []
+        ha.visit(names_a.append)
+        hb.visit(names_b.append)
+        check(names_a == names_b, f"HDF5 trees differ: {set(names_a) ^ set(names_b)}")
+        for name in names_a:
+            if isinstance(ha[name], h5py.Dataset) and name in hb:
+                check(np.array_equal(ha[name][...], hb[name][...], equal_nan=ha[name].dtype.kind == "f"),
+                      f"dataset {name} differs")
+    for f in ("phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json"):
+        ja, jb = json.loads((a / f).read_text()), json.loads((b / f).read_text())
+        ja.pop("provenance", None)
+        jb.pop("provenance", None)
+        check(ja == jb, f"{f} differs")
+
+
+def main(argv):
+    if len(argv) != 4 or argv[1] not in ("reference", "identical"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    if argv[1] == "reference":
+        n = check_reference(argv[2], argv[3])
+        what = f"{n} matrices match the float64 reference"
+    else:
+        check_identical(argv[2], argv[3])
+        what = "outputs are identical"
+    if failures:
+        print(f"FAILED: {len(failures)} check(s)", file=sys.stderr)
+        for f in failures[:50]:
+            print("  " + f, file=sys.stderr)
+        return 1
+    print(what)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,108 @@
+// Opening checkpoint directories: the index, shard headers and lazy mapping.
+#include <cstring>
+#include <fstream>
+
+#include "catch_compat.hpp"
+#include "test_support.hpp"
+#include "vindex/checkpoint.hpp"
+#include "vindex/errors.hpp"
+
+using namespace vindex;
+using vindex_test::contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A writable copy of the demo checkpoint whose files a test may break.
+fs::path copy_demo(const fs::path& to) {
+  fs::copy(vindex_test::fixture("kimi_k2_tiny"), to, fs::copy_options::recursive);
+  return to;
+}
+
+}  // namespace
+
+TEST_CASE("the sharded demo checkpoint opens with every indexed tensor", "[checkpoint]") {
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
+  const auto index = vindex_test::read_json(vindex_test::fixture("kimi_k2_tiny/model.safetensors.index.json"));
+  REQUIRE(ckpt.tensor_names().size() == index["weight_map"].size());
+  REQUIRE(ckpt.shards().size() == 4);
+  REQUIRE(ckpt.total_tensor_bytes() == index["metadata"]["total_size"].get<std::uint64_t>());
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    const TensorRecord* r = ckpt.find(name);
+    REQUIRE(r != nullptr);
+    REQUIRE(ckpt.shards()[r->shard].file_name == file.get<std::string>());
+  }
+  // Layer 2's experts are split over two shards.
+  REQUIRE(ckpt.find("model.layers.2.mlp.experts.3.down_proj.weight")->shard !=
+          ckpt.find("model.layers.2.mlp.experts.4.down_proj.weight")->shard);
+  REQUIRE(ckpt.config()["model_type"] == "kimi_k2");
+}
+
+TEST_CASE("a view's bytes are the tensor's bytes in the shard", "[checkpoint]") {
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
+  const TensorRecord* r = ckpt.find("model.layers.1.mlp.experts.0.down_proj.weight");
+  REQUIRE(r != nullptr);
+  const TensorView view = ckpt.view(*r);
+  REQUIRE(view.bytes().size() == 200 * 136);
+  std::ifstream in(ckpt.shards()[r->shard].path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(ckpt.shards()[r->shard].header.data_offset() + r->info->begin));
+  std::vector<char> expected(view.bytes().size());
+  in.read(expected.data(), static_cast<std::streamsize>(expected.size()));
+  REQUIRE(std::memcmp(expected.data(), view.bytes().data(), expected.size()) == 0);
+  view.release();  // dropping pages must not change what is read next
+  REQUIRE(std::memcmp(expected.data(), view.bytes().data(), expected.size()) == 0);
+}
+
+TEST_CASE("the single-file layout opens without an index", "[checkpoint]") {
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("steep_mixed"));
+  REQUIRE(ckpt.shards().size() == 1);
+  REQUIRE(ckpt.listing_path().filename() == "model.safetensors");
+  REQUIRE(ckpt.find("model.layers.1.mlp.experts.0.down_proj.weight") != nullptr);
+}
+
+TEST_CASE("broken checkpoint directories are clear errors", "[checkpoint][hostile]") {
+  vindex_test::TempDir tmp;
+  const fs::path dir = copy_demo(tmp.path() / "model");
+
+  SECTION("not a directory") {
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir / "config.json"), contains("is not a directory"));
+  }
+  SECTION("config.json missing") {
+    fs::remove(dir / "config.json");
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("config.json") && contains("missing"));
+  }
+  SECTION("index naming a missing shard") {
+    fs::remove(dir / "model-00003-of-00004.safetensors");
+    REQUIRE_THROWS_AS(Checkpoint::open(dir), InputError);
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("model-00003-of-00004.safetensors") && contains("does not exist"));
+  }
+  SECTION("index naming a tensor the shard lacks") {
+    auto index = vindex_test::read_json(dir / "model.safetensors.index.json");
+    index["weight_map"]["model.layers.9.mlp.down_proj.weight"] = "model-00001-of-00004.safetensors";
+    std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("model.layers.9.mlp.down_proj.weight") &&
+                                                   contains("missing from this shard"));
+  }
+  SECTION("shard name leading outside the model directory") {
+    auto index = vindex_test::read_json(dir / "model.safetensors.index.json");
+    index["weight_map"]["model.norm.weight"] = "../model-00004-of-00004.safetensors";
+    std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("not a plain file name"));
+  }
+  SECTION("duplicate key in the index") {
+    std::ofstream(dir / "model.safetensors.index.json")
+        << R"({"weight_map":{"a":"model-00001-of-00004.safetensors","a":"model-00002-of-00004.safetensors"}})";
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("duplicate name"));
+  }
+  SECTION("truncated shard") {
+    const fs::path shard = dir / "model-00002-of-00004.safetensors";
+    fs::resize_file(shard, fs::file_size(shard) - 100);
+    REQUIRE_THROWS_AS(Checkpoint::open(dir), FormatError);
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("model-00002-of-00004.safetensors") && contains("truncated"));
+  }
+  SECTION("neither index nor single file") {
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.path().extension() == ".json" && entry.path().filename() != "config.json") fs::remove(entry.path());
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("holds neither"));
+  }
+}

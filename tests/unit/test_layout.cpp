@@ -1,0 +1,107 @@
+// Layout detection on the demo checkpoint (DeepSeek-V3 naming as the hub serves it) and the errors
+// for checkpoints that contradict their config.
+#include <fstream>
+
+#include "catch_compat.hpp"
+#include "test_support.hpp"
+#include "vindex/errors.hpp"
+#include "vindex/layout.hpp"
+
+using namespace vindex;
+using vindex_test::contains;
+namespace fs = std::filesystem;
+
+TEST_CASE("the demo checkpoint's MoE layout is found", "[layout]") {
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
+  const ModelLayout layout = detect_layout(ckpt);
+  REQUIRE(layout.family == "deepseek_v3");
+  REQUIRE(layout.num_layers == 4);
+  REQUIRE(layout.dense_layers() == std::vector<int>{0});
+  REQUIRE(layout.moe_layers() == std::vector<int>{1, 2, 3});
+  REQUIRE(layout.quantization);
+  REQUIRE(layout.quantization->block_rows == 128);
+
+  const LayerLayout& dense = layout.layers[0];
+  REQUIRE(dense.dense[Projection::down].rows == 200);
+  REQUIRE(dense.dense[Projection::down].cols == 300);
+  REQUIRE(dense.dense[Projection::down].scale != nullptr);
+  REQUIRE(dense.dense[Projection::gate].present());
+
+  const LayerLayout& moe = layout.layers[2];
+  REQUIRE(moe.routed.size() == 8);
+  for (const ProjectionSet& expert : moe.routed)
+    for (Projection p : kProjections) REQUIRE(expert[p].present());
+  REQUIRE(moe.routed[5][Projection::down].weight->info->name == "model.layers.2.mlp.experts.5.down_proj.weight");
+  REQUIRE(moe.shared);
+  REQUIRE((*moe.shared)[Projection::down].cols == 136);
+  REQUIRE(moe.router != nullptr);
+  REQUIRE(moe.router->info->shape == std::vector<std::uint64_t>{8, 200});
+  REQUIRE(moe.router_bias != nullptr);
+  // Attention, norms and embeddings are counted and skipped.
+  REQUIRE(layout.ignored_tensors > 0);
+
+  const auto json = layout.to_json("demo");
+  REQUIRE(json["moe_layers"] == nlohmann::ordered_json({1, 2, 3}));
+  REQUIRE(json["layers"][1]["expert"]["down_proj"]["shape"] == nlohmann::ordered_json({200, 136}));
+  REQUIRE(json["quantization"]["weight_block_size"] == nlohmann::ordered_json({128, 128}));
+}
+
+TEST_CASE("an unquantized single-file checkpoint is found with mixed dtypes", "[layout]") {
+  const ModelLayout layout = detect_layout(Checkpoint::open(vindex_test::fixture("steep_mixed")));
+  REQUIRE_FALSE(layout.quantization);
+  REQUIRE(layout.moe_layers() == std::vector<int>{1, 2});
+  REQUIRE(layout.layers[2].routed[0][Projection::down].weight->info->dtype == DType::F16);
+  REQUIRE(layout.layers[1].shared);
+  REQUIRE((*layout.layers[1].shared)[Projection::down].weight->info->dtype == DType::BF16);
+}
+
+TEST_CASE("checkpoints that contradict config.json are refused with the tensor named", "[layout][hostile]") {
+  vindex_test::TempDir tmp;
+  const fs::path dir = tmp.path() / "model";
+  fs::copy(vindex_test::fixture("kimi_k2_tiny"), dir, fs::copy_options::recursive);
+  auto config = vindex_test::read_json(dir / "config.json");
+  const auto rewrite = [&] { std::ofstream(dir / "config.json") << config.dump(2); };
+
+  SECTION("shape that disagrees with config.json") {
+    config["moe_intermediate_size"] = 128;
+    rewrite();
+    REQUIRE_THROWS_AS(detect_layout(Checkpoint::open(dir)), InputError);
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("model-0000") && contains("mlp.experts.") && contains("disagrees with config.json"));
+  }
+  SECTION("more experts in config than in the files") {
+    config["n_routed_experts"] = 9;
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("model.layers.1.mlp.experts.8.down_proj.weight") && contains("is missing"));
+  }
+  SECTION("experts in a layer config makes dense") {
+    config["first_k_dense_replace"] = 2;
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("config.json makes it a dense MLP"));
+  }
+  SECTION("a block size that does not match the scales") {
+    config["quantization_config"]["weight_block_size"] = {64, 64};
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("_scale_inv") && contains("block scale shape"));
+  }
+  SECTION("missing weight_scale_inv") {
+    auto index = vindex_test::read_json(dir / "model.safetensors.index.json");
+    index["weight_map"].erase("model.layers.3.mlp.experts.2.down_proj.weight_scale_inv");
+    std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("model.layers.3.mlp.experts.2.down_proj.weight") && contains("no block scale tensor"));
+  }
+  SECTION("unknown architecture lists the known families") {
+    config["model_type"] = "mamba";
+    config["architectures"] = {"MambaForCausalLM"};
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("unknown architecture") && contains("mamba") && contains("kimi_k2"));
+  }
+  SECTION("missing required config key") {
+    config.erase("hidden_size");
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("config.json") && contains("hidden_size"));
+  }
+}

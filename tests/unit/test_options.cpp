@@ -1,0 +1,54 @@
+// Command-line parsing: list syntaxes and one-line usage errors.
+#include "app/options.hpp"
+#include "catch_compat.hpp"
+#include "vindex/errors.hpp"
+
+using namespace vindex;
+using vindex::app::parse_command_line;
+using vindex_test::contains;
+
+namespace {
+
+app::ParseResult parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "vindex_mpi");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
+
+TEST_CASE("layer lists accept single layers and ranges", "[options]") {
+  REQUIRE(app::parse_layer_list("0,1,15-20") == std::set<int>{0, 1, 15, 16, 17, 18, 19, 20});
+  REQUIRE(app::parse_layer_list("3,3,2-3") == std::set<int>{2, 3});
+  for (const char* bad : {"", "1,,2", "a", "-3", "5-2", "1.5", "2-"})
+    REQUIRE_THROWS_AS(app::parse_layer_list(bad), UsageError);
+}
+
+TEST_CASE("k lists accept positive integers", "[options]") {
+  REQUIRE(app::parse_k_list("128,64,64") == std::vector<int>{64, 128});
+  REQUIRE_THROWS_WITH(app::parse_k_list("0"), contains("at least 1"));
+  REQUIRE_THROWS_AS(app::parse_k_list("64,x"), UsageError);
+}
+
+TEST_CASE("the command line is parsed into options", "[options]") {
+  const auto r = parse({"--model", "m", "--out", "o", "--layers", "1-2", "--k", "16,64", "--threads", "3",
+                        "--precision", "fp64", "--overwrite"});
+  REQUIRE(r.options);
+  REQUIRE(r.options->model == "m");
+  REQUIRE(r.options->ks == std::vector<int>{16, 64});
+  REQUIRE(r.options->threads == 3);
+  REQUIRE(r.options->precision == PrecisionPolicy::fp64);
+  REQUIRE(r.options->overwrite);
+  REQUIRE_FALSE(r.options->dry_run);
+}
+
+TEST_CASE("bad arguments are one-line usage errors", "[options]") {
+  REQUIRE_THROWS_AS(parse({"--out", "o"}), UsageError);                         // --model missing
+  REQUIRE_THROWS_WITH(parse({"--model", "m"}), contains("--out is required"));   // and no --dry-run
+  REQUIRE_THROWS_AS(parse({"--model", "m", "--out", "o", "--backend", "tpu"}), UsageError);
+  REQUIRE_THROWS_AS(parse({"--model", "m", "--out", "o", "--layers", "x"}), UsageError);
+  REQUIRE_THROWS_AS(parse({"--model", "m", "--out", "o", "--bogus"}), UsageError);
+  REQUIRE_NOTHROW(parse({"--model", "m", "--dry-run"}));
+  REQUIRE(parse({"--help"}).help_text.find("--layers") != std::string::npos);
+}
