@@ -80,6 +80,13 @@ class MpiError : public LibraryError {
   MpiError(const std::string& call, int mpi_code, std::source_location where = std::source_location::current());
 };
 
+// A failure in the middle of an exchange between ranks (e.g. rank 0 cannot hold what the others
+// are sending): the ranks cannot agree on it in order, so the job is aborted, as for MpiError.
+class CollectiveError : public Error {
+ public:
+  explicit CollectiveError(const std::string& what) : Error(ExitCode::internal, what) {}
+};
+
 // A broken internal invariant: always a bug.
 class InternalError : public Error {
  public:

@@ -10,8 +10,15 @@
 
 namespace vindex {
 
-// Parses `text`; duplicate keys at any depth are a FormatError naming `file_label`.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses `text`; duplicate keys at any depth and nesting deeper than kMaxJsonDepth are
+// FormatErrors naming `file_label`.
 nlohmann::json parse_json_strict(std::string_view text, const std::string& file_label);
+
+// A short description of an untrusted value for an error message: scalars as JSON text, arrays
+// and objects by their type (never serialised whole).
+std::string describe_json_value(const nlohmann::json& value);
 
 // Reads and parses a JSON file of at most `max_bytes`.
 nlohmann::json read_json_file(const std::filesystem::path& path, std::uint64_t max_bytes);

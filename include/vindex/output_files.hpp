@@ -1,16 +1,19 @@
 // Output files are written under a temporary name in the output directory and renamed into place
-// only when complete, so a failed run never leaves a partial file under a final name.
+// only when all of them are complete, so a failed run never leaves a partial file or a partial set
+// of files under the final names.
 #pragma once
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 
 namespace vindex {
 
-// Checks --out: an existing path must be a directory, and an empty one unless `overwrite`.
-// Creates it when missing. Problems are UsageErrors.
-void prepare_output_directory(const std::filesystem::path& dir, bool overwrite);
+// Checks --out: an existing path must be a directory, and an empty one unless `overwrite`, in
+// which case the `outputs` present must be files the run may replace. Creates it when missing and
+// removes temporary files that an aborted run left for these outputs. Problems are UsageErrors.
+void prepare_output_directory(const std::filesystem::path& dir, bool overwrite, std::span<const std::string> outputs);
 
 class StagedFile {
  public:
@@ -23,12 +26,18 @@ class StagedFile {
   const std::filesystem::path& final_path() const { return final_; }
   // Flushes the temporary file to disk and renames it to its final name.
   void commit();
+  bool committed() const { return committed_; }
 
  private:
   std::filesystem::path temp_;
   std::filesystem::path final_;
   bool committed_ = false;
 };
+
+// Commits every file or none: all destinations are checked before the first rename, and if a
+// rename still fails, the files of this set already renamed are removed again, as are older files
+// of the remaining names, so the directory never holds a mixed set.
+void commit_all(std::span<StagedFile* const> files);
 
 // Writes `text` to `path` (a StagedFile's temporary) and flushes it to disk.
 void write_file_synced(const std::filesystem::path& path, std::string_view text);

@@ -40,8 +40,8 @@ struct AccuracyTargets {
 // True when eigenvalues of the float32 Gram matrix (taken in float64) are within a quarter of the
 // targets under the model |lambda_i error| <= eps32 * lambda_max: Weyl's inequality with the
 // Gram's rounding error, measured at 0.10-0.16 eps32 * lambda_max (README, "Accuracy").
-bool float32_gram_is_accurate(std::span<const double> eigenvalues, double frobenius_sq, int max_k,
-                                  const AccuracyTargets& targets = {});
+bool float32_gram_is_accurate(std::span<const double> eigenvalues, double frobenius_sq, std::span<const int> ks,
+                              const AccuracyTargets& targets = {});
 
 // Receives results from a backend; called from the backend's threads.
 class SpectrumSink {
@@ -66,7 +66,7 @@ class SpectrumBackend {
 struct CpuBackendOptions {
   int threads = 1;  // matrices computed concurrently, each with single-threaded BLAS
   PrecisionPolicy precision = PrecisionPolicy::automatic;
-  int max_k = 64;   // the largest k of var@k, for the accuracy policy
+  std::vector<int> ks{64};  // the k values of var@k, for the accuracy policy
 };
 
 std::unique_ptr<SpectrumBackend> make_cpu_backend(const CpuBackendOptions& options);

@@ -1,6 +1,7 @@
 // vindex_mpi: entry point. Parses the command line, starts MPI and runs the requested phases;
 // rank 0 speaks for the job, and every rank exits with the same code.
 #include <cstdio>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -10,16 +11,34 @@
 #include "phase1_command.hpp"
 #include "run_context.hpp"
 
+namespace {
+
+// A rank pinned to fewer cores than the node could give it (Open MPI binds each rank to one core
+// when it starts two or fewer): say how to give it more, once.
+void warn_if_narrowly_bound(const vindex::mpi::Communicator& comm, int threads) {
+  const int hardware = static_cast<int>(std::thread::hardware_concurrency());
+  if (comm.is_root() && comm.ranks_sharing_cpus() == 1 && threads * comm.node_size() < hardware)
+    fmt::print(stderr,
+               "vindex_mpi: note: each rank may use only {} of this node's {} cores (the launcher's binding); "
+               "for more threads per rank run mpirun with --bind-to none, or srun with --cpus-per-task\n",
+               threads, hardware);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace vindex;
   std::optional<mpi::Environment> environment;
+  std::optional<mpi::Communicator> world;
   try {
     environment.emplace(argc, argv);
+    world.emplace(mpi::Communicator::world());
   } catch (const std::exception& e) {
     fmt::print(stderr, "vindex_mpi: error: cannot start MPI: {}\n", e.what());
+    if (environment) MPI_Abort(MPI_COMM_WORLD, static_cast<int>(ExitCode::internal));
     return static_cast<int>(ExitCode::internal);
   }
-  const mpi::Communicator comm = mpi::Communicator::world();
+  const mpi::Communicator& comm = *world;
 
   // Every rank parses the same arguments and reaches the same verdict; rank 0 prints it.
   app::ParseResult parsed;
@@ -35,12 +54,13 @@ int main(int argc, char** argv) {
   }
 
   try {
-    const int threads = parsed.options->threads > 0 ? parsed.options->threads : app::default_threads(comm.node_size());
+    const int threads = parsed.options->threads > 0 ? parsed.options->threads : app::default_threads(comm.ranks_sharing_cpus());
+    if (parsed.options->threads == 0) warn_if_narrowly_bound(comm, threads);
     const app::RunContext ctx{*parsed.options, comm, threads, std::chrono::steady_clock::now(), app::utc_now_iso8601()};
     return app::run_phase1(ctx);
   } catch (...) {
-    // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside a
-    // collective stage): end every rank rather than leave any waiting.
+    // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside an
+    // exchange): end every rank rather than leave any waiting.
     const auto error = std::current_exception();
     fmt::print(stderr, "vindex_mpi: fatal (rank {} of {}): {}\n", comm.rank(), comm.size(), mpi::message_of(error));
     std::fflush(stderr);

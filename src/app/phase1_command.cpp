@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <functional>
 #include <optional>
@@ -32,6 +33,10 @@ namespace vindex::app {
 namespace {
 
 using ojson = nlohmann::ordered_json;
+
+// Everything a phase-1 run writes into --out.
+const std::vector<std::string> kOutputFiles{"vindex.h5", "phase1_moe_svd.json", "phase1_moe_svd_agg.json",
+                                            "moe_config.json"};
 
 struct Prepared {
   Checkpoint checkpoint;
@@ -88,13 +93,15 @@ void report_failure(const RunContext& ctx, const std::exception_ptr& error) {
 }
 
 // Agrees on `local` across ranks; on failure the lowest failing rank reports and every rank gets
-// the exit code. MPI errors are not agreed upon (the communicator may be broken): they propagate
-// to main, which aborts the job.
+// the exit code. MPI errors and failures inside an exchange are not agreed upon (the communicator
+// may be broken, or ranks may be waiting in it): they propagate to main, which aborts the job.
 std::optional<int> agree(const RunContext& ctx, const std::exception_ptr& local) {
   if (local) {
     try {
       std::rethrow_exception(local);
     } catch (const MpiError&) {
+      throw;
+    } catch (const CollectiveError&) {
       throw;
     } catch (...) {
     }
@@ -149,15 +156,16 @@ void write_outputs(const RunContext& ctx, const Prepared& prep, std::vector<Matr
   const ojson provenance = provenance_json(ctx, backend, peak_rss, elapsed);
 
   // All four are written under temporary names first and renamed only once all are complete.
-  StagedFile h5(o.out, "vindex.h5");
-  StagedFile summary(o.out, "phase1_moe_svd.json");
-  StagedFile constants(o.out, "phase1_moe_svd_agg.json");
-  StagedFile config(o.out, "moe_config.json");
+  StagedFile h5(o.out, kOutputFiles[0]);
+  StagedFile summary(o.out, kOutputFiles[1]);
+  StagedFile constants(o.out, kOutputFiles[2]);
+  StagedFile config(o.out, kOutputFiles[3]);
   write_vindex_h5(h5.temp_path(), tables, {prep.model_name, fmt::format("vindex_mpi {}", kVersion), provenance.dump()});
   write_file_synced(summary.temp_path(), phase1_summary_json(tables, prep.model_name, provenance).dump(2) + "\n");
   write_file_synced(constants.temp_path(), phase1_constants_json(tables, prep.model_name, provenance).dump(2) + "\n");
   write_file_synced(config.temp_path(), prep.layout.to_json(prep.model_name).dump(2) + "\n");
-  for (StagedFile* f : {&h5, &summary, &constants, &config}) f->commit();
+  const std::array<StagedFile*, 4> staged{&h5, &summary, &constants, &config};
+  commit_all(staged);
 
   fmt::print("\n{} -- phase 1, down_proj, {} matrices, {} rank(s), {:.1f} s\n{}", prep.model_name, prep.items.size(),
              ctx.comm.size(), elapsed, format_layer_table(tables));
@@ -175,7 +183,7 @@ int run_phase1(const RunContext& ctx) {
   std::optional<Prepared> prep;
   if (auto code = run_stage(ctx, [&] {
         prep = prepare(ctx);
-        if (comm.is_root() && !o.dry_run) prepare_output_directory(o.out, o.overwrite);
+        if (comm.is_root() && !o.dry_run) prepare_output_directory(o.out, o.overwrite, kOutputFiles);
       }))
     return *code;
 
@@ -186,14 +194,17 @@ int run_phase1(const RunContext& ctx) {
 
   const auto r = static_cast<std::size_t>(comm.rank());
   const std::span<const WorkItem> mine(prep->items.data() + prep->bounds[r], prep->bounds[r + 1] - prep->bounds[r]);
-  const auto backend = make_cpu_backend({ctx.threads, o.precision, o.ks.back()});
+  const auto backend = make_cpu_backend({ctx.threads, o.precision, o.ks});
   RankComputation work(*backend, prep->checkpoint, prep->layout, mine, o.ks);
 
   std::optional<ProgressPrinter> progress;
   if (comm.is_root()) {
     fmt::print(stderr, "vindex_mpi {}: {} -- {} matrices on {} rank(s) x {} thread(s), backend {}\n", kVersion,
                prep->model_name, prep->items.size(), comm.size(), ctx.threads, backend->name());
-    progress.emplace("phase 1", prep->items.size(), stderr, isatty(fileno(stderr)) != 0, o.progress_seconds);
+    // Under mpirun only rank 0's stdout may be a terminal (Open MPI gives stderr a pipe): update in
+    // place on whichever stream is one, else write plain lines to stderr (logs).
+    std::FILE* stream = isatty(fileno(stderr)) ? stderr : isatty(fileno(stdout)) ? stdout : stderr;
+    progress.emplace("phase 1", prep->items.size(), stream, isatty(fileno(stream)) != 0, o.progress_seconds);
   }
   work.start();
   const auto outcome = mpi::exchange_progress_until_done(comm, work, [&](std::size_t done) {

@@ -12,15 +12,12 @@
 
 namespace vindex::app {
 
-int default_threads(int node_ranks) {
+int default_threads(int ranks_sharing_cpus) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int usable = hardware;
+  int usable = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (sched_getaffinity(0, sizeof(set), &set) == 0) usable = std::max(1, CPU_COUNT(&set));
-  // Bound to a subset of cores (mpirun's default binding): those cores are this rank's alone.
-  if (usable < hardware) return usable;
-  return std::max(1, usable / std::max(1, node_ranks));
+  return std::max(1, usable / std::max(1, ranks_sharing_cpus));
 }
 
 double peak_rss_mib() {

@@ -17,9 +17,9 @@ struct RunContext {
   std::string started_utc;
 };
 
-// Threads per rank when --threads is 0: the cores this process may run on, shared with the other
-// ranks on the node when they all see the same cores (no binding).
-int default_threads(int node_ranks);
+// Threads per rank when --threads is 0: the cores this process may run on, divided among the
+// ranks of the node that may run on the same cores.
+int default_threads(int ranks_sharing_cpus);
 
 // Peak resident set size of this process, in MiB.
 double peak_rss_mib();

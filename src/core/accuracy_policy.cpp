@@ -28,8 +28,8 @@ const char* precision_policy_name(PrecisionPolicy policy) {
   return "?";
 }
 
-bool float32_gram_is_accurate(std::span<const double> eig, double frobenius_sq, int max_k,
-                                  const AccuracyTargets& targets) {
+bool float32_gram_is_accurate(std::span<const double> eig, double frobenius_sq, std::span<const int> ks,
+                              const AccuracyTargets& targets) {
   if (eig.empty() || !(eig[0] > 0) || !(frobenius_sq > 0)) return true;  // zero matrix: exact either way
   const double lambda_max = eig[0];
   const double delta = kKappa * std::numeric_limits<float>::epsilon() * lambda_max;
@@ -40,9 +40,12 @@ bool float32_gram_is_accurate(std::span<const double> eig, double frobenius_sq, 
   const double sv_error = std::sqrt(lambda_min + delta) - std::sqrt(std::max(lambda_min - delta, 0.0));
   if (sv_error > kMargin * targets.singular_value * sigma_max) return false;
 
-  // var@k sums k eigenvalues over an exact denominator (k at or past n is exactly 1).
-  const std::size_t k = static_cast<std::size_t>(max_k);
-  if (k < eig.size() && static_cast<double>(k) * delta / frobenius_sq > kMargin * targets.var_at_k) return false;
+  // var@k sums k eigenvalues over an exact denominator, so its error grows with k; a k at or past
+  // n gives exactly 1 and needs no check.
+  for (int k : ks) {
+    const auto kk = static_cast<std::size_t>(k);
+    if (kk < eig.size() && static_cast<double>(kk) * delta / frobenius_sq > kMargin * targets.var_at_k) return false;
+  }
   return true;
 }
 

@@ -17,11 +17,18 @@ namespace {
 class H5Handle {
  public:
   using Closer = herr_t (*)(hid_t);
-  H5Handle(hid_t id, Closer closer, const char* call, const std::string& object) : id_(id), closer_(closer) {
+  H5Handle(hid_t id, Closer closer, const char* call, const std::string& object)
+      : id_(id), closer_(closer), object_(object) {
     if (id_ < 0) throw Hdf5Error(call, object);
   }
   ~H5Handle() {
     if (id_ >= 0) closer_(id_);
+  }
+  // Closes now and checks: closing a file is where HDF5 writes what it still buffers.
+  void close() {
+    const herr_t status = closer_(id_);
+    id_ = -1;
+    if (status < 0) throw Hdf5Error("close", object_);
   }
   H5Handle(const H5Handle&) = delete;
   H5Handle& operator=(const H5Handle&) = delete;
@@ -30,6 +37,7 @@ class H5Handle {
  private:
   hid_t id_;
   Closer closer_;
+  std::string object_;
 };
 
 void check(herr_t status, const char* call, const std::string& object) {
@@ -114,7 +122,7 @@ std::string hdf5_library_version() {
 void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tables, const Hdf5RootInfo& root) {
   silence_hdf5_errors();
   const std::string file_name = path.string();
-  const H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, "H5Fcreate",
+  H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, "H5Fcreate",
                       file_name);
   write_string_attribute(file.get(), "format", kVindexFormatName);
   write_string_attribute(file.get(), "format_version", kVindexFormatVersion);
@@ -123,7 +131,7 @@ void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tabl
   write_int_attribute(file.get(), "k", std::vector<long long>(tables.ks.begin(), tables.ks.end()));
   write_string_attribute(file.get(), "provenance", root.provenance_json);
 
-  const H5Handle phase1(H5Gcreate2(file.get(), "phase1", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+  H5Handle phase1(H5Gcreate2(file.get(), "phase1", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                         "H5Gcreate2", "phase1");
   std::size_t i = 0;
   while (i < tables.groups.size()) {
@@ -136,7 +144,9 @@ void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tabl
     for (; i < tables.groups.size() && tables.groups[i].layer == layer; ++i)
       write_group(layer_group.get(), tables.groups[i], tables.ks);
   }
+  phase1.close();
   check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
+  file.close();
 }
 
 }  // namespace vindex

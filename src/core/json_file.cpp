@@ -18,7 +18,10 @@ nlohmann::json parse_json_strict(std::string_view text, const std::string& file_
   if (!is_valid_utf8(text, bad)) throw FormatError(file_label, "", fmt::format("not valid UTF-8 (byte {})", bad));
   // nlohmann keeps the last of duplicate keys silently; two entries of one name are ambiguous.
   std::vector<std::unordered_set<std::string>> open_objects;
-  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth)
+      throw FormatError(file_label, "", fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth));
     if (event == json::parse_event_t::object_start) {
       open_objects.emplace_back();
     } else if (event == json::parse_event_t::object_end) {
@@ -34,6 +37,15 @@ nlohmann::json parse_json_strict(std::string_view text, const std::string& file_
   } catch (const json::exception& e) {
     throw FormatError(file_label, "", fmt::format("not valid JSON: {}", e.what()));
   }
+}
+
+std::string describe_json_value(const nlohmann::json& value) {
+  if (value.is_primitive()) {
+    std::string text = value.dump();
+    if (text.size() > 80) text = text.substr(0, 77) + "...";
+    return text;
+  }
+  return fmt::format("a JSON {}", value.type_name());
 }
 
 nlohmann::json read_json_file(const std::filesystem::path& path, std::uint64_t max_bytes) {

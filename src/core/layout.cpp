@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include "vindex/errors.hpp"
+#include "vindex/json_file.hpp"
 
 namespace vindex {
 namespace {
@@ -21,8 +22,16 @@ using json = nlohmann::json;
 constexpr std::string_view kLayerPrefix = "model.layers.";
 constexpr std::string_view kScaleSuffix = "_scale_inv";
 
-bool is_deepseek_family(const json& config) {
-  const std::string model_type = config.value("model_type", "");
+// A string value of config.json; "" when absent.
+std::string config_string(const json& config, const std::string& file, const char* key) {
+  if (!config.contains(key) || config[key].is_null()) return "";
+  if (!config[key].is_string())
+    throw InputError(file, "", fmt::format("'{}' is {}, expected a string", key, describe_json_value(config[key])));
+  return config[key].get<std::string>();
+}
+
+bool is_deepseek_family(const json& config, const std::string& file) {
+  const std::string model_type = config_string(config, file, "model_type");
   if (model_type == "deepseek_v3" || model_type == "deepseek_v2" || model_type == "kimi_k2") return true;
   if (config.contains("architectures") && config["architectures"].is_array())
     for (const auto& a : config["architectures"])
@@ -30,17 +39,23 @@ bool is_deepseek_family(const json& config) {
   return false;
 }
 
-// Reads a non-negative integer from config.json; `fallback` when absent (nullopt: required).
-std::int64_t config_int(const json& config, const std::string& file, const char* key, std::optional<std::int64_t> fallback) {
+// Reads an integer in [lo, hi] from config.json; `fallback` when absent (nullopt: required).
+// The bounds keep hostile values from turning into huge allocations or silent truncation.
+int config_int(const json& config, const std::string& file, const char* key, std::optional<int> fallback, int lo,
+               int hi) {
   if (!config.contains(key) || config[key].is_null()) {
     if (fallback) return *fallback;
     throw InputError(file, "", fmt::format("has no '{}', which the MoE layout needs", key));
   }
   const json& v = config[key];
-  if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > (1ll << 40))
-    throw InputError(file, "", fmt::format("'{}' is {}, expected a non-negative integer", key, v.dump()));
-  return v.get<std::int64_t>();
+  if (!v.is_number_integer() || v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi)
+    throw InputError(file, "", fmt::format("'{}' is {}, expected an integer from {} to {}", key, describe_json_value(v), lo, hi));
+  return static_cast<int>(v.get<std::int64_t>());
 }
+
+constexpr int kMaxLayers = 100'000;
+constexpr int kMaxExperts = 1'000'000;
+constexpr int kMaxDimension = 1 << 30;
 
 // Parses a decimal index with no sign, leading zeros or trailing characters.
 std::optional<int> parse_index(std::string_view text) {
@@ -155,40 +170,41 @@ class LayoutBuilder {
 void read_config(const Checkpoint& ckpt, ModelLayout& layout) {
   const json& config = ckpt.config();
   const std::string file = ckpt.config_path().string();
-  layout.model_type = config.value("model_type", "");
+  layout.model_type = config_string(config, file, "model_type");
   if (config.contains("architectures") && config["architectures"].is_array())
     for (const auto& a : config["architectures"])
       if (a.is_string()) layout.architectures.push_back(a.get<std::string>());
-  if (!is_deepseek_family(config))
+  if (!is_deepseek_family(config, file))
     throw InputError(file, "",
                      fmt::format("unknown architecture: model_type '{}', architectures [{}]; the known MoE families are "
                                  "DeepSeek-V2/V3 and Kimi-K2 (model_type deepseek_v2, deepseek_v3, kimi_k2)",
                                  layout.model_type, fmt::join(layout.architectures, ", ")));
   layout.family = "deepseek_v3";
-  layout.num_layers = static_cast<int>(config_int(config, file, "num_hidden_layers", std::nullopt));
-  layout.hidden_size = static_cast<std::uint64_t>(config_int(config, file, "hidden_size", std::nullopt));
-  layout.intermediate_size = static_cast<std::uint64_t>(config_int(config, file, "intermediate_size", std::nullopt));
-  layout.n_routed_experts = static_cast<int>(config_int(config, file, "n_routed_experts", 0));
-  layout.moe_intermediate_size =
-      static_cast<std::uint64_t>(config_int(config, file, "moe_intermediate_size", layout.n_routed_experts ? std::nullopt : std::optional<std::int64_t>(0)));
-  layout.n_shared_experts = static_cast<int>(config_int(config, file, "n_shared_experts", 0));
-  layout.experts_per_token = static_cast<int>(config_int(config, file, "num_experts_per_tok", 0));
-  layout.first_k_dense_replace = static_cast<int>(config_int(config, file, "first_k_dense_replace", 0));
-  layout.moe_layer_freq = static_cast<int>(config_int(config, file, "moe_layer_freq", 1));
-  if (layout.moe_layer_freq < 1) throw InputError(file, "", "'moe_layer_freq' must be at least 1");
-  if (layout.num_layers < 1) throw InputError(file, "", "'num_hidden_layers' must be at least 1");
+  layout.num_layers = config_int(config, file, "num_hidden_layers", std::nullopt, 1, kMaxLayers);
+  layout.hidden_size = static_cast<std::uint64_t>(config_int(config, file, "hidden_size", std::nullopt, 1, kMaxDimension));
+  layout.intermediate_size =
+      static_cast<std::uint64_t>(config_int(config, file, "intermediate_size", std::nullopt, 1, kMaxDimension));
+  layout.n_routed_experts = config_int(config, file, "n_routed_experts", 0, 0, kMaxExperts);
+  // Needed only when there are routed experts; 1 stands in otherwise and is never used.
+  layout.moe_intermediate_size = static_cast<std::uint64_t>(config_int(
+      config, file, "moe_intermediate_size", layout.n_routed_experts ? std::nullopt : std::optional<int>(1), 1, kMaxDimension));
+  layout.n_shared_experts = config_int(config, file, "n_shared_experts", 0, 0, kMaxExperts);
+  layout.experts_per_token = config_int(config, file, "num_experts_per_tok", 0, 0, kMaxExperts);
+  layout.first_k_dense_replace = config_int(config, file, "first_k_dense_replace", 0, 0, kMaxLayers);
+  layout.moe_layer_freq = config_int(config, file, "moe_layer_freq", 1, 1, kMaxLayers);
 
   if (config.contains("quantization_config") && config["quantization_config"].is_object()) {
     const json& q = config["quantization_config"];
     BlockQuantization quant;
-    quant.method = q.value("quant_method", "");
-    quant.format = q.value("fmt", "");
+    quant.method = config_string(q, file, "quant_method");
+    quant.format = config_string(q, file, "fmt");
     if (q.contains("weight_block_size")) {
       const json& block = q["weight_block_size"];
       if (!block.is_array() || block.size() != 2 || !block[0].is_number_unsigned() || !block[1].is_number_unsigned() ||
           block[0].get<std::uint64_t>() == 0 || block[1].get<std::uint64_t>() == 0 ||
           block[0].get<std::uint64_t>() > 65536 || block[1].get<std::uint64_t>() > 65536)
-        throw InputError(file, "", fmt::format("quantization_config.weight_block_size {} is not two positive integers", block.dump()));
+        throw InputError(file, "", fmt::format("quantization_config.weight_block_size {} is not two integers from 1 to 65536",
+                                                           describe_json_value(block)));
       quant.block_rows = block[0].get<std::uint32_t>();
       quant.block_cols = block[1].get<std::uint32_t>();
     }
@@ -336,6 +352,17 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
         throw expected(fmt::format("model.layers.{}.mlp.shared_experts.down_proj.weight", L),
                        fmt::format("config.json gives n_shared_experts={}", layout.n_shared_experts));
       }
+      // The router is not analysed in phase 1, but a router that contradicts config.json means
+      // the checkpoint is not what its config says.
+      const auto E = static_cast<std::uint64_t>(layout.n_routed_experts);
+      if (f.router && f.router->info->shape != std::vector<std::uint64_t>{E, H})
+        throw InputError(file_of(f.router), f.router->info->name,
+                         fmt::format("router shape {} disagrees with config.json, which gives [{}, {}]",
+                                     shape_text(f.router->info->shape), E, H));
+      if (f.router_bias && f.router_bias->info->shape != std::vector<std::uint64_t>{E})
+        throw InputError(file_of(f.router_bias), f.router_bias->info->name,
+                         fmt::format("router bias shape {} disagrees with config.json, which gives [{}]",
+                                     shape_text(f.router_bias->info->shape), E));
       layer.router = f.router;
       layer.router_bias = f.router_bias;
     }

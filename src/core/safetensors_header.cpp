@@ -31,7 +31,7 @@ std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, bool& overflow) {
 
 std::uint64_t read_u64(const json& value, const std::string& file, const std::string& tensor, const char* field) {
   if (!value.is_number_unsigned())
-    throw FormatError(file, tensor, fmt::format("'{}' holds {}, expected a non-negative integer", field, value.dump()));
+    throw FormatError(file, tensor, fmt::format("'{}' holds {}, expected a non-negative integer", field, describe_json_value(value)));
   return value.get<std::uint64_t>();
 }
 
@@ -167,6 +167,7 @@ SafetensorsHeader parse_header_json(std::string_view text, std::uint64_t header_
   header.tensors.reserve(doc.size());
   for (const auto& [name, entry] : doc.items()) {
     if (name == "__metadata__") {
+      if (entry.is_null()) continue;  // the reference reads it as an optional map
       if (!entry.is_object()) throw FormatError(file, "", "'__metadata__' is not a JSON object");
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) throw FormatError(file, "", fmt::format("'__metadata__' value of '{}' is not a string", key));

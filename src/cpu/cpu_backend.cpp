@@ -40,7 +40,7 @@ class CpuBackend final : public SpectrumBackend {
         if (i + lookahead < matrices.size()) matrices[i + lookahead].weight.prefetch();
         const EncodedMatrix& m = matrices[i];
         try {
-          MatrixSpectrum spectrum = solver.solve(m, options_.precision, options_.max_k);
+          MatrixSpectrum spectrum = solver.solve(m, options_.precision, options_.ks);
           m.weight.release();
           sink.deliver(i, std::move(spectrum));
         } catch (...) {

@@ -33,7 +33,7 @@ double GramEigenSolver::gram(const EncodedMatrix& m, AlignedBuffer<T>& chunk_buf
 
   // Chunks of the long dimension, a multiple of 128 so fp8 scale blocks are not split.
   std::uint64_t chunk = kChunkBytes / (n * sizeof(T)) / 128 * 128;
-  chunk = std::clamp<std::uint64_t>(chunk, 128, long_dim);
+  chunk = std::min<std::uint64_t>(std::max<std::uint64_t>(chunk, 128), long_dim);
   T* buf = chunk_buf.reserve(chunk * n);
 
   double frobenius_sq = 0.0;
@@ -63,11 +63,12 @@ std::vector<double> GramEigenSolver::eigenvalues(std::uint64_t n, T* gram, std::
   return descending;
 }
 
-MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy policy, int max_k) {
+MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy policy, std::span<const int> ks) {
   const std::uint64_t n = m.min_dim();
   if (n * n > (std::uint64_t{1} << 34))
     throw InputError(m.weight.file(), m.weight.name(), fmt::format("a {}x{} Gram matrix is too large", n, n));
   MatrixSpectrum s;
+  if (n == 0) return s;  // an empty matrix has no singular values (and a zero norm)
   if (policy != PrecisionPolicy::fp64) {
     float* g32 = gram32_.reserve(n * n);
     s.frobenius_sq = gram(m, chunk32_, g32);
@@ -84,7 +85,7 @@ MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy po
       for (std::uint64_t i = j; i < n; ++i) g64[i + j * n] = g32[i + j * n];
     s.eigen_bits = FloatBits::fp64;
     s.eigenvalues = eigenvalues(n, g64, w64_);
-    if (float32_gram_is_accurate(s.eigenvalues, s.frobenius_sq, max_k)) return s;
+    if (float32_gram_is_accurate(s.eigenvalues, s.frobenius_sq, ks)) return s;
   }
   double* g64 = gram64_.reserve(n * n);
   s.frobenius_sq = gram(m, chunk64_, g64);

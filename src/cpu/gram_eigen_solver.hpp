@@ -3,6 +3,7 @@
 // eigenvalues with LAPACK. Precisions follow PrecisionPolicy (vindex/spectrum.hpp).
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "vindex/aligned_buffer.hpp"
@@ -12,7 +13,8 @@ namespace vindex::cpu {
 
 class GramEigenSolver {
  public:
-  MatrixSpectrum solve(const EncodedMatrix& matrix, PrecisionPolicy policy, int max_k);
+  // `ks`: the k values of var@k the result must be accurate for.
+  MatrixSpectrum solve(const EncodedMatrix& matrix, PrecisionPolicy policy, std::span<const int> ks);
 
  private:
   // Accumulates the Gram matrix of the smaller side into `gram` (lower triangle, n x n) and

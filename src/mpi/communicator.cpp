@@ -1,7 +1,11 @@
 // MPI initialisation, the world communicator and its node-local view.
 #include "communicator.hpp"
 
+#include <sched.h>
+
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 
 namespace vindex::mpi {
 
@@ -31,6 +35,13 @@ Communicator Communicator::world() {
   VINDEX_MPI_CHECK(MPI_Comm_split_type(c.comm_, MPI_COMM_TYPE_SHARED, c.rank_, MPI_INFO_NULL, &node));
   VINDEX_MPI_CHECK(MPI_Comm_rank(node, &c.node_rank_));
   VINDEX_MPI_CHECK(MPI_Comm_size(node, &c.node_size_));
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  sched_getaffinity(0, sizeof mine, &mine);
+  std::vector<cpu_set_t> all(static_cast<std::size_t>(c.node_size_));
+  VINDEX_MPI_CHECK(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, node));
+  c.ranks_sharing_cpus_ = 0;
+  for (const cpu_set_t& other : all) c.ranks_sharing_cpus_ += CPU_EQUAL(&mine, &other) ? 1 : 0;
   MPI_Comm_free(&node);
   return c;
 }

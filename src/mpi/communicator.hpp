@@ -37,13 +37,16 @@ class Communicator {
   // Ranks sharing this node (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED).
   int node_size() const { return node_size_; }
   int node_rank() const { return node_rank_; }
+  // Ranks on this node allowed on exactly the CPUs this rank may use (itself included): they
+  // share those cores, whether the launcher bound ranks to cores, to sockets or not at all.
+  int ranks_sharing_cpus() const { return ranks_sharing_cpus_; }
 
   // Ends every rank of the job; for failures the ranks cannot agree on (an MPI error).
   [[noreturn]] void abort(int code) const;
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
-  int rank_ = 0, size_ = 1, node_size_ = 1, node_rank_ = 0;
+  int rank_ = 0, size_ = 1, node_size_ = 1, node_rank_ = 0, ranks_sharing_cpus_ = 1;
 };
 
 std::string mpi_library_version();

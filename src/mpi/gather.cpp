@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
+
+#include <fmt/format.h>
 
 namespace vindex::mpi {
 namespace {
@@ -30,7 +33,12 @@ std::vector<MatrixResult> gather_results(const Communicator& comm, const std::ve
   std::vector<std::vector<std::byte>> buffers(static_cast<std::size_t>(comm.size()));
   for (int source = 1; source < comm.size(); ++source) {
     auto& buffer = buffers[static_cast<std::size_t>(source)];
-    buffer.resize(sizes[static_cast<std::size_t>(source)]);
+    try {
+      buffer.resize(sizes[static_cast<std::size_t>(source)]);
+    } catch (const std::bad_alloc&) {
+      throw CollectiveError(fmt::format("rank 0 has no memory for the {} bytes of results of rank {}",
+                                        sizes[static_cast<std::size_t>(source)], source));
+    }
     for (std::uint64_t got = 0; got < buffer.size(); got += kChunkBytes) {
       const auto count = static_cast<int>(std::min(kChunkBytes, buffer.size() - got));
       VINDEX_MPI_CHECK(MPI_Recv(buffer.data() + got, count, MPI_BYTE, source, kTagResults, comm.get(), MPI_STATUS_IGNORE));

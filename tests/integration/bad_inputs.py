@@ -114,6 +114,10 @@ def cases(fixture_dir):
             return json.dumps(head)
         rewrite_header(os.path.join(model, "model-00003-of-00004.safetensors"), overlap)
 
+    def deep_nesting(model, out):
+        rewrite_header(os.path.join(model, "model-00002-of-00004.safetensors"),
+                       lambda t: '{"deep":' + "[" * 100000 + "]" * 100000 + "," + t[1:])
+
     def out_not_empty(model, out):
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").write("mine")
@@ -133,6 +137,7 @@ def cases(fixture_dir):
         ("invalid_config_json", BAD_INPUT, ["config.json", "not valid JSON"], bad_config_json, []),
         ("duplicate_tensor_name", BAD_INPUT, ["model-00001-of-00004.safetensors", "duplicate name"], duplicate_name, []),
         ("unknown_dtype", BAD_INPUT, ["model-00004-of-00004.safetensors", "unknown dtype 'F8_E9M9'"], unknown_dtype, []),
+        ("deeply_nested_header", BAD_INPUT, ["model-00002-of-00004.safetensors", "nested deeper than 64"], deep_nesting, []),
         ("overlapping_offsets", BAD_INPUT, ["model-00003-of-00004.safetensors", "overlap tensor"], overlapping_offsets, []),
         ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
         ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),

@@ -165,10 +165,16 @@ def check_identical(a, b):
         ha.visit(names_a.append)
         hb.visit(names_b.append)
         check(names_a == names_b, f"HDF5 trees differ: {set(names_a) ^ set(names_b)}")
-        for name in names_a:
-            if isinstance(ha[name], h5py.Dataset) and name in hb:
-                check(np.array_equal(ha[name][...], hb[name][...], equal_nan=ha[name].dtype.kind == "f"),
-                      f"dataset {name} differs")
+        for name in [""] + names_a:
+            oa, ob = (ha[name], hb[name]) if name else (ha, hb)
+            if name and isinstance(oa, h5py.Dataset):
+                check(np.array_equal(oa[...], ob[...], equal_nan=oa.dtype.kind == "f"), f"dataset {name} differs")
+            keys = sorted(set(oa.attrs) | set(ob.attrs))
+            for key in keys:
+                if key == "provenance":  # timestamps, rank counts
+                    continue
+                same = key in oa.attrs and key in ob.attrs and np.array_equal(np.asarray(oa.attrs[key]), np.asarray(ob.attrs[key]))
+                check(same, f"attribute {key} of /{name} differs")
     for f in ("phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json"):
         ja, jb = json.loads((a / f).read_text()), json.loads((b / f).read_text())
         ja.pop("provenance", None)

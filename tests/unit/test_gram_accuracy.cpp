@@ -43,7 +43,10 @@ std::vector<double> gaussian(std::uint64_t rows, std::uint64_t cols) {
   return w;
 }
 
-Outcome solve_matrix(const std::vector<double>& w64, std::uint64_t rows, std::uint64_t cols, PrecisionPolicy policy) {
+const std::vector<int> kKs{1, 16, 64, 256};
+
+Outcome solve_matrix(const std::vector<double>& w64, std::uint64_t rows, std::uint64_t cols, PrecisionPolicy policy,
+                     const std::vector<int>& policy_ks = kKs) {
   std::vector<float> w32(w64.size());
   std::vector<double> stored(w64.size());
   for (std::size_t i = 0; i < w64.size(); ++i) {
@@ -63,13 +66,13 @@ Outcome solve_matrix(const std::vector<double>& w64, std::uint64_t rows, std::ui
 
   Outcome out;
   cpu::GramEigenSolver solver;
-  out.spectrum = solver.solve(m, policy, 64);
+  out.spectrum = solver.solve(m, policy, policy_ks);
   out.reference = vindex_test::float64_singular_values(stored, rows, cols);
   REQUIRE(out.spectrum.eigenvalues.size() == out.reference.size());
   for (std::size_t i = 0; i < out.reference.size(); ++i)
     out.sv_error = std::max(out.sv_error, std::abs(std::sqrt(out.spectrum.eigenvalues[i]) - out.reference[i]));
   out.sv_error /= out.reference[0];
-  const std::vector<int> ks{1, 16, 64, 256};
+  const std::vector<int>& ks = kKs;
   double ref_fro = 0;
   std::vector<double> ref_eig;
   for (double x : out.reference) ref_eig.push_back(x * x), ref_fro += x * x;
@@ -111,6 +114,30 @@ TEST_CASE("steep spectra switch to a float64 Gram matrix and meet the bars", "[a
     const Outcome wide = solve(300, 1100, power_law(300, p), PrecisionPolicy::automatic);
     require_within_bars(wide);
   }
+}
+
+TEST_CASE("wide matrices streamed in several column chunks meet the bars", "[accuracy]") {
+  // 20000 columns: 3 chunks of the long side in float32, 6 in float64.
+  const Outcome flat_wide = solve(300, 20000, flat(300), PrecisionPolicy::automatic);
+  REQUIRE(flat_wide.spectrum.gram_bits == FloatBits::fp32);
+  require_within_bars(flat_wide);
+  const Outcome steep_wide = solve(300, 20000, power_law(300, 1.0), PrecisionPolicy::automatic);
+  REQUIRE(steep_wide.spectrum.gram_bits == FloatBits::fp64);
+  require_within_bars(steep_wide);
+}
+
+TEST_CASE("the precision chosen for var@64 does not depend on other requested k", "[accuracy]") {
+  // One dominant direction over a flat floor: var@64 needs float64, and asking for a k beyond the
+  // matrix's rank as well must not relax that.
+  std::vector<double> s(512, 0.05);
+  s[0] = 1.0;
+  const std::vector<double> w = vindex_test::matrix_with_singular_values(2048, 512, s, 99);
+  const Outcome alone = solve_matrix(w, 2048, 512, PrecisionPolicy::automatic, {64});
+  const Outcome with_large_k = solve_matrix(w, 2048, 512, PrecisionPolicy::automatic, {64, 600});
+  REQUIRE(alone.spectrum.gram_bits == FloatBits::fp64);
+  REQUIRE(with_large_k.spectrum.gram_bits == FloatBits::fp64);
+  REQUIRE(alone.spectrum.eigenvalues == with_large_k.spectrum.eigenvalues);
+  require_within_bars(with_large_k);
 }
 
 TEST_CASE("forced precisions meet the bars where they are expected to", "[accuracy]") {

@@ -99,6 +99,41 @@ TEST_CASE("checkpoints that contradict config.json are refused with the tensor n
     REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
                         contains("unknown architecture") && contains("mamba") && contains("kimi_k2"));
   }
+  SECTION("router shape that disagrees with config.json") {
+    // Swap the names of layer 2's router weight and bias in their shard's header: a [8] vector
+    // then stands where the [8, 200] router belongs.
+    const auto index = vindex_test::read_json(dir / "model.safetensors.index.json");
+    const std::string shard = index["weight_map"]["model.layers.2.mlp.gate.weight"];
+    REQUIRE(index["weight_map"]["model.layers.2.mlp.gate.e_score_correction_bias"] == shard);
+    vindex_test::rewrite_header(dir / shard, [](std::string text) {
+      const auto swap = [&](const std::string& a, const std::string& b) {
+        text.replace(text.find(a), a.size(), b);
+      };
+      swap("\"model.layers.2.mlp.gate.weight\"", "\"placeholder\"");
+      swap("\"model.layers.2.mlp.gate.e_score_correction_bias\"", "\"model.layers.2.mlp.gate.weight\"");
+      swap("\"placeholder\"", "\"model.layers.2.mlp.gate.e_score_correction_bias\"");
+      return text;
+    });
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("tensor 'model.layers.2.mlp.gate.weight'") && contains("router shape [8]"));
+  }
+  SECTION("zero and absurd sizes are refused, not truncated") {
+    config["hidden_size"] = 0;
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("'hidden_size' is 0, expected an integer from 1"));
+    config["hidden_size"] = 200;
+    config["n_routed_experts"] = 4294967304LL;  // 2^32 + 8
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("'n_routed_experts' is 4294967304"));
+    config["n_routed_experts"] = 8;
+    config["num_hidden_layers"] = nlohmann::json::array({4});
+    rewrite();
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("'num_hidden_layers' is a JSON array"));
+  }
+  SECTION("config.json nested too deeply") {
+    std::ofstream(dir / "config.json") << std::string(1000, '[') << std::string(1000, ']');
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("config.json") && contains("nested deeper than 64"));
+  }
   SECTION("missing required config key") {
     config.erase("hidden_size");
     rewrite();

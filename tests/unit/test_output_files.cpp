@@ -1,4 +1,5 @@
 // Output directory rules and write-then-rename staging.
+#include <array>
 #include <fstream>
 
 #include "catch_compat.hpp"
@@ -10,17 +11,36 @@ using namespace vindex;
 using vindex_test::contains;
 namespace fs = std::filesystem;
 
+namespace {
+const std::vector<std::string> kOutputs{"vindex.h5", "a.json"};
+
+std::size_t entries(const fs::path& dir) {
+  return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+}  // namespace
+
 TEST_CASE("the output directory must be absent, empty, or --overwrite", "[outputs]") {
   vindex_test::TempDir tmp;
   const fs::path out = tmp.path() / "a" / "b";
-  prepare_output_directory(out, false);
+  prepare_output_directory(out, false, kOutputs);
   REQUIRE(fs::is_directory(out));
-  prepare_output_directory(out, false);  // empty: fine
+  prepare_output_directory(out, false, kOutputs);  // empty: fine
   std::ofstream(out / "vindex.h5") << "old";
-  REQUIRE_THROWS_AS(prepare_output_directory(out, false), UsageError);
-  REQUIRE_THROWS_WITH(prepare_output_directory(out, false), contains("not empty") && contains("--overwrite"));
-  REQUIRE_NOTHROW(prepare_output_directory(out, true));
-  REQUIRE_THROWS_WITH(prepare_output_directory(out / "vindex.h5", true), contains("is not a directory"));
+  REQUIRE_THROWS_AS(prepare_output_directory(out, false, kOutputs), UsageError);
+  REQUIRE_THROWS_WITH(prepare_output_directory(out, false, kOutputs), contains("not empty") && contains("--overwrite"));
+  REQUIRE_NOTHROW(prepare_output_directory(out, true, kOutputs));
+  REQUIRE_THROWS_WITH(prepare_output_directory(out / "vindex.h5", true, kOutputs), contains("is not a directory"));
+  fs::create_directory(out / "a.json");
+  REQUIRE_THROWS_WITH(prepare_output_directory(out, true, kOutputs), contains("a.json exists and is not a file"));
+}
+
+TEST_CASE("temporary files of a killed run do not block the next one", "[outputs]") {
+  vindex_test::TempDir tmp;
+  std::ofstream(tmp.path() / ".vindex.h5.partial-4242") << "half";
+  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), false, kOutputs));
+  REQUIRE(fs::is_empty(tmp.path()));
+  std::ofstream(tmp.path() / ".notes.partial-1") << "not ours";
+  REQUIRE_THROWS_AS(prepare_output_directory(tmp.path(), false, kOutputs), UsageError);
 }
 
 TEST_CASE("a staged file appears under its name only when committed", "[outputs]") {
@@ -41,5 +61,31 @@ TEST_CASE("a staged file appears under its name only when committed", "[outputs]
   std::string text;
   std::getline(in, text);
   REQUIRE(text == "{\"a\":1}");
-  REQUIRE(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()) == 1);
+  REQUIRE(entries(tmp.path()) == 1);
+}
+
+TEST_CASE("a set of files is committed all or none", "[outputs]") {
+  vindex_test::TempDir tmp;
+  fs::create_directory(tmp.path() / "b.json");  // a destination that cannot be replaced
+  {
+    StagedFile a(tmp.path(), "a.json"), b(tmp.path(), "b.json");
+    write_file_synced(a.temp_path(), "1");
+    write_file_synced(b.temp_path(), "2");
+    const std::array<StagedFile*, 2> set{&a, &b};
+    REQUIRE_THROWS_AS(commit_all(set), IoError);
+    REQUIRE_FALSE(a.committed());
+  }
+  REQUIRE_FALSE(fs::exists(tmp.path() / "a.json"));
+  REQUIRE(entries(tmp.path()) == 1);  // only the obstacle; no temporary left
+  fs::remove(tmp.path() / "b.json");
+  {
+    StagedFile a(tmp.path(), "a.json"), b(tmp.path(), "b.json");
+    write_file_synced(a.temp_path(), "1");
+    write_file_synced(b.temp_path(), "2");
+    const std::array<StagedFile*, 2> set{&a, &b};
+    commit_all(set);
+  }
+  REQUIRE(fs::exists(tmp.path() / "a.json"));
+  REQUIRE(fs::exists(tmp.path() / "b.json"));
+  REQUIRE(entries(tmp.path()) == 2);
 }

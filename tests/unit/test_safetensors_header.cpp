@@ -98,6 +98,14 @@ TEST_CASE("header text must be UTF-8 JSON starting with '{'", "[safetensors][hos
   SECTION("does not start with a brace") { require_format_error(with_header(" {}", 0), "does not start with '{'"); }
   SECTION("truncated JSON") { require_format_error(with_header(R"({"a":{"dtype":"F32")", 0), "not valid JSON"); }
   SECTION("top level is not an object") { require_format_error(with_header("{}[]", 0), "not valid JSON"); }
+  SECTION("nesting deeper than 64 levels (a stack-exhaustion attempt)") {
+    const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+    require_format_error(with_header(R"({"w":{"dtype":"U8","shape":)" + deep + R"(,"data_offsets":[0,1]}})", 1),
+                         "nested deeper than 64");
+  }
+  SECTION("null metadata is accepted as absent") {
+    REQUIRE(parse_safetensors(with_header(R"({"__metadata__":null})", 0), "x").metadata.empty());
+  }
   SECTION("metadata values must be strings") {
     require_format_error(with_header(R"({"__metadata__":{"x":1}})", 0), "is not a string");
   }

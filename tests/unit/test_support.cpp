@@ -73,6 +73,17 @@ void write_bytes(const fs::path& path, const std::vector<std::byte>& bytes) {
   if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
+void rewrite_header(const fs::path& path, const std::function<std::string(std::string)>& edit) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const std::string text = edit(std::string(bytes.data() + 8, n));
+  std::vector<std::byte> data(bytes.size() - 8 - n);
+  std::memcpy(data.data(), bytes.data() + 8 + n, data.size());
+  write_bytes(path, SafetensorsBuilder::raw(text, data));
+}
+
 void SafetensorsBuilder::write(const fs::path& path) const { write_bytes(path, bytes()); }
 
 fs::path write_model(const fs::path& dir, const nlohmann::json& config, const SafetensorsBuilder& tensors) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ class SafetensorsBuilder {
 };
 
 void write_bytes(const std::filesystem::path& path, const std::vector<std::byte>& bytes);
+
+// Replaces the JSON header of a safetensors file by edit(old header), keeping the data.
+void rewrite_header(const std::filesystem::path& path, const std::function<std::string(std::string)>& edit);
 
 // A model directory with config.json and one model.safetensors; returns its path.
 std::filesystem::path write_model(const std::filesystem::path& dir, const nlohmann::json& config,

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
                                      std::pair{PrecisionPolicy::fp64, "fp64"}}) {
       cpu::GramEigenSolver solver;
       MatrixSpectrum spectrum;
-      const auto seconds = time_runs(repeat, [&] { spectrum = solver.solve(m, policy, 64); });
+      const auto seconds = time_runs(repeat, [&] { spectrum = solver.solve(m, policy, std::vector<int>{64}); });
       fmt::print("{}\n", nlohmann::json{{"stage", "dequantize+spectrum"}, {"precision", name},
                                         {"gram_bits", static_cast<int>(spectrum.gram_bits)},
                                         {"eigen_bits", static_cast<int>(spectrum.eigen_bits)},
