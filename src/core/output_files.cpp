@@ -44,7 +44,8 @@ void prepare_output_directory(const fs::path& dir, bool overwrite, std::span<con
     bool stale = false;
     for (const std::string& out : outputs) stale |= name.starts_with(temp_prefix(out));
     if (stale) {
-      fs::remove(entry.path(), ec);
+      std::error_code ignored;  // a leftover we cannot remove only costs disk space
+      fs::remove(entry.path(), ignored);
     } else {
       empty = false;
     }
