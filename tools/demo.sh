@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The demo: installs what is missing, builds, and runs phase 1 under `mpirun -np 2` on the
-# embedded Kimi-K2-shaped checkpoint (tests/fixtures/kimi_k2_tiny), printing the per-layer table.
-# Output goes to demo-out/ (replaced on each run).
+# The demo: installs what is missing, builds, runs phase 1 under `mpirun -np 2` on the embedded
+# Kimi-K2-shaped checkpoint (tests/fixtures/kimi_k2_tiny), printing the per-layer table, then writes
+# the HTML report and prints its path. Output goes to demo-out/ (replaced on each run).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/tools/install_deps.sh"
 "$root/tools/build.sh" >/dev/null
 source "$root/tools/mpi_env.sh"
+source "$root/tools/python_env.sh"
 build="${VINDEX_BUILD_DIR:-$root/build}"
 out="${VINDEX_DEMO_OUT:-$root/demo-out}"
 mpirun -np 2 "$build/src/vindex_mpi" --model "$root/tests/fixtures/kimi_k2_tiny" --out "$out" --overwrite
+"$VINDEX_PYTHON" "$root/tools/report/vindex_report.py" "$out"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages vindex_mpi builds and tests with (Debian 12, Ubuntu 24.04),
-# skipping what is already installed. Needs root or sudo.
+# Installs the Debian/Ubuntu packages vindex_mpi builds, runs and reports with (Debian 12, Ubuntu
+# 24.04), skipping what is already installed. Needs root or sudo.
+#   install_deps.sh          build, run, report (matplotlib)
+#   install_deps.sh --tests  also what the tests need: headless Chromium and the DevTools client
 set -euo pipefail
 
 packages=(
@@ -9,8 +11,18 @@ packages=(
   libhdf5-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libopenblas-dev liblapacke-dev
   catch2
-  python3 python3-numpy python3-h5py
+  python3 python3-numpy python3-h5py python3-matplotlib
 )
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(python3-websocket)
+  # Ubuntu's chromium package is a stub that installs a snap, which containers cannot run; there,
+  # point VINDEX_CHROMIUM at a Chromium or Chrome binary instead (README, "Tests").
+  if ! grep -q '^ID=ubuntu' /etc/os-release 2>/dev/null; then
+    packages+=(chromium)
+  elif [ -z "${VINDEX_CHROMIUM:-}" ]; then
+    echo "install_deps: Ubuntu: not installing the chromium snap stub; set VINDEX_CHROMIUM for the browser test" >&2
+  fi
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vindex/cost_model.hpp"
 #include "vindex/layout.hpp"
 
 namespace vindex {
@@ -30,10 +31,6 @@ struct WorkItem {
   std::uint64_t bytes = 0;  // stored bytes read (weight and block scale)
   double cost = 0;          // estimated seconds on one core
 };
-
-// Estimated seconds for one matrix on one core of the development machine (README,
-// "Performance"): dequantization, the Gram product and the eigenvalue solve.
-double estimate_matrix_seconds(std::uint64_t rows, std::uint64_t cols);
 
 // The phase-1 matrices of the chosen layers: each dense MLP's and each routed and shared expert's
 // `projection`, sorted by (shard file, offset).

@@ -1,12 +1,14 @@
 // vindex_mpi: entry point. Parses the command line, starts MPI and runs the requested phases;
 // rank 0 speaks for the job, and every rank exits with the same code.
 #include <cstdio>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "../mpi/agreement.hpp"
 #include "../mpi/communicator.hpp"
+#include "inspect_command.hpp"
 #include "options.hpp"
 #include "phase1_command.hpp"
 #include "run_context.hpp"
@@ -28,6 +30,9 @@ void warn_if_narrowly_bound(const vindex::mpi::Communicator& comm, int threads) 
 
 int main(int argc, char** argv) {
   using namespace vindex;
+  // `inspect` reads headers only and needs no MPI.
+  if (argc > 1 && std::string_view(argv[1]) == "inspect") return app::run_inspect(argc - 1, argv + 1);
+
   std::optional<mpi::Environment> environment;
   std::optional<mpi::Communicator> world;
   try {

@@ -37,7 +37,8 @@ constexpr const char* kFooter = R"(Exit codes: 0 success, 2 bad arguments or out
 Examples:
   mpirun -np 8 vindex_mpi --model /data/Kimi-K2-Instruct --out kimi-vindex
   mpirun -np 2 vindex_mpi --model tests/fixtures/kimi_k2_tiny --out demo --layers 0-2 --k 16,64
-  vindex_mpi --model /data/Kimi-K2-Instruct --dry-run)";
+  vindex_mpi --model /data/Kimi-K2-Instruct --dry-run
+  vindex_mpi inspect --model /data/Kimi-K2-Instruct   (what the checkpoint holds; see inspect --help))";
 
 }  // namespace
 

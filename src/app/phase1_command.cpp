@@ -18,6 +18,7 @@
 #include "../mpi/agreement.hpp"
 #include "../mpi/gather.hpp"
 #include "../mpi/progress_exchange.hpp"
+#include "model_name.hpp"
 #include "plan_report.hpp"
 #include "vindex/aggregate.hpp"
 #include "vindex/checkpoint.hpp"
@@ -46,17 +47,6 @@ struct Prepared {
   std::string model_name;
 };
 
-std::string model_name_of(const Options& o, const Checkpoint& ckpt) {
-  if (!o.name.empty()) return o.name;
-  const auto& config = ckpt.config();
-  if (config.contains("_name_or_path") && config["_name_or_path"].is_string() &&
-      !config["_name_or_path"].get_ref<const std::string&>().empty())
-    return config["_name_or_path"].get<std::string>();
-  std::error_code ec;
-  const auto canonical = std::filesystem::weakly_canonical(ckpt.directory(), ec);
-  return (ec ? ckpt.directory() : canonical).filename().string();
-}
-
 std::vector<int> select_layers(const Options& o, const ModelLayout& layout) {
   std::vector<int> layers;
   if (o.layers.empty()) {
@@ -81,7 +71,7 @@ Prepared prepare(const RunContext& ctx) {
   costs.reserve(items.size());
   for (const WorkItem& it : items) costs.push_back(it.cost);
   std::vector<std::size_t> bounds = partition_contiguous(costs, ctx.comm.size());
-  std::string name = model_name_of(o, ckpt);
+  std::string name = model_name_of(o.name, ckpt);
   return Prepared{std::move(ckpt), std::move(layout), std::move(items), std::move(bounds), std::move(name)};
 }
 

@@ -1,4 +1,4 @@
-// Work list, cost model and the contiguous balanced split across ranks.
+// Work list and the contiguous balanced split across ranks.
 #include "vindex/plan.hpp"
 
 #include <algorithm>
@@ -9,16 +9,6 @@
 #include "vindex/errors.hpp"
 
 namespace vindex {
-namespace {
-
-// Seconds per unit, fitted to one core of the development machine (OpenBLAS 0.3.21, Xeon) on the
-// default path (float32 Gram, float64 eigenvalues): ssyrk of 2048^2 x 7168 took 0.19 s,
-// dsyevd_2stage of n = 2048 0.37 s, dequantization of 7168 x 2048 fp8 values 0.01 s.
-constexpr double kGramSecondsPerFlop = 6.3e-12;      // per n^2 * m
-constexpr double kEigenSecondsPerCube = 4.3e-11;     // per n^3
-constexpr double kDecodeSecondsPerElement = 7e-10;   // per m * n
-
-}  // namespace
 
 // Digit runs compare as numbers, so a rank's range of shards reads as a range of layers.
 bool natural_less(std::string_view a, std::string_view b) {
@@ -43,12 +33,6 @@ bool natural_less(std::string_view a, std::string_view b) {
 
 std::string MatrixKey::group() const {
   return role == MatrixRole::shared ? std::string("shared_") + projection_name(projection) : projection_name(projection);
-}
-
-double estimate_matrix_seconds(std::uint64_t rows, std::uint64_t cols) {
-  const double n = static_cast<double>(std::min(rows, cols));
-  const double m = static_cast<double>(std::max(rows, cols));
-  return kGramSecondsPerFlop * n * n * m + kEigenSecondsPerCube * n * n * n + kDecodeSecondsPerElement * n * m;
 }
 
 std::vector<WorkItem> plan_phase1_items(const ModelLayout& layout, const Checkpoint& ckpt, std::span<const int> layers,

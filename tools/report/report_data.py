@@ -1,0 +1,159 @@
+"""Reads one vindex_mpi output directory (vindex.h5 and the JSON files, README "Output files") into
+plain numpy/dict structures for the figures and the page. A directory that is not a complete
+vindex output is a ReportInputError naming the file and what is wrong."""
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+
+class ReportInputError(Exception):
+    """Bad or incomplete input directory; the message names the file."""
+
+
+@dataclass
+class Group:
+    """One HDF5 group of matrices (a layer's down_proj or shared_down_proj)."""
+    name: str
+    role: str                      # "dense" | "routed" | "shared"
+    shape: tuple                   # (rows, cols)
+    expert_ids: np.ndarray         # int32 [n]
+    var_at_k: np.ndarray           # float64 [n, len(k)]
+    singular_values: np.ndarray    # float32 [n, min(rows, cols)], descending
+    frobenius_norm: np.ndarray     # float64 [n]
+
+
+@dataclass
+class Layer:
+    index: int
+    kind: str                      # "dense" | "moe"
+    groups: dict = field(default_factory=dict)   # group name -> Group
+    summary: dict = None           # the layer's entry of phase1_moe_svd.json
+
+    def main_group(self):
+        return self.groups.get("down_proj")
+
+
+@dataclass
+class RunOutput:
+    directory: str
+    model: str
+    k: list
+    layers: list                   # Layer, ascending index
+    num_hidden_layers: int
+    moe_config: dict
+    summary: dict                  # phase1_moe_svd.json
+    aggregate: dict                # phase1_moe_svd_agg.json
+    provenance: dict
+    phases: list                   # phases present in vindex.h5, e.g. [1]
+
+    def moe_layers(self):
+        return [l for l in self.layers if l.kind == "moe"]
+
+
+def _load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ReportInputError(f"{path}: missing (is this a vindex_mpi output directory?)") from None
+    except (OSError, ValueError) as e:
+        raise ReportInputError(f"{path}: cannot be read as JSON: {e}") from None
+
+
+def _dataset(h5, path, file_label, ndim):
+    if path not in h5:
+        raise ReportInputError(f"{file_label}: dataset '{path}' is missing")
+    data = h5[path][()]
+    if data.ndim != ndim:
+        raise ReportInputError(f"{file_label}: dataset '{path}' has {data.ndim} dimensions, expected {ndim}")
+    return data
+
+
+def _read_group(h5, path, file_label, n_k):
+    g = h5[path]
+    n = None
+    values = {}
+    for name, ndim in (("expert_ids", 1), ("var_at_k", 2), ("singular_values", 2), ("frobenius_norm", 1)):
+        values[name] = _dataset(h5, f"{path}/{name}", file_label, ndim)
+        if n is None:
+            n = values[name].shape[0]
+        elif values[name].shape[0] != n:
+            raise ReportInputError(f"{file_label}: '{path}/{name}' has {values[name].shape[0]} rows, expected {n}")
+    if values["var_at_k"].shape[1] != n_k:
+        raise ReportInputError(f"{file_label}: '{path}/var_at_k' has {values['var_at_k'].shape[1]} columns, "
+                               f"expected one per k ({n_k})")
+    shape = tuple(int(v) for v in g.attrs.get("shape", (0, 0)))
+    return Group(name=path.rsplit("/", 1)[1], role=str(g.attrs.get("role", "")), shape=shape,
+                 expert_ids=values["expert_ids"].astype(np.int64), var_at_k=values["var_at_k"].astype(np.float64),
+                 singular_values=values["singular_values"], frobenius_norm=values["frobenius_norm"].astype(np.float64))
+
+
+def load_run(directory):
+    """Reads an output directory; raises ReportInputError when it is not a complete vindex output."""
+    if not os.path.isdir(directory):
+        raise ReportInputError(f"{directory}: not a directory")
+    h5_path = os.path.join(directory, "vindex.h5")
+    if not os.path.exists(h5_path):
+        raise ReportInputError(f"{h5_path}: missing (is this a vindex_mpi output directory?)")
+    summary = _load_json(os.path.join(directory, "phase1_moe_svd.json"))
+    aggregate = _load_json(os.path.join(directory, "phase1_moe_svd_agg.json"))
+    moe_config = _load_json(os.path.join(directory, "moe_config.json"))
+    try:
+        h5 = h5py.File(h5_path, "r")
+    except OSError as e:
+        raise ReportInputError(f"{h5_path}: cannot be opened as HDF5: {e}") from None
+    with h5:
+        fmt = h5.attrs.get("format")
+        fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+        if fmt != "vindex":
+            raise ReportInputError(f"{h5_path}: attribute 'format' is {fmt!r}, expected 'vindex'")
+        k = [int(v) for v in np.atleast_1d(h5.attrs.get("k", []))]
+        if not k or k != list(summary.get("k", [])):
+            raise ReportInputError(f"{h5_path}: k {k} disagrees with phase1_moe_svd.json's {summary.get('k')}")
+        model = h5.attrs.get("model", "")
+        model = model.decode() if isinstance(model, bytes) else str(model)
+        phases = sorted(int(m.group(1)) for name in h5 if (m := re.fullmatch(r"phase(\d+)", name)))
+        if "phase1" not in h5:
+            raise ReportInputError(f"{h5_path}: group '/phase1' is missing")
+        by_index = {entry["layer"]: entry for entry in summary.get("layers", [])}
+        layers = []
+        for name in sorted(h5["phase1"]):
+            m = re.fullmatch(r"layer_(\d{3,})", name)
+            if not m:
+                continue
+            path = f"phase1/{name}"
+            kind = h5[path].attrs.get("kind", "")
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            layer = Layer(index=int(m.group(1)), kind=kind, summary=by_index.get(int(m.group(1))))
+            for group_name in h5[path]:
+                layer.groups[group_name] = _read_group(h5, f"{path}/{group_name}", h5_path, len(k))
+            if layer.summary is None:
+                raise ReportInputError(f"{os.path.join(directory, 'phase1_moe_svd.json')}: no entry for layer {layer.index}, "
+                                       f"which vindex.h5 has")
+            layers.append(layer)
+    if not layers:
+        raise ReportInputError(f"{h5_path}: '/phase1' holds no layers")
+    layers.sort(key=lambda l: l.index)
+    return RunOutput(directory=directory, model=model, k=k, layers=layers,
+                     num_hidden_layers=int(moe_config.get("num_hidden_layers", layers[-1].index + 1)),
+                     moe_config=moe_config, summary=summary, aggregate=aggregate,
+                     provenance=summary.get("provenance", {}), phases=phases)
+
+
+def k_column(run, k):
+    """Index of k in the run's var@k columns; ReportInputError when the run lacks it."""
+    if k not in run.k:
+        raise ReportInputError(f"{run.directory}: var@{k} was not computed (this run has k = {run.k}); "
+                               f"choose one of those with --k")
+    return run.k.index(k)
+
+
+def marchenko_pastur_edges(rows, cols, frobenius_norm):
+    """Singular-value bulk edges of a rows x cols matrix of i.i.d. entries with the same Frobenius
+    norm: variance s^2 = ||W||_F^2 / (rows cols), edges s |sqrt(rows) -+ sqrt(cols)|."""
+    s = frobenius_norm / np.sqrt(rows * cols)
+    return s * abs(np.sqrt(rows) - np.sqrt(cols)), s * (np.sqrt(rows) + np.sqrt(cols))
