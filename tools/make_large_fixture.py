@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes a large synthetic DeepSeek-V3-layout checkpoint with numpy alone (no torch): one layer
-of many experts in a single big shard, for memory and speed measurements rather than accuracy.
+"""Writes a large synthetic DeepSeek-V3-layout checkpoint with numpy alone (no torch): a dense
+layer 0 and --moe-layers layers of many experts in a single big shard, for memory, speed and
+fault-tolerance tests rather than accuracy.
 
-  make_large_fixture.py --out DIR [--experts 128] [--hidden 4096] [--inter 256] [--dtype F16|F8_E4M3]
+  make_large_fixture.py --out DIR [--experts 128] [--moe-layers 1] [--hidden 4096] [--inter 256] [--dtype F16|F8_E4M3]
 
 F8_E4M3 needs the ml_dtypes package (pip install ml_dtypes) for the fp8 rounding and writes
 128x128 block scales (weight_scale_inv) as DeepSeek-V3 and Kimi-K2 do. Values are Gaussian with
@@ -39,6 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--experts", type=int, default=128)
+    p.add_argument("--moe-layers", type=int, default=1)
     p.add_argument("--hidden", type=int, default=4096)
     p.add_argument("--inter", type=int, default=256)
     p.add_argument("--dtype", choices=["F16", "F8_E4M3"], default="F16")
@@ -71,10 +73,11 @@ def main():
     for proj in projections:  # layer 0: a small dense MLP
         rows, cols = shapes[proj]
         add_weight(f"model.layers.0.mlp.{proj}_proj.weight", rows, cols)
-    for e in range(a.experts):
-        for proj in projections:
-            rows, cols = shapes[proj]
-            add_weight(f"model.layers.1.mlp.experts.{e}.{proj}_proj.weight", rows, cols)
+    for layer in range(1, a.moe_layers + 1):
+        for e in range(a.experts):
+            for proj in projections:
+                rows, cols = shapes[proj]
+                add_weight(f"model.layers.{layer}.mlp.experts.{e}.{proj}_proj.weight", rows, cols)
 
     text = json.dumps({"__metadata__": {"format": "pt"}, **header}, separators=(",", ":"))
     with open(os.path.join(a.out, "model.safetensors"), "wb") as f:
@@ -83,8 +86,8 @@ def main():
             f.write(c)
     config = {
         "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
-        "_name_or_path": f"vindex-large-{a.experts}x{a.hidden}x{a.inter}-{a.dtype}",
-        "num_hidden_layers": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+        "_name_or_path": f"vindex-large-{a.moe_layers}x{a.experts}x{a.hidden}x{a.inter}-{a.dtype}",
+        "num_hidden_layers": a.moe_layers + 1, "first_k_dense_replace": 1, "moe_layer_freq": 1,
         "hidden_size": a.hidden, "intermediate_size": a.inter, "moe_intermediate_size": a.inter,
         "n_routed_experts": a.experts, "n_shared_experts": 0, "num_experts_per_tok": 8,
     }

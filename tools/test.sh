@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: installs what is missing, builds, and runs every test (unit, MPI under
-# mpiexec -n 1/2/3, bad inputs, memory bound, inspect, report in headless Chromium) with CTest.
+# The test suite: installs what is missing, builds, and runs every test with CTest (unit, MPI under
+# mpiexec -n 1/2/3, bad inputs, kill-and-resume, slices and merge, a real local Slurm, memory bound,
+# inspect, report in headless Chromium), then the fuzzers for a bounded time (VINDEX_FUZZ_SECONDS
+# per target, default 30; 0 skips them).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/tools/install_deps.sh" --tests
@@ -8,3 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/tools/mpi_env.sh"
 build="${VINDEX_BUILD_DIR:-$root/build}"
 ctest --test-dir "$build" --output-on-failure --parallel "$(nproc)"
+fuzz_seconds="${VINDEX_FUZZ_SECONDS:-30}"
+if [ "$fuzz_seconds" != 0 ]; then
+  "$root/tools/fuzz.sh" "$fuzz_seconds"
+fi

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +74,10 @@ class Checkpoint {
   std::span<const std::string> tensor_names() const { return names_; }
   const TensorRecord* find(std::string_view name) const;
   std::uint64_t total_tensor_bytes() const;
+  // 16 hex digits naming what a run reads: config.json and every shard's name, size and header
+  // (tensor names, dtypes, shapes, offsets). The weights themselves are not hashed (a terabyte);
+  // a model rewritten in place with identical headers would not be told apart.
+  std::string fingerprint() const;
 
   // Maps the tensor's shard on first use (thread-safe) and returns a view of its bytes.
   TensorView view(const TensorRecord& record) const;
@@ -90,6 +95,12 @@ class Checkpoint {
   mutable std::unique_ptr<std::mutex> map_mutex_ = std::make_unique<std::mutex>();
   mutable std::vector<std::shared_ptr<const MappedFile>> mappings_;
 };
+
+// Parses model.safetensors.index.json: its weight_map as (tensor, shard file name) pairs in file
+// order. Shard names must be plain file names (no directory part, no "..": they come from a
+// download). Malformed text is a FormatError naming `label` and the tensor.
+std::vector<std::pair<std::string, std::string>> parse_safetensors_index(std::string_view text, const std::string& label);
+inline constexpr std::uint64_t kMaxIndexBytes = 512ull << 20;
 
 inline constexpr const char* kIndexFileName = "model.safetensors.index.json";
 inline constexpr const char* kSingleFileName = "model.safetensors";

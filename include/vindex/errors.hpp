@@ -2,11 +2,36 @@
 // tensor involved, or the failing library call) and maps to the process exit code.
 #pragma once
 
+#include <version>
+#if defined(__cpp_lib_source_location)
 #include <source_location>
+#endif
 #include <stdexcept>
 #include <string>
 
 namespace vindex {
+
+// Where an error was raised. std::source_location where the standard library provides it; clang
+// before 15 with libstdc++ (the fuzz build) lacks it, and gets the same from the compiler builtins.
+#if defined(__cpp_lib_source_location)
+using SourceLocation = std::source_location;
+#else
+class SourceLocation {
+ public:
+  static constexpr SourceLocation current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) noexcept {
+    SourceLocation where;
+    where.file_ = file;
+    where.line_ = line;
+    return where;
+  }
+  constexpr const char* file_name() const noexcept { return file_; }
+  constexpr unsigned line() const noexcept { return line_; }
+
+ private:
+  const char* file_ = "";
+  unsigned line_ = 0;
+};
+#endif
 
 // Exit codes are part of the CLI contract (README, "Exit codes").
 enum class ExitCode : int {
@@ -61,23 +86,23 @@ class IoError : public Error {
 class LibraryError : public Error {
  public:
   LibraryError(const std::string& library, const std::string& call, const std::string& detail,
-               std::source_location where = std::source_location::current());
+               SourceLocation where = SourceLocation::current());
 };
 
 class LapackError : public LibraryError {
  public:
-  LapackError(const std::string& call, long info, std::source_location where = std::source_location::current());
+  LapackError(const std::string& call, long info, SourceLocation where = SourceLocation::current());
 };
 
 class Hdf5Error : public LibraryError {
  public:
   Hdf5Error(const std::string& call, const std::string& object,
-            std::source_location where = std::source_location::current());
+            SourceLocation where = SourceLocation::current());
 };
 
 class MpiError : public LibraryError {
  public:
-  MpiError(const std::string& call, int mpi_code, std::source_location where = std::source_location::current());
+  MpiError(const std::string& call, int mpi_code, SourceLocation where = SourceLocation::current());
 };
 
 // A failure in the middle of an exchange between ranks (e.g. rank 0 cannot hold what the others
@@ -90,7 +115,7 @@ class CollectiveError : public Error {
 // A broken internal invariant: always a bug.
 class InternalError : public Error {
  public:
-  explicit InternalError(const std::string& what, std::source_location where = std::source_location::current());
+  explicit InternalError(const std::string& what, SourceLocation where = SourceLocation::current());
 };
 
 #define VINDEX_ASSERT(cond)                                          \

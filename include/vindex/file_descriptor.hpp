@@ -1,9 +1,11 @@
-// RAII owner of a POSIX file descriptor, with the few reads the checkpoint reader needs.
+// RAII owner of a POSIX file descriptor, with the few reads the checkpoint reader needs and the
+// appends the journal needs.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 
 namespace vindex {
@@ -12,6 +14,8 @@ class FileDescriptor {
  public:
   FileDescriptor() = default;
   static FileDescriptor open_read(const std::filesystem::path& path);
+  // Creates a new file for appending; an existing file or a symbolic link there is an IoError.
+  static FileDescriptor create_exclusive(const std::filesystem::path& path);
   ~FileDescriptor();
   FileDescriptor(FileDescriptor&& other) noexcept;
   FileDescriptor& operator=(FileDescriptor&& other) noexcept;
@@ -23,6 +27,10 @@ class FileDescriptor {
   std::uint64_t size() const;
   // Reads exactly `count` bytes at `offset`; a short read (file shrank) is an IoError.
   void read_exact(std::byte* out, std::uint64_t count, std::uint64_t offset) const;
+  // Writes all of `bytes` at the end of the file (retrying short writes).
+  void append_all(std::span<const std::byte> bytes) const;
+  // fdatasync: the data written so far survives a crash.
+  void sync_data() const;
 
  private:
   int fd_ = -1;

@@ -10,10 +10,16 @@
 
 namespace vindex {
 
-// Checks --out: an existing path must be a directory, and an empty one unless `overwrite`, in
-// which case the `outputs` present must be files the run may replace. Creates it when missing and
-// removes temporary files that an aborted run left for these outputs. Problems are UsageErrors.
-void prepare_output_directory(const std::filesystem::path& dir, bool overwrite, std::span<const std::string> outputs);
+// How a run treats an existing output directory: `fresh` wants it absent or empty; `overwrite`
+// replaces its vindex files and discards an unfinished run's journal; `resume` keeps the journal
+// (journal.hpp) to finish that run and replaces the vindex files.
+enum class OutputMode { fresh, overwrite, resume };
+
+// Checks --out: an existing path must be a directory, empty in `fresh` mode, and the `outputs`
+// present must be regular files the run may replace (a symbolic link is refused, never followed).
+// Creates it when missing and removes temporary files that an aborted run left for these outputs.
+// Problems are UsageErrors.
+void prepare_output_directory(const std::filesystem::path& dir, OutputMode mode, std::span<const std::string> outputs);
 
 class StagedFile {
  public:

@@ -37,6 +37,10 @@ struct WorkItem {
 std::vector<WorkItem> plan_phase1_items(const ModelLayout& layout, const Checkpoint& checkpoint,
                                         std::span<const int> layers, Projection projection);
 
+// Slice `index` of `count` of `layers`: contiguous runs of layers cut to balance the estimated
+// cost of `items` (the plan of all those layers). A slice may be empty when count > layers.
+std::vector<int> slice_layers(std::span<const WorkItem> items, std::span<const int> layers, int index, int count);
+
 // Orders shard file names naturally ("model-2-of-61" before "model-10-of-61").
 bool natural_less(std::string_view a, std::string_view b);
 

@@ -1,6 +1,7 @@
 // One rank's share of the work, computed by a backend on a thread of its own while the caller
 // (the MPI progress loop) polls the counters: matrices done, failure, finished. Results are
-// reduced to MatrixResults as they arrive, so the raw spectra never pile up.
+// reduced to MatrixResults as they arrive, so the raw spectra never pile up, and appended to the
+// rank's resume journal when there is one.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "vindex/checkpoint.hpp"
+#include "vindex/journal.hpp"
 #include "vindex/plan.hpp"
 #include "vindex/results.hpp"
 #include "vindex/spectrum.hpp"
@@ -20,8 +22,9 @@ namespace vindex {
 
 class RankComputation final : public SpectrumSink {
  public:
+  // `journal` (may be null) must outlive the computation.
   RankComputation(SpectrumBackend& backend, const Checkpoint& checkpoint, const ModelLayout& layout,
-                  std::span<const WorkItem> items, std::vector<int> ks);
+                  std::span<const WorkItem> items, std::vector<int> ks, JournalWriter* journal = nullptr);
   ~RankComputation() override;  // asks the backend to stop and joins
 
   void start();
@@ -49,6 +52,7 @@ class RankComputation final : public SpectrumSink {
   const ModelLayout& layout_;
   std::span<const WorkItem> items_;
   std::vector<int> ks_;
+  JournalWriter* journal_;
   std::vector<std::optional<MatrixResult>> results_;
   std::atomic<std::size_t> done_{0};
   std::atomic<bool> failed_{false};

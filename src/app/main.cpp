@@ -9,6 +9,7 @@
 #include "../mpi/agreement.hpp"
 #include "../mpi/communicator.hpp"
 #include "inspect_command.hpp"
+#include "merge_command.hpp"
 #include "options.hpp"
 #include "phase1_command.hpp"
 #include "run_context.hpp"
@@ -30,8 +31,9 @@ void warn_if_narrowly_bound(const vindex::mpi::Communicator& comm, int threads) 
 
 int main(int argc, char** argv) {
   using namespace vindex;
-  // `inspect` reads headers only and needs no MPI.
+  // `inspect` reads headers only and `merge` joins finished slices: neither needs MPI.
   if (argc > 1 && std::string_view(argv[1]) == "inspect") return app::run_inspect(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "merge") return app::run_merge(argc - 1, argv + 1);
 
   std::optional<mpi::Environment> environment;
   std::optional<mpi::Communicator> world;

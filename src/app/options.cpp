@@ -38,7 +38,8 @@ Examples:
   mpirun -np 8 vindex_mpi --model /data/Kimi-K2-Instruct --out kimi-vindex
   mpirun -np 2 vindex_mpi --model tests/fixtures/kimi_k2_tiny --out demo --layers 0-2 --k 16,64
   vindex_mpi --model /data/Kimi-K2-Instruct --dry-run
-  vindex_mpi inspect --model /data/Kimi-K2-Instruct   (what the checkpoint holds; see inspect --help))";
+  vindex_mpi inspect --model /data/Kimi-K2-Instruct   (what the checkpoint holds; see inspect --help)
+  vindex_mpi merge --config JOB.toml                  (join the slices of an array job; see merge --help))";
 
 }  // namespace
 
@@ -71,6 +72,15 @@ std::vector<int> parse_k_list(const std::string& text) {
   return ks;
 }
 
+std::pair<int, int> parse_slice(const std::string& text) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) throw UsageError(fmt::format("--slice: '{}' is not I/N", text));
+  const int i = parse_non_negative(std::string_view(text).substr(0, slash), "--slice");
+  const int n = parse_non_negative(std::string_view(text).substr(slash + 1), "--slice");
+  if (n < 1 || n > 100000 || i >= n) throw UsageError(fmt::format("--slice: '{}' needs 0 <= I < N", text));
+  return {i, n};
+}
+
 ParseResult parse_command_line(int argc, char** argv) {
   Options o;
   for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
@@ -101,7 +111,16 @@ ParseResult parse_command_line(int argc, char** argv) {
                  "Seconds between progress lines when stderr is not a terminal (default: 30)")
       ->check(CLI::Range(0.1, 86400.0));
   app.add_flag("--dry-run", o.dry_run, "Print the plan (items, bytes, estimated cost per rank) and exit");
-  app.add_flag("--overwrite", o.overwrite, "Allow a non-empty output directory (its vindex files are replaced)");
+  app.add_flag("--overwrite", o.overwrite, "Allow a non-empty output directory (its vindex files are replaced and an "
+                                          "unfinished run's journal is discarded)");
+  app.add_flag("--resume", o.resume, "Finish the run journaled in --out: matrices already done are read back, not "
+                                     "recomputed (a fresh start when there is no journal)");
+  app.add_option("--journal-seconds", o.journal_seconds,
+                 "Seconds between the batches each rank appends to the resume journal (default: 30)")
+      ->check(CLI::Range(0.01, 86400.0));
+  std::string slice_text;
+  app.add_option("--slice", slice_text, "I/N: compute only the I-th (from 0) of N cost-balanced slices of the layers, "
+                                        "into OUT.slices/III-of-NNN (Slurm arrays; join with `vindex_mpi merge`)");
 
   try {
     app.parse(argc, argv);
@@ -113,6 +132,8 @@ ParseResult parse_command_line(int argc, char** argv) {
     throw UsageError(what);
   }
   if (o.out.empty() && !o.dry_run) throw UsageError("--out is required (unless --dry-run)");
+  if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite contradict each other: finish the run, or start over");
+  if (!slice_text.empty()) o.slice = parse_slice(slice_text);
   o.ks = parse_k_list(ks_text);
   o.precision = precision == "fp32" ? PrecisionPolicy::fp32
               : precision == "fp64" ? PrecisionPolicy::fp64

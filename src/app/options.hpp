@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct Options {
   std::string backend = "cpu";
   bool dry_run = false;
   bool overwrite = false;
+  bool resume = false;         // finish the run journaled in --out
+  double journal_seconds = 30; // seconds between a rank's journal batches
+  std::optional<std::pair<int, int>> slice;  // --slice I/N: the I-th of N layer slices
   int threads = 0;             // 0: cores available to this rank
   PrecisionPolicy precision = PrecisionPolicy::automatic;
   std::string name;            // model name written to the outputs; empty: from config/directory
@@ -39,5 +43,7 @@ ParseResult parse_command_line(int argc, char** argv);
 std::set<int> parse_layer_list(const std::string& text);
 // "64,128" -> {64, 128}: positive, deduplicated, ascending.
 std::vector<int> parse_k_list(const std::string& text);
+// "2/8" -> {2, 8} with 0 <= I < N.
+std::pair<int, int> parse_slice(const std::string& text);
 
 }  // namespace vindex::app

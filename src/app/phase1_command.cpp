@@ -3,31 +3,38 @@
 // Failure handling: every stage that can fail on some ranks only is followed by a failure
 // agreement (mpi/agreement.hpp), and the compute stage carries failures in its progress rounds,
 // so a bad tensor found by any rank ends the whole job promptly with that rank's message.
+//
+// No lost work: each rank journals what it finishes (vindex/journal.hpp); with --resume, rank 0
+// reads the journals, tells every rank which matrices are done, and only the rest is computed.
 #include "phase1_command.hpp"
 
 #include <unistd.h>
 
-#include <array>
+#include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "../mpi/agreement.hpp"
+#include "../mpi/broadcast.hpp"
 #include "../mpi/gather.hpp"
 #include "../mpi/progress_exchange.hpp"
 #include "model_name.hpp"
+#include "phase1_outputs.hpp"
 #include "plan_report.hpp"
+#include "slices.hpp"
 #include "vindex/aggregate.hpp"
 #include "vindex/checkpoint.hpp"
-#include "vindex/hdf5_output.hpp"
-#include "vindex/json_output.hpp"
+#include "vindex/journal.hpp"
 #include "vindex/layout.hpp"
 #include "vindex/output_files.hpp"
 #include "vindex/progress.hpp"
 #include "vindex/rank_computation.hpp"
+#include "vindex/run_identity.hpp"
 #include "vindex/version.hpp"
 
 namespace vindex::app {
@@ -35,15 +42,13 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-// Everything a phase-1 run writes into --out.
-const std::vector<std::string> kOutputFiles{"vindex.h5", "phase1_moe_svd.json", "phase1_moe_svd_agg.json",
-                                            "moe_config.json"};
-
 struct Prepared {
   Checkpoint checkpoint;
   ModelLayout layout;
-  std::vector<WorkItem> items;
-  std::vector<std::size_t> bounds;  // rank r computes items [bounds[r], bounds[r+1])
+  std::vector<WorkItem> items;      // the whole plan of this run (or slice)
+  std::vector<int> selected_layers; // before slicing
+  RunIdentity identity;
+  std::filesystem::path out;        // --out, or the slice's directory
   std::string model_name;
 };
 
@@ -61,18 +66,27 @@ std::vector<int> select_layers(const Options& o, const ModelLayout& layout) {
   return layers;
 }
 
-Prepared prepare(const RunContext& ctx) {
-  const Options& o = ctx.options;
+Prepared prepare(const Options& o) {
   Checkpoint ckpt = Checkpoint::open(o.model);
   ModelLayout layout = detect_layout(ckpt);
-  const std::vector<int> layers = select_layers(o, layout);
+  std::vector<int> selected = select_layers(o, layout);
+  std::vector<int> layers = selected;
   std::vector<WorkItem> items = plan_phase1_items(layout, ckpt, layers, Projection::down);
-  std::vector<double> costs;
-  costs.reserve(items.size());
-  for (const WorkItem& it : items) costs.push_back(it.cost);
-  std::vector<std::size_t> bounds = partition_contiguous(costs, ctx.comm.size());
+  std::filesystem::path out = o.out;
+  if (o.slice) {
+    const auto [index, count] = *o.slice;
+    if (static_cast<std::size_t>(count) > selected.size())
+      throw UsageError(fmt::format("--slice {}/{}: there are only {} layers to slice; use at most that many slices",
+                                   index, count, selected.size()));
+    layers = slice_layers(items, selected, index, count);
+    items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+    if (!o.out.empty()) out = slice_directory(o.out, index, count);
+  }
+  RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), "cpu", precision_policy_name(o.precision),
+                       o.ks, projection_name(Projection::down), layers};
   std::string name = model_name_of(o.name, ckpt);
-  return Prepared{std::move(ckpt), std::move(layout), std::move(items), std::move(bounds), std::move(name)};
+  return Prepared{std::move(ckpt), std::move(layout), std::move(items), std::move(selected), std::move(identity),
+                  std::move(out), std::move(name)};
 }
 
 void report_failure(const RunContext& ctx, const std::exception_ptr& error) {
@@ -112,56 +126,61 @@ std::optional<int> run_stage(const RunContext& ctx, const std::function<void()>&
   return agree(ctx, error);
 }
 
-ojson provenance_json(const RunContext& ctx, const SpectrumBackend& backend, double peak_rss_mib, double elapsed) {
+ojson provenance_json(const RunContext& ctx, const Prepared& prep, const SpectrumBackend& backend, double peak_rss_mib,
+                      double elapsed, std::size_t resumed) {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   ojson p;
-  p["tool"] = fmt::format("vindex_mpi {}", kVersion);
+  p["tool"] = tool_name();
   p["git_commit"] = kGitCommit;
   p["command_line"] = ctx.options.command_line;
   p["model_dir"] = ctx.options.model.string();
+  p["run_identity"] = prep.identity.to_json();
+  if (ctx.options.slice)
+    p["slice"] = {{"index", ctx.options.slice->first}, {"count", ctx.options.slice->second},
+                  {"selected_layers", prep.selected_layers}};
   p["ranks"] = ctx.comm.size();
   p["threads_per_rank"] = ctx.threads;
   p["backend"] = backend.name();
   p["backend_detail"] = backend.description();
   p["precision_policy"] = precision_policy_name(ctx.options.precision);
-  p["versions"] = {{"mpi", mpi::mpi_library_version()},
-                   {"hdf5", hdf5_library_version()},
-                   {"fmt", FMT_VERSION},
-                   {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR,
-                                                 NLOHMANN_JSON_VERSION_PATCH)},
-                   {"compiler", __VERSION__}};
+  p["versions"] = library_versions(mpi::mpi_library_version());
   p["host_rank0"] = host;
   p["started_utc"] = ctx.started_utc;
   p["elapsed_seconds"] = elapsed;
+  p["resumed_matrices"] = resumed;
   p["peak_rss_mib_max_rank"] = peak_rss_mib;
   return p;
 }
 
-void write_outputs(const RunContext& ctx, const Prepared& prep, std::vector<MatrixResult> results,
-                   const SpectrumBackend& backend, double peak_rss) {
-  const Options& o = ctx.options;
-  const Phase1Tables tables = assemble_phase1(std::move(results), prep.items, prep.layout, o.ks);
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-  const ojson provenance = provenance_json(ctx, backend, peak_rss, elapsed);
+// What rank 0 found in the journal, and which plan items that covers.
+struct Resumed {
+  std::vector<MatrixResult> results;
+  std::vector<std::uint64_t> done_items;  // indices into Prepared::items
+  std::size_t files = 0, torn = 0;
+};
 
-  // All four are written under temporary names first and renamed only once all are complete.
-  StagedFile h5(o.out, kOutputFiles[0]);
-  StagedFile summary(o.out, kOutputFiles[1]);
-  StagedFile constants(o.out, kOutputFiles[2]);
-  StagedFile config(o.out, kOutputFiles[3]);
-  write_vindex_h5(h5.temp_path(), tables, {prep.model_name, fmt::format("vindex_mpi {}", kVersion), provenance.dump()});
-  write_file_synced(summary.temp_path(), phase1_summary_json(tables, prep.model_name, provenance).dump(2) + "\n");
-  write_file_synced(constants.temp_path(), phase1_constants_json(tables, prep.model_name, provenance).dump(2) + "\n");
-  write_file_synced(config.temp_path(), prep.layout.to_json(prep.model_name).dump(2) + "\n");
-  const std::array<StagedFile*, 4> staged{&h5, &summary, &constants, &config};
-  commit_all(staged);
+Resumed read_resume_journal(const Prepared& prep) {
+  JournalContents contents = read_journals(prep.out, prep.identity);
+  std::map<MatrixKey, std::uint64_t> index_of;
+  for (std::size_t i = 0; i < prep.items.size(); ++i) index_of.emplace(prep.items[i].key, i);
+  Resumed resumed{{}, {}, contents.files, contents.torn_records};
+  for (MatrixResult& r : contents.results) {
+    const auto it = index_of.find(r.key);
+    if (it == index_of.end())  // cannot happen with a matching identity; refuse rather than guess
+      throw UsageError(fmt::format("--out {}: the journal holds layer {} {} expert {}, which this run does not plan",
+                                   prep.out.string(), r.key.layer, r.key.group(), r.key.expert));
+    resumed.done_items.push_back(it->second);
+    resumed.results.push_back(std::move(r));
+  }
+  return resumed;
+}
 
-  fmt::print("\n{} -- phase 1, down_proj, {} matrices, {} rank(s), {:.1f} s\n{}", prep.model_name, prep.items.size(),
-             ctx.comm.size(), elapsed, format_layer_table(tables));
-  fmt::print("Wrote {}, {}, {}, {}\n", h5.final_path().string(), summary.final_path().string(),
-             constants.final_path().string(), config.final_path().string());
-  std::fflush(stdout);
+// 64 bits that name this run's journal files: time and rank 0's process id.
+std::uint64_t new_run_id() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()) ^
+         (static_cast<std::uint64_t>(::getpid()) << 40);
 }
 
 }  // namespace
@@ -171,48 +190,107 @@ int run_phase1(const RunContext& ctx) {
   const mpi::Communicator& comm = ctx.comm;
 
   std::optional<Prepared> prep;
+  Resumed resumed;
   if (auto code = run_stage(ctx, [&] {
-        prep = prepare(ctx);
-        if (comm.is_root() && !o.dry_run) prepare_output_directory(o.out, o.overwrite, kOutputFiles);
+        prep = prepare(o);
+        if (!comm.is_root() || o.dry_run) return;
+        const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
+        prepare_output_directory(prep->out, mode, phase1_output_files());
+        if (o.resume) resumed = read_resume_journal(*prep);
       }))
     return *code;
 
+  // Every rank learns which matrices are done and plans the rest identically.
+  std::vector<bool> done(prep->items.size(), false);
+  std::uint64_t run_id = 0;
+  if (!o.dry_run) {
+    for (std::uint64_t i : mpi::broadcast_from_root(comm, resumed.done_items)) done.at(i) = true;
+    run_id = mpi::broadcast_from_root(comm, {new_run_id()}).at(0);
+  }
+  std::vector<WorkItem> todo;
+  std::vector<double> costs;
+  for (std::size_t i = 0; i < prep->items.size(); ++i)
+    if (!done[i]) {
+      todo.push_back(prep->items[i]);
+      costs.push_back(prep->items[i].cost);
+    }
+  const std::vector<std::size_t> bounds = partition_contiguous(costs, comm.size());
+
   if (o.dry_run) {
-    if (comm.is_root()) fmt::print("{}", format_plan(prep->model_name, prep->items, prep->bounds, ctx.threads));
+    if (comm.is_root()) fmt::print("{}", format_plan(prep->model_name, todo, bounds, ctx.threads));
     return 0;
   }
 
   const auto r = static_cast<std::size_t>(comm.rank());
-  const std::span<const WorkItem> mine(prep->items.data() + prep->bounds[r], prep->bounds[r + 1] - prep->bounds[r]);
+  const std::span<const WorkItem> mine(todo.data() + bounds[r], bounds[r + 1] - bounds[r]);
   const auto backend = make_cpu_backend({ctx.threads, o.precision, o.ks});
-  RankComputation work(*backend, prep->checkpoint, prep->layout, mine, o.ks);
+  // After a failure the journal is kept for --resume, unless the inputs themselves were refused
+  // (exit 2 or 3) in a run that started afresh: then its results are of a model or options that
+  // must change, and the directory is left as it was.
+  const auto failed = [&](int code) {
+    const bool refused = code == static_cast<int>(ExitCode::usage) || code == static_cast<int>(ExitCode::bad_input);
+    if (comm.is_root() && refused && !o.resume) {
+      std::error_code ec;
+      std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
+    }
+    return code;
+  };
+  std::optional<JournalWriter> journal;
+  if (auto code = run_stage(ctx, [&] {
+        journal.emplace(prep->out, fmt::format("run-{:016x}-rank-{:05d}.vjl", run_id, comm.rank()), prep->identity,
+                        o.journal_seconds);
+      }))
+    return failed(*code);
+  RankComputation work(*backend, prep->checkpoint, prep->layout, mine, o.ks, &*journal);
 
   std::optional<ProgressPrinter> progress;
   if (comm.is_root()) {
     fmt::print(stderr, "vindex_mpi {}: {} -- {} matrices on {} rank(s) x {} thread(s), backend {}\n", kVersion,
-               prep->model_name, prep->items.size(), comm.size(), ctx.threads, backend->name());
+               prep->model_name, todo.size(), comm.size(), ctx.threads, backend->name());
+    if (o.resume)
+      fmt::print(stderr, "vindex_mpi: resuming: {} of {} matrices already done ({} journal file(s){}); {} to compute\n",
+                 resumed.results.size(), prep->items.size(), resumed.files,
+                 resumed.torn ? fmt::format(", {} incomplete final record(s) ignored", resumed.torn) : "", todo.size());
     // Under mpirun only rank 0's stdout may be a terminal (Open MPI gives stderr a pipe): update in
     // place on whichever stream is one, else write plain lines to stderr (logs).
     std::FILE* stream = isatty(fileno(stderr)) ? stderr : isatty(fileno(stdout)) ? stdout : stderr;
-    progress.emplace("phase 1", prep->items.size(), stream, isatty(fileno(stream)) != 0, o.progress_seconds);
+    progress.emplace("phase 1", todo.size(), stream, isatty(fileno(stream)) != 0, o.progress_seconds);
   }
   work.start();
-  const auto outcome = mpi::exchange_progress_until_done(comm, work, [&](std::size_t done) {
-    if (progress) progress->update(done);
+  const auto outcome = mpi::exchange_progress_until_done(comm, work, [&](std::size_t n) {
+    if (progress) progress->update(n);
   });
   work.join();
   if (progress) progress->finish(outcome.global_done);
-  if (auto code = agree(ctx, work.failed() ? work.error() : nullptr)) return *code;
+  if (auto code = agree(ctx, work.failed() ? work.error() : nullptr)) return failed(*code);
 
   std::vector<std::byte> encoded;
-  if (auto code = run_stage(ctx, [&] { encode_results(work.take_results(), encoded); })) return *code;
+  if (auto code = run_stage(ctx, [&] {
+        journal->flush();
+        journal.reset();
+        encode_results(work.take_results(), encoded);
+      }))
+    return failed(*code);
   const double peak_rss = mpi::max_over_ranks(comm, peak_rss_mib());
-  return run_stage(ctx, [&] {
+  const auto code = run_stage(ctx, [&] {
            std::vector<MatrixResult> all = mpi::gather_results(comm, encoded);
            encoded = {};
-           if (comm.is_root()) write_outputs(ctx, *prep, std::move(all), *backend, peak_rss);
-         })
-      .value_or(0);
+           if (!comm.is_root()) return;
+           const std::size_t computed = all.size();
+           for (MatrixResult& m : resumed.results) all.push_back(std::move(m));
+           const Phase1Tables tables = assemble_phase1(std::move(all), prep->items, prep->layout, o.ks);
+           const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
+           const ojson provenance = provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size());
+           const std::string from_journal =
+               o.resume ? fmt::format(" ({} computed, {} from the journal)", computed, resumed.done_items.size()) : "";
+           const std::string headline = fmt::format("{} -- phase 1, down_proj, {} matrices{}, {} rank(s), {:.1f} s",
+                                                    prep->model_name, prep->items.size(), from_journal, comm.size(), elapsed);
+           write_phase1_outputs(prep->out, tables, prep->model_name, prep->layout, provenance, headline);
+           // The outputs are complete: the journal has served its purpose.
+           std::error_code ec;
+           std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
+         });
+  return code ? failed(*code) : 0;
 }
 
 }  // namespace vindex::app

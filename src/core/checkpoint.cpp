@@ -4,20 +4,35 @@
 #include <fmt/format.h>
 
 #include "vindex/errors.hpp"
+#include "vindex/file_descriptor.hpp"
 #include "vindex/json_file.hpp"
 
 namespace vindex {
 namespace {
 
 constexpr std::uint64_t kMaxConfigBytes = 16ull << 20;
-constexpr std::uint64_t kMaxIndexBytes = 512ull << 20;
 
-// Shard names come from a downloaded file: only plain file names inside the model directory.
-void check_shard_name(const std::string& name, const std::string& index_label, const std::string& tensor) {
-  const bool plain = !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
-                     name.find('\\') == std::string::npos && name.find('\0') == std::string::npos;
-  if (!plain)
-    throw FormatError(index_label, tensor, fmt::format("shard name '{}' is not a plain file name in the model directory", name));
+bool is_within(const std::filesystem::path& path, const std::filesystem::path& dir) {
+  auto p = path.begin();
+  for (auto d = dir.begin(); d != dir.end(); ++d, ++p)
+    if (p == path.end() || *p != *d) return false;
+  return true;
+}
+
+// Every file read from the model directory must resolve inside it -- or, for a Hugging Face hub
+// cache snapshot (.../snapshots/<revision>, whose files are symbolic links to ../../blobs/<hash>),
+// inside that repository's blobs directory. A link that leads anywhere else is refused.
+void check_inside_model(const std::filesystem::path& directory, const std::filesystem::path& file) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path dir = fs::canonical(directory, ec);
+  if (ec) throw InputError(directory.string(), "", "cannot be resolved: " + ec.message());
+  const fs::path target = fs::canonical(file, ec);
+  if (ec) throw InputError(file.string(), "", "cannot be resolved: " + ec.message());
+  if (is_within(target, dir)) return;
+  if (dir.parent_path().filename() == "snapshots" && is_within(target, dir.parent_path().parent_path() / "blobs")) return;
+  throw FormatError(file.string(), "",
+                    fmt::format("leads outside the model directory (to {}); refusing to read it", target.string()));
 }
 
 }  // namespace
@@ -46,6 +61,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
 
   ckpt.config_path_ = directory / kConfigFileName;
   if (!fs::exists(ckpt.config_path_, ec)) throw InputError(ckpt.config_path_.string(), "", "is missing");
+  check_inside_model(directory, ckpt.config_path_);
   ckpt.config_ = read_json_file(ckpt.config_path_, kMaxConfigBytes);
   if (!ckpt.config_.is_object()) throw FormatError(ckpt.config_path_.string(), "", "is not a JSON object");
 
@@ -55,16 +71,8 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
   const fs::path single_path = directory / kSingleFileName;
   if (fs::exists(index_path, ec)) {
     ckpt.listing_path_ = index_path;
-    const std::string label = index_path.string();
-    const nlohmann::json index = read_json_file(index_path, kMaxIndexBytes);
-    if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object())
-      throw FormatError(label, "", "has no \"weight_map\" object");
-    for (const auto& [tensor, file] : index.at("weight_map").items()) {
-      if (!file.is_string()) throw FormatError(label, tensor, "weight_map entry is not a file name string");
-      check_shard_name(file.get_ref<const std::string&>(), label, tensor);
-      entries.emplace_back(tensor, file.get<std::string>());
-    }
-    if (entries.empty()) throw FormatError(label, "", "weight_map is empty");
+    check_inside_model(directory, index_path);
+    entries = parse_safetensors_index(read_text_file(index_path, kMaxIndexBytes), index_path.string());
   } else if (fs::exists(single_path, ec)) {
     ckpt.listing_path_ = single_path;  // filled from the header below
   } else {
@@ -82,6 +90,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
     shard.path = directory / file_name;
     if (!fs::exists(shard.path, ec))
       throw InputError(shard.path.string(), "", fmt::format("is named by {} but does not exist", kIndexFileName));
+    check_inside_model(directory, shard.path);
     shard.header = read_safetensors_header(shard.path, shard.path.string());
     shard.file_size = shard.header.data_offset() + shard.header.data_size;
     ckpt.shards_.push_back(std::move(shard));

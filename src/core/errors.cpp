@@ -15,7 +15,7 @@ std::string input_message(const std::string& file, const std::string& tensor, co
   return what;
 }
 
-std::string where_text(const std::source_location& where) {
+std::string where_text(const SourceLocation& where) {
   const char* file = where.file_name();
   // Keep the path from src/ or include/ on, so messages do not depend on the build machine.
   for (const char* marker : {"/src/", "/include/"}) {
@@ -39,19 +39,19 @@ IoError::IoError(const std::string& path, const std::string& what)
     : Error(ExitCode::internal, fmt::format("{}: {}", path, what)) {}
 
 LibraryError::LibraryError(const std::string& library, const std::string& call, const std::string& detail,
-                           std::source_location where)
+                           SourceLocation where)
     : Error(ExitCode::internal, fmt::format("{} call {} failed: {} (at {})", library, call, detail, where_text(where))) {}
 
-LapackError::LapackError(const std::string& call, long info, std::source_location where)
+LapackError::LapackError(const std::string& call, long info, SourceLocation where)
     : LibraryError("LAPACK", call, fmt::format("info = {}", info), where) {}
 
-Hdf5Error::Hdf5Error(const std::string& call, const std::string& object, std::source_location where)
+Hdf5Error::Hdf5Error(const std::string& call, const std::string& object, SourceLocation where)
     : LibraryError("HDF5", call, fmt::format("on '{}'", object), where) {}
 
-MpiError::MpiError(const std::string& call, int mpi_code, std::source_location where)
+MpiError::MpiError(const std::string& call, int mpi_code, SourceLocation where)
     : LibraryError("MPI", call, fmt::format("error code {}", mpi_code), where) {}
 
-InternalError::InternalError(const std::string& what, std::source_location where)
+InternalError::InternalError(const std::string& what, SourceLocation where)
     : Error(ExitCode::internal, fmt::format("internal error: {} (at {})", what, where_text(where))) {}
 
 }  // namespace vindex

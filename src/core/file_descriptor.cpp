@@ -1,4 +1,5 @@
-// POSIX file access for the checkpoint reader: open, size, positioned reads.
+// POSIX file access for the checkpoint reader (open, size, positioned reads) and the journal
+// (exclusive create, appends, data sync).
 #include "vindex/file_descriptor.hpp"
 
 #include <fcntl.h>
@@ -22,6 +23,29 @@ FileDescriptor FileDescriptor::open_read(const std::filesystem::path& path) {
   if (::fstat(fd.fd_, &st) != 0) throw IoError(fd.path_, "fstat", errno);
   if (!S_ISREG(st.st_mode)) throw IoError(fd.path_, "is not a regular file");
   return fd;
+}
+
+FileDescriptor FileDescriptor::create_exclusive(const std::filesystem::path& path) {
+  FileDescriptor fd;
+  fd.path_ = path.string();
+  fd.fd_ = ::open(fd.path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd.fd_ < 0) throw IoError(fd.path_, "create", errno);
+  return fd;
+}
+
+void FileDescriptor::append_all(std::span<const std::byte> bytes) const {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(path_, "write", errno);
+    }
+    bytes = bytes.subspan(static_cast<std::size_t>(n));
+  }
+}
+
+void FileDescriptor::sync_data() const {
+  if (::fdatasync(fd_) != 0) throw IoError(path_, "fdatasync", errno);
 }
 
 FileDescriptor::~FileDescriptor() {

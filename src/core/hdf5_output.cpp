@@ -8,47 +8,14 @@
 
 #include <fmt/format.h>
 
+#include "hdf5_handle.hpp"
 #include "vindex/errors.hpp"
 
 namespace vindex {
 namespace {
 
-// Owns one HDF5 identifier and closes it with the matching H5*close.
-class H5Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  H5Handle(hid_t id, Closer closer, const char* call, const std::string& object)
-      : id_(id), closer_(closer), object_(object) {
-    if (id_ < 0) throw Hdf5Error(call, object);
-  }
-  ~H5Handle() {
-    if (id_ >= 0) closer_(id_);
-  }
-  // Closes now and checks: closing a file is where HDF5 writes what it still buffers.
-  void close() {
-    const herr_t status = closer_(id_);
-    id_ = -1;
-    if (status < 0) throw Hdf5Error("close", object_);
-  }
-  H5Handle(const H5Handle&) = delete;
-  H5Handle& operator=(const H5Handle&) = delete;
-  hid_t get() const { return id_; }
-
- private:
-  hid_t id_;
-  Closer closer_;
-  std::string object_;
-};
-
-void check(herr_t status, const char* call, const std::string& object) {
-  if (status < 0) throw Hdf5Error(call, object);
-}
-
-void silence_hdf5_errors() {
-  // Failures are reported through Hdf5Error with the call and object; HDF5's own stack dump
-  // would only interleave with other ranks' output.
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-}
+using hdf5::check;
+using H5Handle = hdf5::Handle;
 
 void write_string_attribute(hid_t object, const char* name, const std::string& value) {
   const H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", name);
@@ -120,7 +87,7 @@ std::string hdf5_library_version() {
 }
 
 void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tables, const Hdf5RootInfo& root) {
-  silence_hdf5_errors();
+  hdf5::silence_errors();
   const std::string file_name = path.string();
   H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, "H5Fcreate",
                       file_name);

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "vindex/errors.hpp"
+#include "vindex/journal.hpp"
 
 namespace vindex {
 namespace fs = std::filesystem;
@@ -18,16 +19,20 @@ namespace {
 
 std::string temp_prefix(const std::string& name) { return "." + name + ".partial-"; }
 
-// A destination is usable when absent or a file (a symbolic link there is replaced, not followed).
-bool replaceable(const fs::path& path) {
+// A destination is usable when absent or a regular file. A symbolic link is refused: renaming over
+// it would not follow it, but whoever placed it there expects something else to happen.
+void check_replaceable(const fs::path& path, const std::string& label) {
   std::error_code ec;
   const auto status = fs::symlink_status(path, ec);
-  return !fs::exists(status) || fs::is_regular_file(status) || fs::is_symlink(status);
+  if (fs::is_symlink(status))
+    throw UsageError(fmt::format("{}: {} is a symbolic link; refusing to replace it", label, path.filename().string()));
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    throw UsageError(fmt::format("{}: {} exists and is not a file", label, path.filename().string()));
 }
 
 }  // namespace
 
-void prepare_output_directory(const fs::path& dir, bool overwrite, std::span<const std::string> outputs) {
+void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<const std::string> outputs) {
   std::error_code ec;
   const auto status = fs::symlink_status(dir, ec);
   if (!fs::exists(status)) {
@@ -37,10 +42,16 @@ void prepare_output_directory(const fs::path& dir, bool overwrite, std::span<con
   }
   if (!fs::is_directory(fs::status(dir, ec)))
     throw UsageError(fmt::format("--out {}: exists and is not a directory", dir.string()));
+  const std::string label = "--out " + dir.string();
   // Temporary files of a run that was killed are ours to remove; anything else is the user's.
   bool empty = true;
+  bool journal = false;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
+    if (name == kJournalDirectory) {
+      journal = true;
+      continue;
+    }
     bool stale = false;
     for (const std::string& out : outputs) stale |= name.starts_with(temp_prefix(out));
     if (stale) {
@@ -51,11 +62,16 @@ void prepare_output_directory(const fs::path& dir, bool overwrite, std::span<con
     }
   }
   if (ec) throw IoError(dir.string(), "cannot be read: " + ec.message());
-  if (!empty && !overwrite)
-    throw UsageError(fmt::format("--out {}: directory is not empty (pass --overwrite to replace its vindex files)", dir.string()));
-  for (const std::string& out : outputs)
-    if (!replaceable(dir / out))
-      throw UsageError(fmt::format("--out {}: {} exists and is not a file", dir.string(), out));
+  if (journal && mode == OutputMode::fresh)
+    throw UsageError(fmt::format("{}: holds the journal of an unfinished run (pass --resume to finish it, or --overwrite "
+                                 "to start over)", label));
+  if (!empty && mode == OutputMode::fresh)
+    throw UsageError(fmt::format("{}: directory is not empty (pass --overwrite to replace its vindex files)", label));
+  for (const std::string& out : outputs) check_replaceable(dir / out, label);
+  if (journal && mode == OutputMode::overwrite) {
+    fs::remove_all(dir / kJournalDirectory, ec);
+    if (ec) throw IoError((dir / kJournalDirectory).string(), "cannot remove the old journal: " + ec.message());
+  }
 }
 
 StagedFile::StagedFile(const fs::path& dir, std::string name)
@@ -83,8 +99,7 @@ void StagedFile::commit() {
 }
 
 void commit_all(std::span<StagedFile* const> files) {
-  for (StagedFile* f : files)
-    if (!replaceable(f->final_path())) throw IoError(f->final_path().string(), "exists and is not a file");
+  for (StagedFile* f : files) check_replaceable(f->final_path(), "--out " + f->final_path().parent_path().string());
   for (std::size_t i = 0; i < files.size(); ++i) {
     try {
       files[i]->commit();

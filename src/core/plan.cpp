@@ -107,4 +107,18 @@ std::vector<std::size_t> partition_contiguous(std::span<const double> costs, int
   return bounds;
 }
 
+std::vector<int> slice_layers(std::span<const WorkItem> items, std::span<const int> layers, int index, int count) {
+  VINDEX_ASSERT(count >= 1 && index >= 0 && index < count);
+  std::vector<int> sorted(layers.begin(), layers.end());
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> costs(sorted.size(), 0.0);
+  for (const WorkItem& item : items) {
+    const auto it = std::lower_bound(sorted.begin(), sorted.end(), item.key.layer);
+    if (it != sorted.end() && *it == item.key.layer) costs[static_cast<std::size_t>(it - sorted.begin())] += item.cost;
+  }
+  const std::vector<std::size_t> bounds = partition_contiguous(costs, count);
+  const auto i = static_cast<std::size_t>(index);
+  return {sorted.begin() + static_cast<std::ptrdiff_t>(bounds[i]), sorted.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1])};
+}
+
 }  // namespace vindex

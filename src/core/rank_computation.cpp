@@ -25,8 +25,8 @@ std::vector<EncodedMatrix> encode_items(const Checkpoint& ckpt, std::span<const 
 }
 
 RankComputation::RankComputation(SpectrumBackend& backend, const Checkpoint& checkpoint, const ModelLayout& layout,
-                                 std::span<const WorkItem> items, std::vector<int> ks)
-    : backend_(backend), checkpoint_(checkpoint), layout_(layout), items_(items), ks_(std::move(ks)),
+                                 std::span<const WorkItem> items, std::vector<int> ks, JournalWriter* journal)
+    : backend_(backend), checkpoint_(checkpoint), layout_(layout), items_(items), ks_(std::move(ks)), journal_(journal),
       results_(items.size()) {}
 
 RankComputation::~RankComputation() {
@@ -56,6 +56,7 @@ void RankComputation::run() noexcept {
 void RankComputation::deliver(std::size_t index, MatrixSpectrum&& spectrum) {
   try {
     results_.at(index) = make_matrix_result(items_[index], spectrum, ks_);
+    if (journal_) journal_->append(*results_[index]);  // a journal that cannot be written fails the run
     done_.fetch_add(1);
   } catch (...) {
     fail(index, std::current_exception());

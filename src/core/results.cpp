@@ -108,13 +108,21 @@ std::vector<MatrixResult> decode_results(std::span<const std::byte> bytes) {
   for (std::uint64_t i = 0; i < count; ++i) {
     MatrixResult r;
     r.key.layer = rd.get<std::int32_t>();
-    r.key.role = static_cast<MatrixRole>(rd.get<std::uint8_t>());
-    r.key.projection = static_cast<Projection>(rd.get<std::uint8_t>());
+    const auto role = rd.get<std::uint8_t>();
+    const auto projection = rd.get<std::uint8_t>();
+    if (role > static_cast<std::uint8_t>(MatrixRole::shared) || projection > static_cast<std::uint8_t>(Projection::down))
+      throw InternalError("result buffer with an unknown matrix role or projection");
+    r.key.role = static_cast<MatrixRole>(role);
+    r.key.projection = static_cast<Projection>(projection);
     r.key.expert = rd.get<std::int32_t>();
     r.rows = rd.get<std::uint64_t>();
     r.cols = rd.get<std::uint64_t>();
-    r.gram_bits = static_cast<FloatBits>(rd.get<std::uint8_t>());
-    r.eigen_bits = static_cast<FloatBits>(rd.get<std::uint8_t>());
+    const auto gram_bits = rd.get<std::uint8_t>();
+    const auto eigen_bits = rd.get<std::uint8_t>();
+    for (auto bits : {gram_bits, eigen_bits})
+      if (bits != 32 && bits != 64) throw InternalError("result buffer with a precision other than 32 or 64 bits");
+    r.gram_bits = static_cast<FloatBits>(gram_bits);
+    r.eigen_bits = static_cast<FloatBits>(eigen_bits);
     r.singular_values = rd.get_array<float>();
     r.stats.var_at_k = rd.get_array<double>();
     r.stats.top_sv = rd.get<double>();

@@ -36,17 +36,32 @@ def rewrite_header(path, edit_text):
         f.write(struct.pack("<Q", len(text.encode())) + text.encode() + data[8 + n:])
 
 
+def rewrite_header_bytes(path, edit_bytes):
+    """Like rewrite_header, on the raw header bytes (for invalid UTF-8)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    raw = edit_bytes(data[8:8 + n])
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+
+
+def shard_of(model, tensor):
+    index_path = os.path.join(model, "model.safetensors.index.json")
+    if not os.path.exists(index_path):
+        return "model.safetensors"
+    return json.loads(open(index_path).read())["weight_map"][tensor]
+
+
 def poke(model, tensor, element, value_bytes):
     """Overwrites bytes of one element of a tensor in its shard."""
-    index = json.loads(open(os.path.join(model, "model.safetensors.index.json")).read())["weight_map"]
-    shard = os.path.join(model, index[tensor])
+    shard = os.path.join(model, shard_of(model, tensor))
     n, header = read_header(shard)
     info = header[tensor]
-    size = {"F8_E4M3": 1, "F32": 4, "BF16": 2}[info["dtype"]]
+    size = {"F8_E4M3": 1, "F32": 4, "BF16": 2, "F16": 2}[info["dtype"]]
     with open(shard, "r+b") as f:
         f.seek(8 + n + info["data_offsets"][0] + element * size)
         f.write(value_bytes)
-    return index[tensor]
 
 
 def edit_json(path, edit):
@@ -56,10 +71,20 @@ def edit_json(path, edit):
 
 
 EXPERT = "model.layers.3.mlp.experts.6.down_proj.weight"
+MIXED_EXPERT = "model.layers.1.mlp.experts.2.down_proj.weight"  # F32 in the steep_mixed fixture
+
+
+def edit_tensor(model, shard, tensor, edit):
+    """Edits one tensor's header entry (a dict) in place."""
+    def apply(text):
+        head = json.loads(text)
+        edit(head[tensor])
+        return json.dumps(head)
+    rewrite_header(os.path.join(model, shard), apply)
 
 
 def cases(fixture_dir):
-    """(name, expected exit code, [expected message parts], prepare(model, out) -> extra args)."""
+    """(name, expected exit code, [expected message parts], prepare(model, out), extra args[, fixture])."""
     def truncate(model, out):
         shard = os.path.join(model, "model-00003-of-00004.safetensors")
         os.truncate(shard, os.path.getsize(shard) - 1000)
@@ -118,6 +143,58 @@ def cases(fixture_dir):
         rewrite_header(os.path.join(model, "model-00002-of-00004.safetensors"),
                        lambda t: '{"deep":' + "[" * 100000 + "]" * 100000 + "," + t[1:])
 
+    def invalid_utf8(model, out):
+        rewrite_header_bytes(os.path.join(model, "model-00002-of-00004.safetensors"),
+                             lambda raw: raw.replace(b'"pt"', b'"p\xff"', 1))
+
+    def gapped_offsets(model, out):
+        def gap(text):
+            head = json.loads(text)
+            entries = sorted((v["data_offsets"][0], k) for k, v in head.items() if k != "__metadata__")
+            del head[entries[1][1]]  # the bytes of the second tensor are now covered by nothing
+            return json.dumps(head)
+        rewrite_header(os.path.join(model, "model-00003-of-00004.safetensors"), gap)
+
+    def offsets_out_of_range(model, out):
+        shard = "model-00004-of-00004.safetensors"
+        _, head = read_header(os.path.join(model, shard))
+        last = max((k for k in head if k != "__metadata__"), key=lambda k: head[k]["data_offsets"][1])
+        def grow(entry):  # one more row than the file holds, consistently with the shape
+            rows, cols = entry["shape"]
+            entry["shape"] = [rows + 1, cols]
+            entry["data_offsets"][1] += {"F8_E4M3": 1, "BF16": 2, "F32": 4}[entry["dtype"]] * cols
+        edit_tensor(model, shard, last, grow)
+
+    def count_overflow(model, out):
+        edit_tensor(model, "model-00004-of-00004.safetensors", EXPERT,
+                    lambda e: e.update(shape=[2 ** 32, 2 ** 32, 16]))
+
+    def scale_wrong_shape(model, out):
+        edit_tensor(model, shard_of(model, EXPERT + "_scale_inv"), EXPERT + "_scale_inv",
+                    lambda e: e.update(shape=[4, 1]))  # same 16 bytes as [2, 2]
+
+    def inf_scale(model, out):
+        poke(model, EXPERT + "_scale_inv", 2, struct.pack("<f", math.inf))
+
+    def inf_weight(model, out):
+        poke(model, MIXED_EXPERT, 300 * 136 - 7, struct.pack("<f", -math.inf))
+
+    def shard_name_outside(model, out):
+        edit_json(os.path.join(model, "model.safetensors.index.json"),
+                  lambda i: i["weight_map"].update({EXPERT: "../model-00004-of-00004.safetensors"}))
+
+    def shard_symlink_outside(model, out):
+        shard = os.path.join(model, "model-00004-of-00004.safetensors")
+        outside = os.path.join(os.path.dirname(model), "elsewhere.safetensors")
+        os.rename(shard, outside)
+        os.symlink(outside, shard)
+
+    def output_file_symlink(model, out):
+        os.makedirs(out)
+        target = os.path.join(os.path.dirname(out), "precious.h5")
+        open(target, "w").write("not yours")
+        os.symlink(target, os.path.join(out, "vindex.h5"))
+
     def out_not_empty(model, out):
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").write("mine")
@@ -139,6 +216,18 @@ def cases(fixture_dir):
         ("unknown_dtype", BAD_INPUT, ["model-00004-of-00004.safetensors", "unknown dtype 'F8_E9M9'"], unknown_dtype, []),
         ("deeply_nested_header", BAD_INPUT, ["model-00002-of-00004.safetensors", "nested deeper than 64"], deep_nesting, []),
         ("overlapping_offsets", BAD_INPUT, ["model-00003-of-00004.safetensors", "overlap tensor"], overlapping_offsets, []),
+        ("invalid_utf8_header", BAD_INPUT, ["model-00002-of-00004.safetensors", "not valid UTF-8"], invalid_utf8, []),
+        ("gapped_offsets", BAD_INPUT, ["model-00003-of-00004.safetensors", "leave a gap"], gapped_offsets, []),
+        ("offsets_out_of_range", BAD_INPUT, ["model-00004-of-00004.safetensors", "run past the"], offsets_out_of_range, []),
+        ("element_count_overflow", BAD_INPUT, ["model-00004-of-00004.safetensors", EXPERT, "overflows"], count_overflow, []),
+        ("scale_of_wrong_shape", BAD_INPUT, [EXPERT + "_scale_inv", "block scale shape"], scale_wrong_shape, []),
+        ("inf_scale", BAD_INPUT, [EXPERT + "_scale_inv", "is +Inf"], inf_scale, []),
+        ("inf_weight", BAD_INPUT, ["model.safetensors", MIXED_EXPERT, "is -Inf"], inf_weight, [], "steep_mixed"),
+        ("shard_name_outside_model", BAD_INPUT, ["model.safetensors.index.json", EXPERT, "not a plain file name"],
+         shard_name_outside, []),
+        ("shard_symlink_outside_model", BAD_INPUT, ["model-00004-of-00004.safetensors", "leads outside the model directory"],
+         shard_symlink_outside, []),
+        ("output_file_is_a_symlink", USAGE, ["vindex.h5 is a symbolic link"], output_file_symlink, ["--overwrite"]),
         ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
         ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),
         ("unknown_option", USAGE, ["--frobnicate"], None, ["--frobnicate"]),
@@ -156,10 +245,10 @@ def main():
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
 
-    for name, want_code, want_parts, prepare, extra in cases(args.fixture):
+    for name, want_code, want_parts, prepare, extra, *fixture in cases(args.fixture):
         model = os.path.join(args.work, name, "model")
         out = os.path.join(args.work, name, "out")
-        shutil.copytree(args.fixture, model)
+        shutil.copytree(os.path.join(os.path.dirname(args.fixture), fixture[0]) if fixture else args.fixture, model)
         before = None
         if prepare:
             prepare(model, out)

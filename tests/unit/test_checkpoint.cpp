@@ -106,3 +106,44 @@ TEST_CASE("broken checkpoint directories are clear errors", "[checkpoint][hostil
     REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("holds neither"));
   }
 }
+
+TEST_CASE("a Hugging Face cache snapshot (links into ../../blobs) opens; a link elsewhere does not", "[checkpoint][hostile]") {
+  // The hub cache's layout: models--org--name/snapshots/<revision>/<file> -> ../../blobs/<hash>.
+  vindex_test::TempDir tmp;
+  const fs::path repo = tmp.path() / "models--vindex--demo";
+  const fs::path snapshot = repo / "snapshots" / "0123abcd";
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(snapshot);
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(vindex_test::fixture("kimi_k2_tiny"))) {
+    const std::string blob = "blob" + std::to_string(n++);
+    fs::copy_file(entry.path(), repo / "blobs" / blob);
+    fs::create_symlink(fs::path("../../blobs") / blob, snapshot / entry.path().filename());
+  }
+  const Checkpoint ckpt = Checkpoint::open(snapshot);
+  REQUIRE(ckpt.shards().size() == 4);
+  REQUIRE(ckpt.fingerprint() == Checkpoint::open(vindex_test::fixture("kimi_k2_tiny")).fingerprint());
+
+  // The same links from a directory that is not a cache snapshot lead outside it: refused.
+  const fs::path plain = tmp.path() / "plain" / "model";
+  fs::create_directories(plain);
+  for (const auto& entry : fs::directory_iterator(snapshot))
+    fs::create_symlink(fs::canonical(entry.path()), plain / entry.path().filename());
+  REQUIRE_THROWS_WITH(Checkpoint::open(plain), contains("leads outside the model directory"));
+}
+
+TEST_CASE("the fingerprint changes with the config and with any header", "[checkpoint]") {
+  vindex_test::TempDir tmp;
+  const fs::path model = copy_demo(tmp.path() / "m");
+  const std::string original = Checkpoint::open(model).fingerprint();
+  REQUIRE(original.size() == 16);
+  {
+    std::ofstream config(model / "config.json", std::ios::app);
+    config << "\n";  // whitespace only: the parsed config is the same
+  }
+  REQUIRE(Checkpoint::open(model).fingerprint() == original);
+  vindex_test::rewrite_header(model / "model-00002-of-00004.safetensors", [](std::string text) {
+    return text.replace(text.find("\"pt\""), 4, "\"PT\"");  // metadata only
+  });
+  REQUIRE(Checkpoint::open(model).fingerprint() != original);
+}

@@ -1,4 +1,6 @@
 // Command-line parsing: list syntaxes and one-line usage errors.
+#include <filesystem>
+
 #include "app/options.hpp"
 #include "catch_compat.hpp"
 #include "vindex/errors.hpp"
@@ -51,4 +53,29 @@ TEST_CASE("bad arguments are one-line usage errors", "[options]") {
   REQUIRE_THROWS_AS(parse({"--model", "m", "--out", "o", "--bogus"}), UsageError);
   REQUIRE_NOTHROW(parse({"--model", "m", "--dry-run"}));
   REQUIRE(parse({"--help"}).help_text.find("--layers") != std::string::npos);
+}
+
+TEST_CASE("slices, resume and the journal interval are parsed and checked", "[options]") {
+  REQUIRE(app::parse_slice("2/8") == std::pair{2, 8});
+  for (const char* bad : {"8/8", "1", "/3", "a/3", "-1/3", "0/0"}) REQUIRE_THROWS_AS(app::parse_slice(bad), UsageError);
+  const auto r = parse({"--model", "m", "--out", "o", "--slice", "1/3", "--resume", "--journal-seconds", "5"});
+  REQUIRE(r.options->slice == std::pair{1, 3});
+  REQUIRE(r.options->resume);
+  REQUIRE(r.options->journal_seconds == 5);
+  REQUIRE_THROWS_WITH(parse({"--model", "m", "--out", "o", "--resume", "--overwrite"}), contains("contradict"));
+  REQUIRE_THROWS_AS(parse({"--model", "m", "--out", "o", "--journal-seconds", "0"}), UsageError);
+}
+
+TEST_CASE("every job file in jobs/ is read by --config", "[options]") {
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(VINDEX_JOBS_DIR)) {
+    if (entry.path().extension() != ".toml") continue;
+    ++files;
+    const auto r = parse({"--config", entry.path().string()});
+    INFO(entry.path().string());
+    REQUIRE(r.options);
+    REQUIRE_FALSE(r.options->model.empty());
+    REQUIRE_FALSE(r.options->out.empty());
+  }
+  REQUIRE(files >= 3);
 }

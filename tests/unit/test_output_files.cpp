@@ -22,25 +22,25 @@ std::size_t entries(const fs::path& dir) {
 TEST_CASE("the output directory must be absent, empty, or --overwrite", "[outputs]") {
   vindex_test::TempDir tmp;
   const fs::path out = tmp.path() / "a" / "b";
-  prepare_output_directory(out, false, kOutputs);
+  prepare_output_directory(out, OutputMode::fresh, kOutputs);
   REQUIRE(fs::is_directory(out));
-  prepare_output_directory(out, false, kOutputs);  // empty: fine
+  prepare_output_directory(out, OutputMode::fresh, kOutputs);  // empty: fine
   std::ofstream(out / "vindex.h5") << "old";
-  REQUIRE_THROWS_AS(prepare_output_directory(out, false, kOutputs), UsageError);
-  REQUIRE_THROWS_WITH(prepare_output_directory(out, false, kOutputs), contains("not empty") && contains("--overwrite"));
-  REQUIRE_NOTHROW(prepare_output_directory(out, true, kOutputs));
-  REQUIRE_THROWS_WITH(prepare_output_directory(out / "vindex.h5", true, kOutputs), contains("is not a directory"));
+  REQUIRE_THROWS_AS(prepare_output_directory(out, OutputMode::fresh, kOutputs), UsageError);
+  REQUIRE_THROWS_WITH(prepare_output_directory(out, OutputMode::fresh, kOutputs), contains("not empty") && contains("--overwrite"));
+  REQUIRE_NOTHROW(prepare_output_directory(out, OutputMode::overwrite, kOutputs));
+  REQUIRE_THROWS_WITH(prepare_output_directory(out / "vindex.h5", OutputMode::overwrite, kOutputs), contains("is not a directory"));
   fs::create_directory(out / "a.json");
-  REQUIRE_THROWS_WITH(prepare_output_directory(out, true, kOutputs), contains("a.json exists and is not a file"));
+  REQUIRE_THROWS_WITH(prepare_output_directory(out, OutputMode::overwrite, kOutputs), contains("a.json exists and is not a file"));
 }
 
 TEST_CASE("temporary files of a killed run do not block the next one", "[outputs]") {
   vindex_test::TempDir tmp;
   std::ofstream(tmp.path() / ".vindex.h5.partial-4242") << "half";
-  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), false, kOutputs));
+  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::fresh, kOutputs));
   REQUIRE(fs::is_empty(tmp.path()));
   std::ofstream(tmp.path() / ".notes.partial-1") << "not ours";
-  REQUIRE_THROWS_AS(prepare_output_directory(tmp.path(), false, kOutputs), UsageError);
+  REQUIRE_THROWS_AS(prepare_output_directory(tmp.path(), OutputMode::fresh, kOutputs), UsageError);
 }
 
 TEST_CASE("a staged file appears under its name only when committed", "[outputs]") {
@@ -72,7 +72,7 @@ TEST_CASE("a set of files is committed all or none", "[outputs]") {
     write_file_synced(a.temp_path(), "1");
     write_file_synced(b.temp_path(), "2");
     const std::array<StagedFile*, 2> set{&a, &b};
-    REQUIRE_THROWS_AS(commit_all(set), IoError);
+    REQUIRE_THROWS_AS(commit_all(set), UsageError);
     REQUIRE_FALSE(a.committed());
   }
   REQUIRE_FALSE(fs::exists(tmp.path() / "a.json"));

@@ -1,0 +1,25 @@
+// Reading vindex.h5 back into per-matrix results: what `vindex_mpi merge` joins. Values come back
+// bit for bit as written, so a merged file equals the file of a single run.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "vindex/results.hpp"
+
+namespace vindex {
+
+struct VindexFileContents {
+  std::string model;
+  std::string tool;
+  std::string provenance_json;
+  std::vector<int> ks;
+  std::vector<MatrixResult> results;
+};
+
+// Reads the root attributes and every /phase1 group. A file that is not a vindex file of this
+// format version, or whose datasets disagree in shape, is an InputError naming file and object.
+VindexFileContents read_vindex_h5(const std::filesystem::path& path);
+
+}  // namespace vindex

@@ -1,0 +1,72 @@
+// The resume journal: each rank appends the results it finishes to a file of its own under
+// --out/.vindex-journal/, in checksummed records flushed to disk in batches, so that a run that is
+// killed, preempted or loses a node can be finished with --resume instead of started over.
+//
+// File: a sequence of records, each a 24-byte little-endian header -- magic "VJNL", kind (1: the
+// run identity as JSON, always first; 2: results, encode_results bytes), payload size, CRC-32 of
+// the payload, 4 reserved zero bytes -- and the payload. A final record cut short by a kill is
+// ignored; a bad record anywhere else is corruption and refused.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vindex/file_descriptor.hpp"
+#include "vindex/results.hpp"
+#include "vindex/run_identity.hpp"
+
+namespace vindex {
+
+inline constexpr const char* kJournalDirectory = ".vindex-journal";
+inline constexpr std::uint32_t kJournalMagic = 0x4C4E4A56;  // "VJNL"
+inline constexpr std::size_t kJournalRecordHeaderBytes = 24;
+
+enum class JournalRecordKind : std::uint32_t { identity = 1, results = 2 };
+
+class JournalWriter {
+ public:
+  // Creates out_dir/.vindex-journal/file_name (which must not exist) and writes the identity.
+  JournalWriter(const std::filesystem::path& out_dir, const std::string& file_name, const RunIdentity& identity,
+                double flush_seconds);
+  ~JournalWriter();  // writes what is pending, best effort
+  JournalWriter(const JournalWriter&) = delete;
+  JournalWriter& operator=(const JournalWriter&) = delete;
+
+  // Thread-safe. Writes a batch once flush_seconds have passed since the last one.
+  void append(const MatrixResult& result);
+  // Thread-safe. Writes what is pending as one record and syncs it to disk.
+  void flush();
+  const std::filesystem::path& path() const { return path_; }
+  std::size_t results_written() const;
+
+ private:
+  void write_record_locked(JournalRecordKind kind, std::span<const std::byte> payload);
+  void flush_locked();
+
+  std::filesystem::path path_;
+  FileDescriptor fd_;
+  std::chrono::steady_clock::duration interval_;
+  mutable std::mutex mutex_;
+  std::vector<MatrixResult> pending_;
+  std::chrono::steady_clock::time_point last_flush_;
+  std::size_t written_ = 0;
+};
+
+struct JournalContents {
+  std::vector<MatrixResult> results;  // one per matrix (key), in journal order
+  std::size_t files = 0;
+  std::size_t torn_records = 0;       // incomplete final records of killed writers, ignored
+};
+
+// Reads every journal under out_dir/.vindex-journal. A journal of a different run identity, or one
+// that is corrupt, is a UsageError naming the file (the output directory is the problem).
+JournalContents read_journals(const std::filesystem::path& out_dir, const RunIdentity& expected);
+
+// Appends one record to `bytes` (exposed for the tests and the fuzzer's seeds).
+void append_journal_record(std::vector<std::byte>& bytes, JournalRecordKind kind, std::span<const std::byte> payload);
+
+}  // namespace vindex

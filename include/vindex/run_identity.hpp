@@ -1,0 +1,32 @@
+// What a run's results depend on -- code version, model, k values, precision, backend, layers --
+// recorded in journals and in the outputs' provenance, so that a resume or a merge never mixes
+// results computed from different inputs. Ranks and threads are not part of it: they do not change
+// a single value (the tests assert so).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vindex {
+
+struct RunIdentity {
+  std::string tool;               // "vindex_mpi 0.1.0"
+  std::string git_commit;
+  std::string model_fingerprint;  // Checkpoint::fingerprint()
+  std::string backend;            // "cpu"
+  std::string precision;          // "auto" | "fp32" | "fp64"
+  std::vector<int> ks;
+  std::string projection;         // "down_proj"
+  std::vector<int> layers;        // the layers this run computes
+
+  nlohmann::ordered_json to_json() const;
+};
+
+// Compares a recorded identity with `expected`; "" when they agree, else which field differs and
+// how ("model_fingerprint: recorded 1a2b..., this run 3c4d..."). `ignore_layers` for merging
+// slices, whose layers differ by design.
+std::string identity_difference(const nlohmann::json& recorded, const RunIdentity& expected, bool ignore_layers = false);
+
+}  // namespace vindex

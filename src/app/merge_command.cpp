@@ -1,0 +1,220 @@
+// `vindex_mpi merge`: joins the slices of an array job (OUT.slices/III-of-NNN, each a complete
+// phase-1 output of some layers) into the files one run over all layers would have written.
+// Serial and MPI-free: it reads HDF5 and writes the four outputs.
+#include "merge_command.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "model_name.hpp"
+#include "phase1_outputs.hpp"
+#include "run_context.hpp"
+#include "slices.hpp"
+#include "vindex/aggregate.hpp"
+#include "vindex/checkpoint.hpp"
+#include "vindex/errors.hpp"
+#include "vindex/hdf5_input.hpp"
+#include "vindex/json_file.hpp"
+#include "vindex/layout.hpp"
+#include "vindex/output_files.hpp"
+#include "vindex/plan.hpp"
+#include "vindex/run_identity.hpp"
+#include "vindex/version.hpp"
+
+namespace vindex::app {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+struct MergeOptions {
+  fs::path model;
+  fs::path out;
+  std::string name;
+  bool overwrite = false;
+  std::vector<fs::path> slices;  // empty: OUT.slices/*
+  std::string command_line;
+};
+
+struct Slice {
+  fs::path dir;
+  fs::path h5;
+  VindexFileContents contents;
+  nlohmann::json provenance;
+  std::vector<int> layers;
+};
+
+Slice read_slice(const fs::path& dir) {
+  Slice s{dir, dir / phase1_output_files()[0], {}, {}, {}};
+  std::error_code ec;
+  if (!fs::is_regular_file(s.h5, ec))
+    throw InputError(s.h5.string(), "", "missing: that slice did not finish (resume its array task with --resume)");
+  s.contents = read_vindex_h5(s.h5);
+  s.provenance = parse_json_strict(s.contents.provenance_json, s.h5.string() + " (provenance)");
+  const nlohmann::json& identity = s.provenance.value("run_identity", nlohmann::json());
+  if (!s.provenance.contains("slice") || !identity.is_object() || !identity.contains("layers") ||
+      !identity["layers"].is_array())
+    throw InputError(s.h5.string(), "", "was not written by an array task (no slice or run identity in its provenance)");
+  for (const auto& l : identity["layers"]) {
+    if (!l.is_number_integer()) throw InputError(s.h5.string(), "", "run identity lists a layer that is not an integer");
+    s.layers.push_back(l.get<int>());
+  }
+  return s;
+}
+
+RunIdentity identity_from_json(const nlohmann::json& j, const std::string& file) {
+  try {
+    return RunIdentity{j.at("tool").get<std::string>(),      j.at("git_commit").get<std::string>(),
+                       j.at("model_fingerprint").get<std::string>(), j.at("backend").get<std::string>(),
+                       j.at("precision").get<std::string>(),  j.at("k").get<std::vector<int>>(),
+                       j.at("projection").get<std::string>(), j.at("layers").get<std::vector<int>>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(file, "", fmt::format("run identity in its provenance is malformed: {}", e.what()));
+  }
+}
+
+int merge(const MergeOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string started_utc = utc_now_iso8601();
+  std::vector<fs::path> dirs = o.slices;
+  int expected_count = 0;
+  if (dirs.empty()) {
+    for (const SliceDirectory& d : find_slices(o.out)) dirs.push_back(d.path);
+    expected_count = static_cast<int>(dirs.size());
+  }
+
+  const Checkpoint ckpt = Checkpoint::open(o.model);
+  const ModelLayout layout = detect_layout(ckpt);
+  const std::string fingerprint = ckpt.fingerprint();
+
+  std::vector<Slice> slices;
+  for (const fs::path& dir : dirs) {
+    fmt::print(stderr, "vindex_mpi merge: reading {}\n", dir.string());
+    slices.push_back(read_slice(dir));
+  }
+  const Slice& first = slices.front();
+  const RunIdentity identity = identity_from_json(first.provenance["run_identity"], first.h5.string());
+  if (identity.model_fingerprint != fingerprint)
+    throw InputError(first.h5.string(), "", fmt::format("was computed from another model than {} (fingerprint {}, the model's {})",
+                                                        o.model.string(), identity.model_fingerprint, fingerprint));
+  const nlohmann::json& slicing = first.provenance["slice"];
+  const int count = slicing.value("count", 0);
+  if (expected_count && count != expected_count)
+    throw InputError(first.h5.string(), "", fmt::format("belongs to a job of {} slices, but {} are present", count, expected_count));
+  if (static_cast<int>(slices.size()) != count)
+    throw UsageError(fmt::format("merge: the job has {} slices, {} given", count, slices.size()));
+
+  std::set<int> covered;
+  std::set<int> indices;
+  for (const Slice& s : slices) {
+    if (const std::string diff = identity_difference(s.provenance["run_identity"], identity, true); !diff.empty())
+      throw InputError(s.h5.string(), "", fmt::format("was computed differently from {} ({})", first.h5.string(), diff));
+    if (s.provenance["slice"].value("count", -1) != count ||
+        s.provenance["slice"].value("selected_layers", nlohmann::json()) != slicing["selected_layers"])
+      throw InputError(s.h5.string(), "", "belongs to a different array job (slice count or layer selection differs)");
+    if (!indices.insert(s.provenance["slice"].value("index", -1)).second)
+      throw InputError(s.h5.string(), "", "is a second copy of the same slice");
+    for (int l : s.layers)
+      if (!covered.insert(l).second) throw InputError(s.h5.string(), "", fmt::format("layer {} is in two slices", l));
+  }
+  std::vector<int> selected;
+  try {
+    selected = slicing.at("selected_layers").get<std::vector<int>>();
+  } catch (const nlohmann::json::exception&) {
+    throw InputError(first.h5.string(), "", "provenance lacks the job's layer selection");
+  }
+  for (int l : selected) {
+    if (l < 0 || l >= layout.num_layers)
+      throw InputError(first.h5.string(), "", fmt::format("selects layer {}, which the model does not have", l));
+    if (!covered.count(l)) throw InputError(first.h5.string(), "", fmt::format("no slice holds layer {}", l));
+  }
+  if (covered.size() != selected.size())
+    throw InputError(first.h5.string(), "", "the slices hold layers the job did not select");
+
+  // Every planned matrix exactly once, slice by slice, so a gap names its slice.
+  std::vector<MatrixResult> all;
+  for (Slice& s : slices) {
+    const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, s.layers, Projection::down);
+    std::set<MatrixKey> planned, found;
+    for (const WorkItem& it : plan) planned.insert(it.key);
+    for (const MatrixResult& r : s.contents.results)
+      if (!planned.count(r.key) || !found.insert(r.key).second)
+        throw InputError(s.h5.string(), "", fmt::format("holds an unplanned or repeated matrix: layer {} {} expert {}",
+                                                        r.key.layer, r.key.group(), r.key.expert));
+    if (found.size() != planned.size())
+      throw InputError(s.h5.string(), "", fmt::format("holds {} of its {} planned matrices", found.size(), planned.size()));
+    for (MatrixResult& r : s.contents.results) all.push_back(std::move(r));
+  }
+  const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, selected, Projection::down);
+  const Phase1Tables tables = assemble_phase1(std::move(all), plan, layout, identity.ks);
+
+  prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, phase1_output_files());
+  RunIdentity merged = identity;
+  merged.layers = selected;
+  ojson p;
+  p["tool"] = tool_name();
+  p["git_commit"] = kGitCommit;
+  p["command_line"] = o.command_line;
+  p["model_dir"] = o.model.string();
+  p["run_identity"] = merged.to_json();
+  p["merged_from"] = ojson::array();
+  for (const Slice& s : slices) p["merged_from"].push_back({{"slice", s.dir.string()}, {"provenance", s.provenance}});
+  p["backend"] = first.provenance.value("backend", "");
+  p["precision_policy"] = identity.precision;
+  p["versions"] = library_versions("(not used by merge)");
+  p["started_utc"] = started_utc;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  p["elapsed_seconds"] = elapsed;
+  const std::string model_name = o.name.empty() ? first.contents.model : o.name;
+  write_phase1_outputs(o.out, tables, model_name, layout, p,
+                       fmt::format("{} -- phase 1, down_proj, {} matrices merged from {} slices, {:.1f} s", model_name,
+                                   plan.size(), slices.size(), elapsed));
+  return 0;
+}
+
+}  // namespace
+
+int run_merge(int argc, char** argv) {
+  MergeOptions o;
+  o.command_line = "vindex_mpi";
+  for (int i = 0; i < argc; ++i) o.command_line += std::string(" ") + argv[i];
+  CLI::App app{"vindex_mpi merge: joins the slices of an array job -- OUT.slices/III-of-NNN, written by runs with\n"
+               "--slice I/N -- into the files of one run over all layers. Every slice must come from the same model,\n"
+               "options and build, and every selected layer and matrix must be present exactly once.",
+               "vindex_mpi merge"};
+  app.set_config("--config", "", "Read --model and --out from a job file (its other keys are ignored)");
+  app.allow_config_extras(true);
+  app.add_option("--model", o.model, "Checkpoint directory the slices were computed from")->required();
+  app.add_option("--out", o.out, "Output directory of the job (the slices are read from OUT.slices/)")->required();
+  app.add_option("--name", o.name, "Model name written to the outputs (default: the slices')");
+  app.add_flag("--overwrite", o.overwrite, "Allow a non-empty output directory (its vindex files are replaced)");
+  app.add_option("slices", o.slices, "Slice directories (default: every OUT.slices/III-of-NNN)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    fmt::print("{}\n", app.help());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    fmt::print(stderr, "vindex_mpi merge: error: {} (see --help)\n", what);
+    return static_cast<int>(ExitCode::usage);
+  }
+  try {
+    return merge(o);
+  } catch (const Error& e) {
+    fmt::print(stderr, "vindex_mpi merge: error: {}\n", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vindex_mpi merge: error: {}\n", e.what());
+    return static_cast<int>(ExitCode::internal);
+  }
+}
+
+}  // namespace vindex::app

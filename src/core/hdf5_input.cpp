@@ -1,0 +1,193 @@
+// Reading vindex.h5 (schema in hdf5_output.hpp) with the HDF5 C API.
+#include "vindex/hdf5_input.hpp"
+
+#include <hdf5.h>
+
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "hdf5_handle.hpp"
+#include "vindex/errors.hpp"
+#include "vindex/hdf5_output.hpp"
+
+namespace vindex {
+namespace {
+
+using hdf5::check;
+using hdf5::Handle;
+
+struct Context {
+  std::string file;
+  [[noreturn]] void fail(const std::string& object, const std::string& what) const { throw InputError(file, object, what); }
+};
+
+bool has_attribute(hid_t object, const char* name) { return H5Aexists(object, name) > 0; }
+
+std::string read_string_attribute(const Context& ctx, hid_t object, const char* name, const std::string& where) {
+  if (!has_attribute(object, name)) ctx.fail(where, fmt::format("attribute '{}' is missing", name));
+  const Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", name);
+  const Handle file_type(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", name);
+  if (H5Tget_class(file_type.get()) != H5T_STRING || H5Tis_variable_str(file_type.get()) <= 0)
+    ctx.fail(where, fmt::format("attribute '{}' is not a variable-length string", name));
+  const Handle mem_type(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", name);
+  check(H5Tset_size(mem_type.get(), H5T_VARIABLE), "H5Tset_size", name);
+  check(H5Tset_cset(mem_type.get(), H5Tget_cset(file_type.get())), "H5Tset_cset", name);  // no ASCII<->UTF-8 conversion
+  char* value = nullptr;
+  check(H5Aread(attr.get(), mem_type.get(), &value), "H5Aread", name);
+  std::string out = value ? value : "";
+  H5free_memory(value);
+  return out;
+}
+
+std::vector<long long> read_int_attribute(const Context& ctx, hid_t object, const char* name, const std::string& where) {
+  if (!has_attribute(object, name)) ctx.fail(where, fmt::format("attribute '{}' is missing", name));
+  const Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", name);
+  const Handle space(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", name);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > 4096) ctx.fail(where, fmt::format("attribute '{}' has {} values", name, n));
+  std::vector<long long> values(static_cast<std::size_t>(n));
+  check(H5Aread(attr.get(), H5T_NATIVE_LLONG, values.data()), "H5Aread", name);
+  return values;
+}
+
+// Reads a dataset of `rank` dimensions into `out`, converting to `mem_type`; returns its dims.
+template <typename T>
+std::vector<hsize_t> read_dataset(const Context& ctx, hid_t group, const std::string& group_path, const char* name,
+                                  hid_t mem_type, int rank, std::vector<T>& out) {
+  const std::string where = group_path + "/" + name;
+  if (H5Lexists(group, name, H5P_DEFAULT) <= 0) ctx.fail(where, "dataset is missing");
+  const Handle set(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose, "H5Dopen2", where);
+  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", where);
+  if (H5Sget_simple_extent_ndims(space.get()) != rank) ctx.fail(where, fmt::format("expected {} dimension(s)", rank));
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  hsize_t total = 1;
+  for (hsize_t d : dims) {
+    if (d > (hsize_t{1} << 40) / std::max<hsize_t>(total, 1)) ctx.fail(where, "implausibly large");
+    total *= d;
+  }
+  out.resize(total);
+  if (total > 0) check(H5Dread(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread", where);
+  return dims;
+}
+
+// "down_proj" / "shared_gate_proj" -> projection; nullopt for an unknown name.
+std::optional<Projection> projection_of(std::string_view name) {
+  if (name.starts_with("shared_")) name.remove_prefix(7);
+  for (Projection p : kProjections)
+    if (name == projection_name(p)) return p;
+  return std::nullopt;
+}
+
+std::optional<MatrixRole> role_of(std::string_view name) {
+  if (name == "dense") return MatrixRole::dense;
+  if (name == "routed") return MatrixRole::routed;
+  if (name == "shared") return MatrixRole::shared;
+  return std::nullopt;
+}
+
+void read_group(const Context& ctx, hid_t layer_group, int layer, const std::string& name, const std::string& layer_path,
+                std::size_t k_count, std::vector<MatrixResult>& out) {
+  const std::string where = layer_path + "/" + name;
+  const Handle group(H5Gopen2(layer_group, name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
+  const auto projection = projection_of(name);
+  const auto role = role_of(read_string_attribute(ctx, group.get(), "role", where));
+  if (!projection || !role || (name.starts_with("shared_") != (*role == MatrixRole::shared)))
+    ctx.fail(where, "is not a known matrix group");
+  const auto shape = read_int_attribute(ctx, group.get(), "shape", where);
+  if (shape.size() != 2 || shape[0] <= 0 || shape[1] <= 0) ctx.fail(where, "attribute 'shape' is not [rows, cols]");
+  const auto rows = static_cast<std::uint64_t>(shape[0]), cols = static_cast<std::uint64_t>(shape[1]);
+
+  std::vector<std::int32_t> ids;
+  std::vector<float> sv;
+  std::vector<double> var, top, ratio, fro, stable, effective;
+  std::vector<std::uint8_t> gram_bits, eigen_bits;
+  const hsize_t n = read_dataset(ctx, group.get(), where, "expert_ids", H5T_NATIVE_INT32, 1, ids)[0];
+  const auto sv_dims = read_dataset(ctx, group.get(), where, "singular_values", H5T_NATIVE_FLOAT, 2, sv);
+  const auto var_dims = read_dataset(ctx, group.get(), where, "var_at_k", H5T_NATIVE_DOUBLE, 2, var);
+  if (sv_dims[0] != n || sv_dims[1] != std::min(rows, cols)) ctx.fail(where + "/singular_values", "shape disagrees");
+  if (var_dims[0] != n || var_dims[1] != k_count) ctx.fail(where + "/var_at_k", "shape disagrees with n and k");
+  std::pair<const char*, std::vector<double>*> per_matrix[] = {{"top_sv", &top}, {"sv_ratio", &ratio},
+      {"frobenius_norm", &fro}, {"stable_rank", &stable}, {"effective_rank", &effective}};
+  for (auto& [field, values] : per_matrix)
+    if (read_dataset(ctx, group.get(), where, field, H5T_NATIVE_DOUBLE, 1, *values)[0] != n)
+      ctx.fail(where + "/" + field, "length disagrees with expert_ids");
+  for (auto& [field, values] : {std::pair{"gram_bits", &gram_bits}, std::pair{"eigen_bits", &eigen_bits}}) {
+    if (read_dataset(ctx, group.get(), where, field, H5T_NATIVE_UINT8, 1, *values)[0] != n)
+      ctx.fail(where + "/" + field, "length disagrees with expert_ids");
+    for (std::uint8_t b : *values)
+      if (b != 32 && b != 64) ctx.fail(where + "/" + field, fmt::format("value {} is not 32 or 64", b));
+  }
+
+  const std::size_t svn = std::min(rows, cols);
+  for (hsize_t i = 0; i < n; ++i) {
+    MatrixResult r;
+    r.key = {layer, *role, *projection, ids[i]};
+    r.rows = rows;
+    r.cols = cols;
+    r.gram_bits = static_cast<FloatBits>(gram_bits[i]);
+    r.eigen_bits = static_cast<FloatBits>(eigen_bits[i]);
+    r.singular_values.assign(sv.begin() + static_cast<std::ptrdiff_t>(i * svn), sv.begin() + static_cast<std::ptrdiff_t>((i + 1) * svn));
+    r.stats.var_at_k.assign(var.begin() + static_cast<std::ptrdiff_t>(i * k_count),
+                            var.begin() + static_cast<std::ptrdiff_t>((i + 1) * k_count));
+    r.stats.top_sv = top[i];
+    r.stats.sv_ratio = ratio[i];
+    r.stats.frobenius_norm = fro[i];
+    r.stats.stable_rank = stable[i];
+    r.stats.effective_rank = effective[i];
+    out.push_back(std::move(r));
+  }
+}
+
+std::vector<std::string> child_names(hid_t group, const std::string& where) {
+  H5G_info_t info{};
+  check(H5Gget_info(group, &info), "H5Gget_info", where);
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) throw Hdf5Error("H5Lget_name_by_idx", where);
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<std::size_t>(len));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+}  // namespace
+
+VindexFileContents read_vindex_h5(const std::filesystem::path& path) {
+  hdf5::silence_errors();
+  const Context ctx{path.string()};
+  if (H5Fis_hdf5(ctx.file.c_str()) <= 0) ctx.fail("", "is not an HDF5 file");
+  const Handle file(H5Fopen(ctx.file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", ctx.file);
+  VindexFileContents contents;
+  if (read_string_attribute(ctx, file.get(), "format", "/") != kVindexFormatName) ctx.fail("/", "is not a vindex file");
+  if (const auto v = read_string_attribute(ctx, file.get(), "format_version", "/"); v != kVindexFormatVersion)
+    ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, kVindexFormatVersion));
+  contents.model = read_string_attribute(ctx, file.get(), "model", "/");
+  contents.tool = read_string_attribute(ctx, file.get(), "tool", "/");
+  contents.provenance_json = read_string_attribute(ctx, file.get(), "provenance", "/");
+  for (long long k : read_int_attribute(ctx, file.get(), "k", "/")) {
+    if (k < 1 || k > (1 << 30)) ctx.fail("/", fmt::format("k value {} out of range", k));
+    contents.ks.push_back(static_cast<int>(k));
+  }
+  if (H5Lexists(file.get(), "phase1", H5P_DEFAULT) <= 0) ctx.fail("/phase1", "group is missing");
+  const Handle phase1(H5Gopen2(file.get(), "phase1", H5P_DEFAULT), H5Gclose, "H5Gopen2", "/phase1");
+  for (const std::string& layer_name : child_names(phase1.get(), "/phase1")) {
+    const std::string layer_path = "/phase1/" + layer_name;
+    int layer = -1;
+    const char* digits = layer_name.c_str() + 6;
+    const auto [end, ec] = std::from_chars(digits, layer_name.c_str() + layer_name.size(), layer);
+    if (!layer_name.starts_with("layer_") || ec != std::errc() || *end != '\0' || layer < 0)
+      ctx.fail(layer_path, "is not a layer_LLL group");
+    const Handle layer_group(H5Gopen2(phase1.get(), layer_name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", layer_path);
+    for (const std::string& group_name : child_names(layer_group.get(), layer_path))
+      read_group(ctx, layer_group.get(), layer, group_name, layer_path, contents.ks.size(), contents.results);
+  }
+  return contents;
+}
+
+}  // namespace vindex

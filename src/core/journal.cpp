@@ -1,0 +1,205 @@
+// Writing and reading the resume journal (format in journal.hpp).
+#include "vindex/journal.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "vindex/checksum.hpp"
+#include "vindex/errors.hpp"
+#include "vindex/json_file.hpp"
+
+namespace vindex {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint64_t kMaxRecordPayload = 1ull << 32;  // a batch of results is far smaller
+
+template <typename T>
+void put_le(std::byte* out, T value) {
+  for (std::size_t i = 0; i < sizeof(T); ++i) out[i] = static_cast<std::byte>(static_cast<std::uint64_t>(value) >> (8 * i));
+}
+
+template <typename T>
+T get_le(const std::byte* in) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<std::uint64_t>(in[i]) << (8 * i);
+  return static_cast<T>(v);
+}
+
+[[noreturn]] void corrupt(const fs::path& file, std::uint64_t offset, const std::string& what) {
+  throw UsageError(fmt::format("--out: journal {}: {} at byte {}; the journal is damaged -- pass --overwrite to start "
+                               "over, or remove that file to recompute only its matrices",
+                               file.string(), what, offset));
+}
+
+// One journal file: its identity and results. Stops at an incomplete final record.
+struct ParsedJournal {
+  nlohmann::json identity;
+  std::vector<MatrixResult> results;
+  bool torn = false;
+};
+
+ParsedJournal parse_journal(const fs::path& file) {
+  const FileDescriptor fd = FileDescriptor::open_read(file);
+  const std::uint64_t size = fd.size();
+  ParsedJournal parsed;
+  std::uint64_t offset = 0;
+  bool have_identity = false;
+  std::vector<std::byte> payload;
+  while (offset < size) {
+    if (size - offset < kJournalRecordHeaderBytes) {
+      parsed.torn = true;  // a header cut short: the writer was killed mid-write
+      break;
+    }
+    std::array<std::byte, kJournalRecordHeaderBytes> header{};
+    fd.read_exact(header.data(), header.size(), offset);
+    const auto magic = get_le<std::uint32_t>(header.data());
+    const auto kind = get_le<std::uint32_t>(header.data() + 4);
+    const auto length = get_le<std::uint64_t>(header.data() + 8);
+    const auto crc = get_le<std::uint32_t>(header.data() + 16);
+    if (magic != kJournalMagic) corrupt(file, offset, "no record marker");
+    if (length > kMaxRecordPayload) corrupt(file, offset, fmt::format("record of {} bytes", length));
+    const std::uint64_t end = offset + kJournalRecordHeaderBytes + length;
+    if (end > size) {
+      parsed.torn = true;
+      break;
+    }
+    payload.resize(length);
+    fd.read_exact(payload.data(), length, offset + kJournalRecordHeaderBytes);
+    if (crc32(payload) != crc) {
+      if (end == size) {  // the last record: torn by a crash between its write and its sync
+        parsed.torn = true;
+        break;
+      }
+      corrupt(file, offset, "checksum mismatch");
+    }
+    if (!have_identity) {
+      if (kind != static_cast<std::uint32_t>(JournalRecordKind::identity)) corrupt(file, offset, "no run identity first");
+      try {
+        parsed.identity = parse_json_strict(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()), file.string());
+      } catch (const std::exception& e) {
+        corrupt(file, offset, fmt::format("unreadable run identity ({})", e.what()));
+      }
+      have_identity = true;
+    } else if (kind == static_cast<std::uint32_t>(JournalRecordKind::results)) {
+      try {
+        std::vector<MatrixResult> batch = decode_results(payload);
+        for (MatrixResult& r : batch) parsed.results.push_back(std::move(r));
+      } catch (const InternalError& e) {
+        corrupt(file, offset, fmt::format("undecodable results ({})", e.what()));
+      }
+    } else {
+      corrupt(file, offset, fmt::format("unknown record kind {}", kind));
+    }
+    offset = end;
+  }
+  if (!have_identity && !parsed.torn && size > 0) corrupt(file, 0, "no run identity");
+  return parsed;
+}
+
+}  // namespace
+
+void append_journal_record(std::vector<std::byte>& bytes, JournalRecordKind kind, std::span<const std::byte> payload) {
+  std::array<std::byte, kJournalRecordHeaderBytes> header{};
+  put_le<std::uint32_t>(header.data(), kJournalMagic);
+  put_le<std::uint32_t>(header.data() + 4, static_cast<std::uint32_t>(kind));
+  put_le<std::uint64_t>(header.data() + 8, payload.size());
+  put_le<std::uint32_t>(header.data() + 16, crc32(payload));
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  bytes.insert(bytes.end(), payload.begin(), payload.end());
+}
+
+JournalWriter::JournalWriter(const fs::path& out_dir, const std::string& file_name, const RunIdentity& identity,
+                             double flush_seconds)
+    : path_(out_dir / kJournalDirectory / file_name),
+      interval_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(flush_seconds))),
+      last_flush_(std::chrono::steady_clock::now()) {
+  std::error_code ec;
+  fs::create_directories(path_.parent_path(), ec);
+  if (ec) throw IoError(path_.parent_path().string(), "cannot create the journal directory: " + ec.message());
+  fd_ = FileDescriptor::create_exclusive(path_);
+  const std::string text = identity.to_json().dump();
+  const std::lock_guard lock(mutex_);
+  write_record_locked(JournalRecordKind::identity, std::as_bytes(std::span(text.data(), text.size())));
+}
+
+JournalWriter::~JournalWriter() {
+  try {
+    flush();
+  } catch (...) {  // the journal is an aid: losing its last batch only costs recomputation
+  }
+}
+
+void JournalWriter::write_record_locked(JournalRecordKind kind, std::span<const std::byte> payload) {
+  std::vector<std::byte> bytes;
+  bytes.reserve(kJournalRecordHeaderBytes + payload.size());
+  append_journal_record(bytes, kind, payload);
+  fd_.append_all(bytes);  // one write: a kill leaves at most this record incomplete
+  fd_.sync_data();
+}
+
+void JournalWriter::flush_locked() {
+  if (!pending_.empty()) {
+    std::vector<std::byte> payload;
+    encode_results(pending_, payload);
+    write_record_locked(JournalRecordKind::results, payload);
+    written_ += pending_.size();
+    pending_.clear();
+  }
+  last_flush_ = std::chrono::steady_clock::now();
+}
+
+void JournalWriter::append(const MatrixResult& result) {
+  const std::lock_guard lock(mutex_);
+  pending_.push_back(result);
+  if (std::chrono::steady_clock::now() - last_flush_ >= interval_) flush_locked();
+}
+
+void JournalWriter::flush() {
+  const std::lock_guard lock(mutex_);
+  flush_locked();
+}
+
+std::size_t JournalWriter::results_written() const {
+  const std::lock_guard lock(mutex_);
+  return written_;
+}
+
+JournalContents read_journals(const fs::path& out_dir, const RunIdentity& expected) {
+  JournalContents contents;
+  const fs::path dir = out_dir / kJournalDirectory;
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return contents;
+  if (!fs::is_directory(fs::symlink_status(dir, ec)))
+    throw UsageError(fmt::format("--out: {} exists and is not a directory", dir.string()));
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file(ec) || entry.is_symlink(ec))
+      throw UsageError(fmt::format("--out: {} is not a regular journal file", entry.path().string()));
+    files.push_back(entry.path());
+  }
+  if (ec) throw IoError(dir.string(), "cannot be read: " + ec.message());
+  std::sort(files.begin(), files.end());
+
+  std::set<MatrixKey> seen;
+  for (const fs::path& file : files) {
+    ParsedJournal parsed = parse_journal(file);
+    ++contents.files;
+    if (parsed.torn) ++contents.torn_records;
+    if (parsed.identity.is_null()) continue;  // created, killed before its first record landed
+    if (const std::string diff = identity_difference(parsed.identity, expected); !diff.empty())
+      throw UsageError(fmt::format("--out: journal {} belongs to a different run ({}); resume with the same model, "
+                                   "options and vindex_mpi build, or pass --overwrite to start over",
+                                   file.string(), diff));
+    for (MatrixResult& r : parsed.results)
+      if (seen.insert(r.key).second) contents.results.push_back(std::move(r));
+  }
+  return contents;
+}
+
+}  // namespace vindex

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Array-job slices and `vindex_mpi merge`, under mpiexec (the Slurm test runs the same through
+sbatch): three slices of the demo (with 1, 2 and 1 ranks) merged must equal a single run, value for
+value; merge refuses a missing slice, an unfinished slice, a slice of other options, another model,
+and a full output directory; --slice refuses bad slice numbers.
+
+  slices_and_merge.py --mpiexec M --np-flag -n --binary B --fixtures tests/fixtures
+                      --reference OUT_OF_A_SINGLE_RUN --checker tests/integration/check_outputs.py --work DIR
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+import mpi_runner
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL: {what}", flush=True)
+
+
+def merge(args, out, model, *extra):
+    p = subprocess.run([args.binary, "merge", "--model", model, "--out", out, *extra], capture_output=True, text=True,
+                       timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    mpi_runner.add_arguments(ap)
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--reference", required=True)
+    ap.add_argument("--checker", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    mpi_runner.fresh_dir(args.work)
+    os.makedirs(args.work)
+    model = os.path.join(args.fixtures, "kimi_k2_tiny")
+    out = os.path.join(args.work, "job")
+    slices = out + ".slices"
+
+    for index, ranks in ((0, 1), (1, 2), (2, 1)):
+        code, _, err = mpi_runner.run(args, ranks, ["--model", model, "--out", out, "--slice", f"{index}/3", "--resume"])
+        check(code == 0, f"slice {index}/3: exit {code}: {err[-1500:]}")
+    names = sorted(os.listdir(slices)) if os.path.isdir(slices) else []
+    check(names == ["000-of-003", "001-of-003", "002-of-003"], f"slice directories: {names}")
+
+    code, stdout, err = merge(args, out, model)
+    check(code == 0 and "merged from 3 slices" in stdout, f"merge: exit {code}: {err[-1500:]}")
+    p = subprocess.run([sys.executable, args.checker, "identical", out, args.reference], capture_output=True, text=True)
+    check(p.returncode == 0, f"merged files differ from a single run:\n{p.stdout}{p.stderr}")
+
+    # Refusals: each exits with its code and one message, and writes nothing.
+    def refused(label, code_expected, needles, prepare, model_dir=model):
+        work = os.path.join(args.work, label.replace(" ", "_"))
+        shutil.copytree(slices, work + ".slices")
+        prepare(work + ".slices")
+        code, stdout, err = merge(args, work, model_dir)
+        ok = code == code_expected and err.count("error:") == 1 and all(n in err for n in needles)
+        check(ok, f"{label}: exit {code}, expected {code_expected}; message {err!r}")
+        check(not os.path.exists(work) or not os.listdir(work), f"{label}: wrote {work}")
+
+    refused("missing slice", 2, ["001-of-003 is missing"], lambda d: shutil.rmtree(os.path.join(d, "001-of-003")))
+    refused("unfinished slice", 3, ["002-of-003", "did not finish"],
+            lambda d: os.remove(os.path.join(d, "002-of-003", "vindex.h5")))
+
+    def other_options(d):
+        code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", d[:-len(".slices")], "--slice", "1/3",
+                                                "--k", "32", "--overwrite"])
+        check(code == 0, f"slice with --k 32: exit {code}: {err[-500:]}")
+    refused("other options", 3, ["001-of-003", "computed differently", "k:"], other_options)
+    refused("other model", 3, ["another model"], lambda d: None, model_dir=os.path.join(args.fixtures, "steep_mixed"))
+
+    code, _, err = merge(args, out, model)  # out now holds the merged files
+    check(code == 2 and "not empty" in err, f"merge into a full directory: exit {code}: {err!r}")
+    code, _, err = merge(args, out, model, "--overwrite")
+    check(code == 0, f"merge --overwrite: exit {code}: {err[-500:]}")
+
+    for bad, needle in (("3/3", "0 <= I < N"), ("0/9", "only 4 layers"), ("1", "I/N"), ("-1/3", "--slice")):
+        code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", os.path.join(args.work, "bad"), "--slice", bad])
+        check(code == 2 and needle in err, f"--slice {bad}: exit {code}: {err!r}")
+
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print("slices and merge: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+// The resume journal (records, torn tails, corruption, identity), the output directory's modes
+// around it, layer slices, and vindex.h5 read back bit for bit (what merge relies on).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include "catch_compat.hpp"
+#include "test_support.hpp"
+#include "vindex/aggregate.hpp"
+#include "vindex/checkpoint.hpp"
+#include "vindex/checksum.hpp"
+#include "vindex/errors.hpp"
+#include "vindex/hdf5_input.hpp"
+#include "vindex/hdf5_output.hpp"
+#include "vindex/journal.hpp"
+#include "vindex/layout.hpp"
+#include "vindex/output_files.hpp"
+#include "vindex/plan.hpp"
+
+using namespace vindex;
+using vindex_test::contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+RunIdentity identity() {
+  return {"vindex_mpi test", "abc", "0123456789abcdef", "cpu", "auto", {16, 64}, "down_proj", {0, 1, 2}};
+}
+
+MatrixResult random_result(std::mt19937_64& rng, const MatrixKey& key, std::uint64_t rows, std::uint64_t cols,
+                           std::size_t k_count) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  MatrixResult r;
+  r.key = key;
+  r.rows = rows;
+  r.cols = cols;
+  r.gram_bits = u(rng) < 0.5 ? FloatBits::fp32 : FloatBits::fp64;
+  r.eigen_bits = FloatBits::fp64;
+  for (std::uint64_t i = 0; i < std::min(rows, cols); ++i) r.singular_values.push_back(static_cast<float>(u(rng)));
+  std::sort(r.singular_values.rbegin(), r.singular_values.rend());
+  for (std::size_t i = 0; i < k_count; ++i) r.stats.var_at_k.push_back(u(rng));
+  r.stats.top_sv = u(rng);
+  r.stats.sv_ratio = u(rng) < 0.2 ? NAN : 1 + u(rng);
+  r.stats.frobenius_norm = u(rng);
+  r.stats.stable_rank = u(rng);
+  r.stats.effective_rank = u(rng);
+  return r;
+}
+
+bool same(const MatrixResult& a, const MatrixResult& b) {
+  const auto bits_equal = [](double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0; };
+  return a.key == b.key && a.rows == b.rows && a.cols == b.cols && a.gram_bits == b.gram_bits &&
+         a.eigen_bits == b.eigen_bits && a.singular_values == b.singular_values &&
+         a.stats.var_at_k == b.stats.var_at_k && bits_equal(a.stats.top_sv, b.stats.top_sv) &&
+         bits_equal(a.stats.sv_ratio, b.stats.sv_ratio) && bits_equal(a.stats.frobenius_norm, b.stats.frobenius_norm) &&
+         bits_equal(a.stats.stable_rank, b.stats.stable_rank) && bits_equal(a.stats.effective_rank, b.stats.effective_rank);
+}
+
+std::vector<MatrixResult> some_results(std::size_t n) {
+  std::mt19937_64 rng(5);
+  std::vector<MatrixResult> out;
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back(random_result(rng, {1, MatrixRole::routed, Projection::down, static_cast<int>(i)}, 40, 24, 2));
+  return out;
+}
+
+fs::path only_journal_file(const fs::path& out) {
+  fs::path found;
+  for (const auto& e : fs::directory_iterator(out / kJournalDirectory)) found = e.path();
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("CRC-32 matches the published check value", "[journal]") {
+  const std::string text = "123456789";
+  REQUIRE(crc32(std::as_bytes(std::span(text.data(), text.size()))) == 0xCBF43926u);  // CRC-32/ISO-HDLC check
+  REQUIRE(crc32({}) == 0u);
+}
+
+TEST_CASE("a journal gives back every result it was given, bit for bit", "[journal]") {
+  vindex_test::TempDir tmp;
+  const auto results = some_results(7);
+  {
+    JournalWriter w(tmp.path(), "run-1-rank-00000.vjl", identity(), 3600);
+    for (std::size_t i = 0; i < 4; ++i) w.append(results[i]);
+    w.flush();  // one record of 4
+    for (std::size_t i = 4; i < 7; ++i) w.append(results[i]);
+    REQUIRE(w.results_written() == 4);
+  }  // the destructor writes the last 3
+  const JournalContents back = read_journals(tmp.path(), identity());
+  REQUIRE(back.files == 1);
+  REQUIRE(back.torn_records == 0);
+  REQUIRE(back.results.size() == results.size());
+  for (std::size_t i = 0; i < results.size(); ++i) REQUIRE(same(back.results[i], results[i]));
+}
+
+TEST_CASE("a record cut short by a kill is ignored; damage before the end is refused", "[journal]") {
+  vindex_test::TempDir tmp;
+  const auto results = some_results(6);
+  {
+    JournalWriter w(tmp.path(), "j.vjl", identity(), 3600);
+    for (std::size_t i = 0; i < 3; ++i) w.append(results[i]);
+    w.flush();
+    for (std::size_t i = 3; i < 6; ++i) w.append(results[i]);
+    w.flush();
+  }
+  const fs::path file = only_journal_file(tmp.path());
+  const auto size = fs::file_size(file);
+
+  SECTION("torn final record") {
+    fs::resize_file(file, size - 10);
+    const JournalContents back = read_journals(tmp.path(), identity());
+    REQUIRE(back.torn_records == 1);
+    REQUIRE(back.results.size() == 3);
+    REQUIRE(same(back.results[2], results[2]));
+  }
+  SECTION("torn record header") {
+    std::vector<std::byte> extra(10, std::byte{0x56});
+    std::ofstream(file, std::ios::binary | std::ios::app).write(reinterpret_cast<const char*>(extra.data()), 10);
+    REQUIRE(read_journals(tmp.path(), identity()).results.size() == 6);
+  }
+  SECTION("a flipped byte in an earlier record") {
+    std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+    // Past the identity record's header and payload, into the first results payload.
+    const std::string text = identity().to_json().dump();
+    f.seekp(static_cast<std::streamoff>(2 * kJournalRecordHeaderBytes + text.size() + 40));
+    f.put('\x7f');
+    f.close();
+    REQUIRE_THROWS_AS(read_journals(tmp.path(), identity()), UsageError);
+    REQUIRE_THROWS_WITH(read_journals(tmp.path(), identity()), contains("checksum mismatch") && contains("j.vjl"));
+  }
+  SECTION("not a journal at all") {
+    std::ofstream(tmp.path() / kJournalDirectory / "x.vjl") << "this is not a journal, but it is long enough";
+    REQUIRE_THROWS_WITH(read_journals(tmp.path(), identity()), contains("x.vjl") && contains("no record marker"));
+  }
+}
+
+TEST_CASE("a journal of another run is refused, naming what differs", "[journal]") {
+  vindex_test::TempDir tmp;
+  { JournalWriter w(tmp.path(), "j.vjl", identity(), 1); }
+  RunIdentity other = identity();
+  other.ks = {32};
+  REQUIRE_THROWS_WITH(read_journals(tmp.path(), other), contains("different run") && contains("k: recorded [16,64]"));
+  other = identity();
+  other.model_fingerprint = "ffffffffffffffff";
+  REQUIRE_THROWS_WITH(read_journals(tmp.path(), other), contains("model_fingerprint"));
+  other = identity();
+  other.git_commit = "def";
+  REQUIRE_THROWS_WITH(read_journals(tmp.path(), other), contains("git_commit"));
+  REQUIRE(read_journals(tmp.path(), identity()).files == 1);
+  // No directory: nothing to resume.
+  vindex_test::TempDir empty;
+  REQUIRE(read_journals(empty.path(), identity()).results.empty());
+}
+
+TEST_CASE("the output directory keeps, refuses or discards a journal by mode", "[journal][outputs]") {
+  vindex_test::TempDir tmp;
+  const std::vector<std::string> outputs{"vindex.h5"};
+  { JournalWriter w(tmp.path(), "j.vjl", identity(), 1); }
+  REQUIRE_THROWS_WITH(prepare_output_directory(tmp.path(), OutputMode::fresh, outputs),
+                      contains("unfinished run") && contains("--resume") && contains("--overwrite"));
+  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::resume, outputs));
+  REQUIRE(fs::exists(tmp.path() / kJournalDirectory));
+  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::overwrite, outputs));
+  REQUIRE_FALSE(fs::exists(tmp.path() / kJournalDirectory));
+
+  std::ofstream(tmp.path() / "elsewhere") << "x";
+  fs::create_symlink(tmp.path() / "elsewhere", tmp.path() / "vindex.h5");
+  REQUIRE_THROWS_WITH(prepare_output_directory(tmp.path(), OutputMode::overwrite, outputs), contains("symbolic link"));
+}
+
+TEST_CASE("layer slices cover every layer once, in order, balanced by cost", "[journal][plan]") {
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
+  const ModelLayout layout = detect_layout(ckpt);
+  const std::vector<int> layers{0, 1, 2, 3};
+  const std::vector<WorkItem> items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  for (int count = 1; count <= 4; ++count) {
+    std::vector<int> joined;
+    for (int i = 0; i < count; ++i) {
+      const std::vector<int> slice = slice_layers(items, layers, i, count);
+      REQUIRE_FALSE(slice.empty());
+      joined.insert(joined.end(), slice.begin(), slice.end());
+    }
+    REQUIRE(joined == layers);
+  }
+  // Two slices: the dense layer 0 (one 200x300 matrix) is cheap beside 9 MoE matrices per layer,
+  // so the cut falls after layer 1, not in the middle of the list.
+  REQUIRE(slice_layers(items, layers, 0, 2) == std::vector<int>{0, 1});
+}
+
+TEST_CASE("vindex.h5 reads back into the results it was written from, bit for bit", "[journal][hdf5]") {
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
+  const ModelLayout layout = detect_layout(ckpt);
+  const std::vector<int> layers{0, 1, 3};
+  const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  std::mt19937_64 rng(11);
+  std::vector<MatrixResult> results;
+  for (const WorkItem& item : plan) results.push_back(random_result(rng, item.key, item.weight.rows, item.weight.cols, 2));
+  const std::vector<int> ks{16, 64};
+  const Phase1Tables tables = assemble_phase1(results, plan, layout, ks);
+
+  vindex_test::TempDir tmp;
+  write_vindex_h5(tmp.path() / "v.h5", tables, {"model \xc3\xa9", "tool", "{\"p\":1}"});
+  VindexFileContents back = read_vindex_h5(tmp.path() / "v.h5");
+  REQUIRE(back.model == "model \xc3\xa9");
+  REQUIRE(back.provenance_json == "{\"p\":1}");
+  REQUIRE(back.ks == std::vector<int>{16, 64});
+  REQUIRE(back.results.size() == results.size());
+  const auto by_key = [](const MatrixResult& a, const MatrixResult& b) { return a.key < b.key; };
+  std::sort(results.begin(), results.end(), by_key);
+  std::sort(back.results.begin(), back.results.end(), by_key);
+  for (std::size_t i = 0; i < results.size(); ++i) REQUIRE(same(back.results[i], results[i]));
+
+  std::ofstream(tmp.path() / "not.h5") << "plain text";
+  REQUIRE_THROWS_WITH(read_vindex_h5(tmp.path() / "not.h5"), contains("not.h5") && contains("not an HDF5 file"));
+}
