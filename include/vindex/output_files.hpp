@@ -18,8 +18,10 @@ enum class OutputMode { fresh, overwrite, resume };
 // Checks --out: an existing path must be a directory, empty in `fresh` mode, and the `outputs`
 // present must be regular files the run may replace (a symbolic link is refused, never followed).
 // Creates it when missing and removes temporary files that an aborted run left for these outputs.
-// Problems are UsageErrors.
-void prepare_output_directory(const std::filesystem::path& dir, OutputMode mode, std::span<const std::string> outputs);
+// Entries named in `kept` belong to the job (the slices `merge` reads) and do not count as
+// content. Problems are UsageErrors.
+void prepare_output_directory(const std::filesystem::path& dir, OutputMode mode, std::span<const std::string> outputs,
+                              std::span<const std::string> kept = {});
 
 class StagedFile {
  public:

@@ -13,6 +13,7 @@
 
 #include "model_name.hpp"
 #include "plan_report.hpp"
+#include "subcommand.hpp"
 #include "vindex/cost_model.hpp"
 #include "vindex/errors.hpp"
 #include "vindex/inventory.hpp"
@@ -226,34 +227,16 @@ int run_inspect(int argc, char** argv) {
   app.add_option("--cores", o.cores, "CPU cores for the wall-time estimate (default: this machine's)")
       ->check(CLI::Range(1, 1 << 24));
   app.add_option("--gpus", o.gpus, "GPUs for the wall-time estimate (default: 8)")->check(CLI::Range(1, 1 << 20));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    fmt::print("{}\n", app.help());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    std::replace(what.begin(), what.end(), '\n', ' ');
-    fmt::print(stderr, "vindex_mpi inspect: error: {} (see --help)\n", what);
-    return static_cast<int>(ExitCode::usage);
-  }
-  if (o.cores == 0) o.cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-
-  try {
+  return run_subcommand(app, "vindex_mpi inspect", argc, argv, [&] {
+    if (o.cores == 0) o.cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     const ojson report = inspect(o);
-    std::string text = o.json ? report.dump(2) + "\n" : format_text(report);
+    const std::string text = o.json ? report.dump(2) + "\n" : format_text(report);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
     if (report["layout_error"].is_null()) return 0;
     fmt::print(stderr, "vindex_mpi inspect: error: {}\n", report["layout_error"].get<std::string>());
     return static_cast<int>(ExitCode::bad_input);
-  } catch (const Error& e) {
-    fmt::print(stderr, "vindex_mpi inspect: error: {}\n", e.what());
-    return static_cast<int>(e.code());
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "vindex_mpi inspect: error: {}\n", e.what());
-    return static_cast<int>(ExitCode::internal);
-  }
+  });
 }
 
 }  // namespace vindex::app

@@ -1,4 +1,4 @@
-// `vindex_mpi merge`: joins the slices of an array job (OUT.slices/III-of-NNN, each a complete
+// `vindex_mpi merge`: joins the slices of an array job (OUT/slices/III-of-NNN, each a complete
 // phase-1 output of some layers) into the files one run over all layers would have written.
 // Serial and MPI-free: it reads HDF5 and writes the four outputs.
 #include "merge_command.hpp"
@@ -16,6 +16,7 @@
 #include "phase1_outputs.hpp"
 #include "run_context.hpp"
 #include "slices.hpp"
+#include "subcommand.hpp"
 #include "vindex/aggregate.hpp"
 #include "vindex/checkpoint.hpp"
 #include "vindex/errors.hpp"
@@ -38,7 +39,7 @@ struct MergeOptions {
   fs::path out;
   std::string name;
   bool overwrite = false;
-  std::vector<fs::path> slices;  // empty: OUT.slices/*
+  std::vector<fs::path> slices;  // empty: OUT/slices/*
   std::string command_line;
 };
 
@@ -154,7 +155,8 @@ int merge(const MergeOptions& o) {
   const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, selected, Projection::down);
   const Phase1Tables tables = assemble_phase1(std::move(all), plan, layout, identity.ks);
 
-  prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, phase1_output_files());
+  const std::vector<std::string> kept{kSlicesDirectory};
+  prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, phase1_output_files(), kept);
   RunIdentity merged = identity;
   merged.layers = selected;
   ojson p;
@@ -184,37 +186,18 @@ int run_merge(int argc, char** argv) {
   MergeOptions o;
   o.command_line = "vindex_mpi";
   for (int i = 0; i < argc; ++i) o.command_line += std::string(" ") + argv[i];
-  CLI::App app{"vindex_mpi merge: joins the slices of an array job -- OUT.slices/III-of-NNN, written by runs with\n"
+  CLI::App app{"vindex_mpi merge: joins the slices of an array job -- OUT/slices/III-of-NNN, written by runs with\n"
                "--slice I/N -- into the files of one run over all layers. Every slice must come from the same model,\n"
                "options and build, and every selected layer and matrix must be present exactly once.",
                "vindex_mpi merge"};
   app.set_config("--config", "", "Read --model and --out from a job file (its other keys are ignored)");
   app.allow_config_extras(true);
   app.add_option("--model", o.model, "Checkpoint directory the slices were computed from")->required();
-  app.add_option("--out", o.out, "Output directory of the job (the slices are read from OUT.slices/)")->required();
+  app.add_option("--out", o.out, "Output directory of the job (the slices are read from OUT/slices/)")->required();
   app.add_option("--name", o.name, "Model name written to the outputs (default: the slices')");
   app.add_flag("--overwrite", o.overwrite, "Allow a non-empty output directory (its vindex files are replaced)");
-  app.add_option("slices", o.slices, "Slice directories (default: every OUT.slices/III-of-NNN)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    fmt::print("{}\n", app.help());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    std::replace(what.begin(), what.end(), '\n', ' ');
-    fmt::print(stderr, "vindex_mpi merge: error: {} (see --help)\n", what);
-    return static_cast<int>(ExitCode::usage);
-  }
-  try {
-    return merge(o);
-  } catch (const Error& e) {
-    fmt::print(stderr, "vindex_mpi merge: error: {}\n", e.what());
-    return static_cast<int>(e.code());
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "vindex_mpi merge: error: {}\n", e.what());
-    return static_cast<int>(ExitCode::internal);
-  }
+  app.add_option("slices", o.slices, "Slice directories (default: every OUT/slices/III-of-NNN)");
+  return run_subcommand(app, "vindex_mpi merge", argc, argv, [&] { return merge(o); });
 }
 
 }  // namespace vindex::app

@@ -120,7 +120,7 @@ ParseResult parse_command_line(int argc, char** argv) {
       ->check(CLI::Range(0.01, 86400.0));
   std::string slice_text;
   app.add_option("--slice", slice_text, "I/N: compute only the I-th (from 0) of N cost-balanced slices of the layers, "
-                                        "into OUT.slices/III-of-NNN (Slurm arrays; join with `vindex_mpi merge`)");
+                                        "into OUT/slices/III-of-NNN (Slurm arrays; join with `vindex_mpi merge`)");
 
   try {
     app.parse(argc, argv);

@@ -11,11 +11,7 @@
 namespace vindex::app {
 namespace fs = std::filesystem;
 
-fs::path slices_root(const fs::path& out) {
-  fs::path p = out.lexically_normal();
-  if (p.has_filename() == false) p = p.parent_path();  // "dir/" -> "dir"
-  return p.parent_path() / (p.filename().string() + ".slices");
-}
+fs::path slices_root(const fs::path& out) { return out / kSlicesDirectory; }
 
 fs::path slice_directory(const fs::path& out, int index, int count) {
   return slices_root(out) / fmt::format("{:03d}-of-{:03d}", index, count);
@@ -25,7 +21,7 @@ std::vector<SliceDirectory> find_slices(const fs::path& out) {
   const fs::path root = slices_root(out);
   std::error_code ec;
   if (!fs::is_directory(root, ec))
-    throw UsageError(fmt::format("{}: no slices (array tasks write OUT.slices/III-of-NNN)", root.string()));
+    throw UsageError(fmt::format("{}: no slices (array tasks write OUT/slices/III-of-NNN)", root.string()));
   static const std::regex name_re(R"(([0-9]{3,})-of-([0-9]{3,}))");
   std::vector<SliceDirectory> slices;
   for (const auto& entry : fs::directory_iterator(root, ec)) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 
@@ -32,7 +33,8 @@ void check_replaceable(const fs::path& path, const std::string& label) {
 
 }  // namespace
 
-void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<const std::string> outputs) {
+void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<const std::string> outputs,
+                              std::span<const std::string> kept) {
   std::error_code ec;
   const auto status = fs::symlink_status(dir, ec);
   if (!fs::exists(status)) {
@@ -52,6 +54,7 @@ void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<co
       journal = true;
       continue;
     }
+    if (std::find(kept.begin(), kept.end(), name) != kept.end()) continue;
     bool stale = false;
     for (const std::string& out : outputs) stale |= name.starts_with(temp_prefix(out));
     if (stale) {

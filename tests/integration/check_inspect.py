@@ -18,13 +18,7 @@ import struct
 import subprocess
 import sys
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
+from checks import check, finish
 
 
 def close(a, b, rel=1e-9):
@@ -196,11 +190,7 @@ def main():
     rc, out, err = inspect(args.binary, unknown, "--gpus", "0")
     check(rc == 2 and out == "" and "--gpus" in err, f"bad option: {rc} {err!r}")
 
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("inspect: all checks passed")
-    return 0
+    return finish("inspect")
 
 
 if __name__ == "__main__":

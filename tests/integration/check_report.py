@@ -19,14 +19,7 @@ import subprocess
 import sys
 
 import numpy as np
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
+from checks import check, finish
 
 
 def run_report(script, *args):
@@ -139,11 +132,7 @@ def main():
     leftovers = [f for f in os.listdir(args.work) if ".partial-" in f or ".old-" in f]
     check(not leftovers, f"temporaries left: {leftovers}")
 
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("report: all checks passed")
-    return 0
+    return finish("report")
 
 
 if __name__ == "__main__":

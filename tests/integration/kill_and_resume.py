@@ -17,16 +17,10 @@ import sys
 import time
 
 import mpi_runner
+from checks import check, finish
 
 FINAL = ("vindex.h5", "phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json")
 JOURNAL = ".vindex-journal"
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
 
 
 def rank_pids(binary, out_dir):
@@ -153,11 +147,7 @@ def main():
     check(code == 0 and "resuming: 0 of 129" in err, f"--resume into an empty directory: exit {code}: {err[-1000:]}")
     compare(args.checker, fresh, clean, "--resume from nothing")
 
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("kill and resume: all checks passed")
-    return 0
+    return finish("kill and resume")
 
 
 if __name__ == "__main__":

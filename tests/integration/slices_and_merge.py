@@ -14,14 +14,7 @@ import subprocess
 import sys
 
 import mpi_runner
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
+from checks import check, finish
 
 
 def merge(args, out, model, *extra):
@@ -42,7 +35,7 @@ def main():
     os.makedirs(args.work)
     model = os.path.join(args.fixtures, "kimi_k2_tiny")
     out = os.path.join(args.work, "job")
-    slices = out + ".slices"
+    slices = os.path.join(out, "slices")
 
     for index, ranks in ((0, 1), (1, 2), (2, 1)):
         code, _, err = mpi_runner.run(args, ranks, ["--model", model, "--out", out, "--slice", f"{index}/3", "--resume"])
@@ -58,19 +51,19 @@ def main():
     # Refusals: each exits with its code and one message, and writes nothing.
     def refused(label, code_expected, needles, prepare, model_dir=model):
         work = os.path.join(args.work, label.replace(" ", "_"))
-        shutil.copytree(slices, work + ".slices")
-        prepare(work + ".slices")
+        shutil.copytree(slices, os.path.join(work, "slices"))
+        prepare(os.path.join(work, "slices"))
         code, stdout, err = merge(args, work, model_dir)
         ok = code == code_expected and err.count("error:") == 1 and all(n in err for n in needles)
         check(ok, f"{label}: exit {code}, expected {code_expected}; message {err!r}")
-        check(not os.path.exists(work) or not os.listdir(work), f"{label}: wrote {work}")
+        check(sorted(os.listdir(work)) == ["slices"], f"{label}: wrote into {work}: {sorted(os.listdir(work))}")
 
     refused("missing slice", 2, ["001-of-003 is missing"], lambda d: shutil.rmtree(os.path.join(d, "001-of-003")))
     refused("unfinished slice", 3, ["002-of-003", "did not finish"],
             lambda d: os.remove(os.path.join(d, "002-of-003", "vindex.h5")))
 
     def other_options(d):
-        code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", d[:-len(".slices")], "--slice", "1/3",
+        code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", os.path.dirname(d), "--slice", "1/3",
                                                 "--k", "32", "--overwrite"])
         check(code == 0, f"slice with --k 32: exit {code}: {err[-500:]}")
     refused("other options", 3, ["001-of-003", "computed differently", "k:"], other_options)
@@ -85,11 +78,7 @@ def main():
         code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", os.path.join(args.work, "bad"), "--slice", bad])
         check(code == 2 and needle in err, f"--slice {bad}: exit {code}: {err!r}")
 
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("slices and merge: all checks passed")
-    return 0
+    return finish("slices and merge")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def main():
     check = subprocess.run([sys.executable, args.checker, "identical", out, args.reference], capture_output=True, text=True)
     if check.returncode != 0:
         fail(f"merged files differ from a single run:\n{check.stdout}{check.stderr}", args.work)
-    slices = sorted(os.listdir(out + ".slices"))
+    slices = sorted(os.listdir(os.path.join(out, "slices")))
     if slices != ["000-of-003", "001-of-003", "002-of-003"]:
         fail(f"slice directories: {slices}", args.work)
     print("slurm array job: 3 slices through sbatch, merged by a dependent job, equal to a single run")
