@@ -224,12 +224,10 @@ int run_phase1(const RunContext& ctx) {
   const auto r = static_cast<std::size_t>(comm.rank());
   const std::span<const WorkItem> mine(todo.data() + bounds[r], bounds[r + 1] - bounds[r]);
   const auto backend = make_cpu_backend({ctx.threads, o.precision, o.ks});
-  // After a failure the journal is kept for --resume, unless the inputs themselves were refused
-  // (exit 2 or 3) in a run that started afresh: then its results are of a model or options that
-  // must change, and the directory is left as it was.
+  // After a failure the journal is kept for --resume, unless a fresh run found the model itself
+  // bad (exit 3): that model must change before anything is computed from it again.
   const auto failed = [&](int code) {
-    const bool refused = code == static_cast<int>(ExitCode::usage) || code == static_cast<int>(ExitCode::bad_input);
-    if (comm.is_root() && refused && !o.resume) {
+    if (comm.is_root() && !o.resume && code == static_cast<int>(ExitCode::bad_input)) {
       std::error_code ec;
       std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
     }

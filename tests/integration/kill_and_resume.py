@@ -137,6 +137,24 @@ def main():
     compare(args.checker, out, clean, "resumed")
     check(sorted(os.listdir(out)) == sorted(FINAL), f"after the resume: {sorted(os.listdir(out))}")
 
+    # Rank 0 cannot write its outputs at the very end (a directory appears where vindex.h5 goes):
+    # the job fails, the complete journal stays, and --resume computes nothing.
+    blocked = os.path.join(args.work, "blocked")
+    cmd = mpi_runner.mpi_command(args, 2, ["--model", model, "--out", blocked, "--layers", "0-3"])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not os.path.isdir(os.path.join(blocked, JOURNAL)):
+        time.sleep(0.02)
+    os.makedirs(os.path.join(blocked, "vindex.h5"), exist_ok=True)
+    _, stderr = proc.communicate(timeout=240)
+    check(proc.returncode == 2 and "vindex.h5 exists and is not a file" in stderr,
+          f"blocked output: exit {proc.returncode}: {stderr[-1000:]}")
+    check(sorted(os.listdir(blocked)) == [JOURNAL, "vindex.h5"], f"blocked output left {sorted(os.listdir(blocked))}")
+    os.rmdir(os.path.join(blocked, "vindex.h5"))
+    code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", blocked, "--layers", "0-3", "--resume"])
+    check(code == 0 and "resuming: 49 of 49 matrices already done" in err and "0 to compute" in err,
+          f"resume of a finished computation: exit {code}: {err[-1000:]}")
+
     # --overwrite discards an old journal; --resume on an empty directory starts afresh.
     os.makedirs(os.path.join(out, JOURNAL))
     open(os.path.join(out, JOURNAL, "run-0-rank-00000.vjl"), "wb").write(b"not a journal")
