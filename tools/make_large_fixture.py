@@ -21,19 +21,24 @@ BLOCK = 128
 
 
 def fp8_block_quantize(w):
-    import ml_dtypes
+    try:
+        import ml_dtypes
+        to_fp8 = lambda x: x.astype(ml_dtypes.float8_e4m3fn).view(np.uint8)
+    except ImportError:  # the GPU machine has torch but perhaps not ml_dtypes
+        import torch
+        to_fp8 = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(torch.float8_e4m3fn).view(torch.uint8).numpy()
 
     rows, cols = w.shape
     br, bc = -(-rows // BLOCK), -(-cols // BLOCK)
     scale = np.zeros((br, bc), dtype=np.float32)
-    q = np.zeros(w.shape, dtype=ml_dtypes.float8_e4m3fn)
+    q = np.zeros(w.shape, dtype=np.uint8)
     for i in range(br):
         for j in range(bc):
             block = w[i * BLOCK:(i + 1) * BLOCK, j * BLOCK:(j + 1) * BLOCK]
             s = max(float(np.abs(block).max()), 1e-12) / 448.0
             scale[i, j] = s
-            q[i * BLOCK:(i + 1) * BLOCK, j * BLOCK:(j + 1) * BLOCK] = (block / s).astype(ml_dtypes.float8_e4m3fn)
-    return q.view(np.uint8), scale
+            q[i * BLOCK:(i + 1) * BLOCK, j * BLOCK:(j + 1) * BLOCK] = to_fp8(block / s)
+    return q, scale
 
 
 def main():

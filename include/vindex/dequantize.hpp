@@ -42,6 +42,12 @@ class MatrixDecoder {
   double decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, float* out, std::uint64_t ld) const;
   double decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, double* out, std::uint64_t ld) const;
 
+  // The decoded, checked block scales ([ceil(rows/br), ceil(cols/bc)] row-major; empty when the
+  // weight has none), for backends that decode on a device.
+  const std::vector<float>& scales() const { return scales_; }
+  // Raises the InputError that names the first NaN or Inf of the matrix (a device found one).
+  [[noreturn]] void fail_non_finite() const { fail_non_finite(0, m_.rows, 0, m_.cols); }
+
  private:
   template <typename T>
   double decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, T* out, std::uint64_t ld) const;

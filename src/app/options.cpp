@@ -98,7 +98,13 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_option("--out", o.out, "Output directory for vindex.h5 and the JSON files (must be empty or absent)");
   app.add_option("--layers", o.layers, "Layers to analyse, e.g. 0,1,15-20 (default: all)");
   app.add_option("--k", ks_text, "k values of var@k, comma-separated (default: 64)");
-  app.add_option("--backend", o.backend, "Spectrum backend (default: cpu)")->check(CLI::IsMember({"cpu"}));
+  app.add_option("--backend", o.backend, "Spectrum backend: cpu (LAPACK), cuda (one GPU per rank), auto (cuda when a "
+                                       "GPU is visible, else cpu) (default: cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  app.add_flag("--share-gpus", o.share_gpus, "cuda: allow more ranks on a node than it has GPUs (they share them)");
+  app.add_option("--host-helpers", o.host_helpers, "cuda: host threads that solve a share of the eigenvalue problems "
+                                                   "with LAPACK (default: the rank's threads minus one)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("--threads", o.threads, "Matrices computed concurrently per rank (default: the cores available "
                                          "to the rank, shared among the node's ranks)")
       ->check(CLI::Range(0, 4096));

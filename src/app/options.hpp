@@ -17,7 +17,9 @@ struct Options {
   std::filesystem::path out;
   std::string layers;          // "0,1,15-20"; empty: every layer
   std::vector<int> ks{64};     // ascending, unique
-  std::string backend = "cpu";
+  std::string backend = "cpu";  // cpu | cuda | auto
+  bool share_gpus = false;     // allow more ranks than GPUs on a node
+  int host_helpers = -1;       // CUDA: host threads solving eigenvalues; -1: the rank's threads - 1
   bool dry_run = false;
   bool overwrite = false;
   bool resume = false;         // finish the run journaled in --out

@@ -23,6 +23,7 @@
 #include "../mpi/broadcast.hpp"
 #include "../mpi/gather.hpp"
 #include "../mpi/progress_exchange.hpp"
+#include "backend_factory.hpp"
 #include "model_name.hpp"
 #include "phase1_outputs.hpp"
 #include "plan_report.hpp"
@@ -50,6 +51,7 @@ struct Prepared {
   RunIdentity identity;
   std::filesystem::path out;        // --out, or the slice's directory
   std::string model_name;
+  BackendKind backend = BackendKind::cpu;
 };
 
 std::vector<int> select_layers(const Options& o, const ModelLayout& layout) {
@@ -82,11 +84,12 @@ Prepared prepare(const Options& o) {
     items = plan_phase1_items(layout, ckpt, layers, Projection::down);
     if (!o.out.empty()) out = slice_directory(o.out, index, count);
   }
-  RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), "cpu", precision_policy_name(o.precision),
+  const BackendKind backend = choose_backend(o);
+  RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), backend_name(backend), precision_policy_name(o.precision),
                        o.ks, projection_name(Projection::down), layers};
   std::string name = model_name_of(o.name, ckpt);
   return Prepared{std::move(ckpt), std::move(layout), std::move(items), std::move(selected), std::move(identity),
-                  std::move(out), std::move(name)};
+                  std::move(out), std::move(name), backend};
 }
 
 void report_failure(const RunContext& ctx, const std::exception_ptr& error) {
@@ -223,7 +226,7 @@ int run_phase1(const RunContext& ctx) {
 
   const auto r = static_cast<std::size_t>(comm.rank());
   const std::span<const WorkItem> mine(todo.data() + bounds[r], bounds[r + 1] - bounds[r]);
-  const auto backend = make_cpu_backend({ctx.threads, o.precision, o.ks});
+  std::unique_ptr<SpectrumBackend> backend;
   // After a failure the journal is kept for --resume, unless a fresh run found the model itself
   // bad (exit 3): that model must change before anything is computed from it again.
   const auto failed = [&](int code) {
@@ -235,6 +238,7 @@ int run_phase1(const RunContext& ctx) {
   };
   std::optional<JournalWriter> journal;
   if (auto code = run_stage(ctx, [&] {
+        backend = make_backend(ctx, prep->backend);
         journal.emplace(prep->out, fmt::format("run-{:016x}-rank-{:05d}.vjl", run_id, comm.rank()), prep->identity,
                         o.journal_seconds);
       }))

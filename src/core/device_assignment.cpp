@@ -1,0 +1,32 @@
+#include "vindex/device_assignment.hpp"
+
+#include <fmt/format.h>
+
+#include "vindex/errors.hpp"
+
+namespace vindex {
+
+BackendKind resolve_backend(const std::string& requested, bool cuda_built, int device_count, const std::string& why) {
+  if (requested == "cpu") return BackendKind::cpu;
+  const bool usable = cuda_built && device_count > 0;
+  if (requested == "auto") return usable ? BackendKind::cuda : BackendKind::cpu;
+  if (requested != "cuda") throw UsageError(fmt::format("--backend: unknown backend '{}'", requested));
+  if (!cuda_built)
+    throw UsageError("--backend cuda: this build has no CUDA backend (configure with a CUDA toolkit: "
+                     "cmake -DVINDEX_CUDA=ON); use --backend cpu");
+  if (device_count <= 0)
+    throw UsageError(fmt::format("--backend cuda: no CUDA device is visible ({}); use --backend cpu",
+                                 device_count == 0 ? "the runtime reports 0 devices" : why));
+  return BackendKind::cuda;
+}
+
+int assign_device(int node_rank, int node_size, int device_count, bool share) {
+  VINDEX_ASSERT(device_count > 0 && node_rank >= 0 && node_rank < node_size);
+  if (node_size > device_count && !share)
+    throw UsageError(fmt::format("--backend cuda: {} ranks on this node but {} GPU(s); start one rank per GPU, or "
+                                 "pass --share-gpus to let ranks share them",
+                                 node_size, device_count));
+  return node_rank % device_count;
+}
+
+}  // namespace vindex

@@ -1,0 +1,365 @@
+// The CUDA spectrum backend: a two-slot pipeline on one GPU plus host helper threads (see
+// cuda_backend.hpp). Host code; the kernels are in decode_kernels.cu.
+#include "cuda_backend.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "../cpu/blas_lapack.hpp"
+#include "cuda_resources.hpp"
+#include "decode_kernels.hpp"
+#include "vindex/dequantize.hpp"
+#include "vindex/errors.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace vindex::cuda {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+StoredType stored_type(const TensorInfo& info) {
+  switch (info.dtype) {
+    case DType::F8_E4M3: return StoredType::f8_e4m3;
+    case DType::BF16: return StoredType::bf16;
+    case DType::F16: return StoredType::f16;
+    case DType::F32: return StoredType::f32;
+    default: throw InternalError(fmt::format("the CUDA backend has no decoder for {}", dtype_name(info.dtype)));
+  }
+}
+
+template <typename T>
+constexpr cudaDataType data_type() {
+  return sizeof(T) == 8 ? CUDA_R_64F : CUDA_R_32F;
+}
+
+template <typename T>
+void syrk_lower(cublasHandle_t h, bool transpose, int n, int k, const T* a, int lda, T* c) {
+  const T one = 1, zero = 0;
+  const cublasOperation_t op = transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if constexpr (sizeof(T) == 8)
+    check(cublasDsyrk(h, CUBLAS_FILL_MODE_LOWER, op, n, k, &one, a, lda, &zero, c, n), "cublasDsyrk");
+  else
+    check(cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, op, n, k, &one, a, lda, &zero, c, n), "cublasSsyrk");
+}
+
+// Ascending eigenvalues in float `T` -> descending float64, clamped at 0 (as the CPU backend).
+template <typename T>
+std::vector<double> descending_clamped(const T* ascending, std::size_t n) {
+  std::vector<double> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::max(0.0, static_cast<double>(ascending[n - 1 - i]));
+  return out;
+}
+
+// A host thread that solves Gram matrices handed to it by the GPU pipeline.
+template <typename T>
+struct Helper {
+  PinnedBuffer<T> gram;  // the GPU copies the Gram matrix straight here
+  std::vector<T> w;
+  std::size_t index = 0;
+  std::uint64_t n = 0;
+  double frobenius_sq = 0;
+  enum class State { idle, reserved, ready, stop } state = State::idle;
+  std::thread thread;
+};
+
+template <typename T>
+class Pipeline {
+ public:
+  Pipeline(const CudaBackendOptions& o, std::span<const EncodedMatrix> matrices, SpectrumSink& sink, StageTimes& times)
+      : o_(o), matrices_(matrices), sink_(sink), times_(times), helpers_(static_cast<std::size_t>(o.host_helpers)) {}
+
+  void run() {
+    VINDEX_CUDA_CHECK(cudaSetDevice(o_.device));  // per thread: this is the computing thread
+    slots_ = std::make_unique<std::array<Slot, 2>>();
+    std::array<float, 256> table{};
+    for (int c = 0; c < 256; ++c) table[static_cast<std::size_t>(c)] = fp8_e4m3_to_float(static_cast<std::uint8_t>(c));
+    VINDEX_CUDA_CHECK(upload_fp8_table(table.data()));
+    for (auto& h : helpers_) h.thread = std::thread([this, &h] { helper_loop(h); });
+    try {
+      for (std::size_t i = 0; i < matrices_.size() && !sink_.should_stop(); ++i) {
+        Slot& slot = (*slots_)[i % 2];
+        if (slot.busy) finish(slot);
+        enqueue(slot, i);
+      }
+      // The older slot first, so delivery follows submission.
+      for (std::size_t k = 0; k < 2; ++k) {
+        Slot& slot = (*slots_)[(matrices_.size() + k) % 2];
+        if (slot.busy) finish(slot);
+      }
+    } catch (...) {
+      stop_helpers();
+      throw;
+    }
+    stop_helpers();
+  }
+
+ private:
+  struct Slot {
+    PinnedBuffer<std::byte> staging;
+    PinnedBuffer<float> scales_host;
+    DeviceBuffer<std::byte> raw;
+    DeviceBuffer<float> scales;
+    DeviceBuffer<T> matrix, gram, eig;
+    DeviceBuffer<double> partials, total;
+    DeviceBuffer<int> info;
+    DeviceBuffer<std::byte> work;
+    std::vector<std::byte> host_work;
+    PinnedBuffer<T> eig_host;
+    PinnedBuffer<double> total_host;
+    PinnedBuffer<int> info_host;
+    Stream stream;
+    Event start, copied, decoded, grammed, solved;
+    CublasHandle blas;
+    CusolverHandle solver;
+    std::optional<MatrixDecoder> decoder;
+    std::size_t index = 0;
+    std::uint64_t n = 0;
+    Helper<T>* helper = nullptr;  // non-null: the eigenvalues are solved on this host thread
+    bool busy = false;
+  };
+
+  void enqueue(Slot& s, std::size_t i) {
+    const EncodedMatrix& m = matrices_[i];
+    s.index = i;
+    s.n = m.min_dim();
+    s.decoder.emplace(m);  // checks and decodes the block scales on the host (small)
+    const std::uint64_t rows = m.rows, cols = m.cols, elements = rows * cols;
+    const auto bytes = m.weight.bytes();
+
+    // Read: memory map -> pinned staging (the page cache, or the disk), then hand the pages back.
+    const auto t0 = Clock::now();
+    s.staging.reserve(bytes.size());
+    m.weight.prefetch();
+    std::memcpy(s.staging.get(), bytes.data(), bytes.size());
+    m.weight.release();
+    const auto& scales = s.decoder->scales();
+    s.scales_host.reserve(scales.size());
+    std::copy(scales.begin(), scales.end(), s.scales_host.get());
+    times_.read_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+
+    const cudaStream_t st = s.stream.get();
+    s.raw.reserve(bytes.size());
+    s.scales.reserve(std::max<std::size_t>(scales.size(), 1));
+    s.matrix.reserve(elements);
+    s.gram.reserve(s.n * s.n);
+    s.partials.reserve(decode_blocks(elements));
+    s.total.reserve(1);
+    s.total_host.reserve(1);
+    s.start.record(st);
+    VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.raw.get(), s.staging.get(), bytes.size(), cudaMemcpyHostToDevice, st));
+    if (!scales.empty())
+      VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.scales.get(), s.scales_host.get(), scales.size() * sizeof(float),
+                                        cudaMemcpyHostToDevice, st));
+    s.copied.record(st);
+    const std::uint64_t scale_cols = (cols + m.block_cols - 1) / m.block_cols;
+    VINDEX_CUDA_CHECK(launch_decode<T>(s.raw.get(), stored_type(m.weight.info()), scales.empty() ? nullptr : s.scales.get(),
+                                       rows, cols, m.block_rows, m.block_cols, scale_cols, s.matrix.get(),
+                                       s.partials.get(), st));
+    VINDEX_CUDA_CHECK(launch_sum_partials(s.partials.get(), decode_blocks(elements), s.total.get(), st));
+    VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.total_host.get(), s.total.get(), sizeof(double), cudaMemcpyDeviceToHost, st));
+    s.decoded.record(st);
+    // Row-major W is column-major W^T (cols x rows, leading dimension cols): the Gram matrix of
+    // the smaller side is W^T W = X X^T when cols <= rows, else W W^T = X^T X.
+    check(cublasSetStream(s.blas.get(), st), "cublasSetStream");
+    syrk_lower<T>(s.blas.get(), cols > rows, static_cast<int>(s.n), static_cast<int>(std::max(rows, cols)),
+                  s.matrix.get(), static_cast<int>(cols), s.gram.get());
+    s.grammed.record(st);
+
+    s.helper = reserve_helper();
+    if (s.helper) {
+      s.helper->gram.reserve(s.n * s.n);
+      VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.helper->gram.get(), s.gram.get(), s.n * s.n * sizeof(T),
+                                        cudaMemcpyDeviceToHost, st));
+    } else {
+      solve_on_gpu(s);
+    }
+    s.solved.record(st);
+    s.busy = true;
+  }
+
+  void solve_on_gpu(Slot& s) {
+    const cudaStream_t st = s.stream.get();
+    const auto n = static_cast<std::int64_t>(s.n);
+    s.eig.reserve(s.n);
+    s.eig_host.reserve(s.n);
+    s.info.reserve(1);
+    s.info_host.reserve(1);
+    check(cusolverDnSetStream(s.solver.get(), st), "cusolverDnSetStream");
+    std::size_t device_bytes = 0, host_bytes = 0;
+    check(cusolverDnXsyevd_bufferSize(s.solver.get(), s.solver.params(), CUSOLVER_EIG_MODE_NOVECTOR, CUBLAS_FILL_MODE_LOWER,
+                                      n, data_type<T>(), s.gram.get(), n, data_type<T>(), s.eig.get(), data_type<T>(),
+                                      &device_bytes, &host_bytes),
+          "cusolverDnXsyevd_bufferSize");
+    s.work.reserve(std::max<std::size_t>(device_bytes, 1));
+    s.host_work.resize(std::max<std::size_t>(host_bytes, 1));
+    check(cusolverDnXsyevd(s.solver.get(), s.solver.params(), CUSOLVER_EIG_MODE_NOVECTOR, CUBLAS_FILL_MODE_LOWER, n,
+                           data_type<T>(), s.gram.get(), n, data_type<T>(), s.eig.get(), data_type<T>(), s.work.get(),
+                           device_bytes, s.host_work.data(), host_bytes, s.info.get()),
+          "cusolverDnXsyevd");
+    VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.eig_host.get(), s.eig.get(), s.n * sizeof(T), cudaMemcpyDeviceToHost, st));
+    VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.info_host.get(), s.info.get(), sizeof(int), cudaMemcpyDeviceToHost, st));
+  }
+
+  void finish(Slot& s) {
+    s.stream.synchronize();
+    s.busy = false;
+    times_.h2d_ms += s.copied.since(s.start);
+    times_.dequant_ms += s.decoded.since(s.copied);
+    times_.gram_ms += s.grammed.since(s.decoded);
+    const double frobenius_sq = *s.total_host.get();
+    if (s.helper) {
+      Helper<T>& h = *s.helper;
+      s.helper = nullptr;
+      {
+        const std::lock_guard lock(mutex_);
+        h.index = s.index;
+        h.n = s.n;
+        h.frobenius_sq = frobenius_sq;
+        h.state = Helper<T>::State::ready;
+      }
+      cv_.notify_all();
+      return;
+    }
+    times_.eigen_gpu_ms += s.solved.since(s.grammed);
+    ++times_.on_gpu;
+    try {
+      if (!std::isfinite(frobenius_sq)) s.decoder->fail_non_finite();
+      if (*s.info_host.get() != 0)
+        throw LibraryError("cuSOLVER", "cusolverDnXsyevd", fmt::format("info = {}", *s.info_host.get()));
+      MatrixSpectrum spectrum{descending_clamped(s.eig_host.get(), s.n), frobenius_sq, bits(), bits()};
+      sink_.deliver(s.index, std::move(spectrum));
+    } catch (...) {
+      sink_.fail(s.index, std::current_exception());
+    }
+  }
+
+  static FloatBits bits() { return sizeof(T) == 8 ? FloatBits::fp64 : FloatBits::fp32; }
+
+  Helper<T>* reserve_helper() {
+    const std::lock_guard lock(mutex_);
+    for (auto& h : helpers_)
+      if (h.state == Helper<T>::State::idle) {
+        h.state = Helper<T>::State::reserved;
+        return &h;
+      }
+    return nullptr;
+  }
+
+  void helper_loop(Helper<T>& h) {
+    openblas_set_num_threads(1);
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return h.state == Helper<T>::State::ready || h.state == Helper<T>::State::stop; });
+        if (h.state == Helper<T>::State::stop) return;
+      }
+      const auto t0 = Clock::now();
+      try {
+        if (!std::isfinite(h.frobenius_sq)) MatrixDecoder(matrices_[h.index]).fail_non_finite();
+        h.w.resize(h.n);
+        vindex::cpu::eigenvalues_lower(static_cast<int>(h.n), h.gram.get(), static_cast<int>(h.n), h.w.data());
+        MatrixSpectrum spectrum{descending_clamped(h.w.data(), h.n), h.frobenius_sq, bits(), bits()};
+        sink_.deliver(h.index, std::move(spectrum));
+      } catch (...) {
+        sink_.fail(h.index, std::current_exception());
+      }
+      const std::lock_guard lock(mutex_);
+      times_.eigen_host_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      ++times_.on_host;
+      if (h.state != Helper<T>::State::stop) h.state = Helper<T>::State::idle;
+    }
+  }
+
+  // Lets the helpers finish the solves they hold, then ends them.
+  void stop_helpers() {
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] {
+        return std::none_of(helpers_.begin(), helpers_.end(),
+                            [](const Helper<T>& h) { return h.state == Helper<T>::State::ready; });
+      });
+      for (auto& h : helpers_) h.state = Helper<T>::State::stop;
+    }
+    cv_.notify_all();
+    for (auto& h : helpers_)
+      if (h.thread.joinable()) h.thread.join();
+  }
+
+  const CudaBackendOptions& o_;
+  std::span<const EncodedMatrix> matrices_;
+  SpectrumSink& sink_;
+  StageTimes& times_;
+  std::unique_ptr<std::array<Slot, 2>> slots_;  // made once the device is current
+  std::vector<Helper<T>> helpers_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+};
+
+class CudaBackend final : public SpectrumBackend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& o) : o_(o) {
+    VINDEX_CUDA_CHECK(cudaSetDevice(o_.device));
+    cudaDeviceProp prop{};
+    VINDEX_CUDA_CHECK(cudaGetDeviceProperties(&prop, o_.device));
+    device_name_ = prop.name;
+  }
+  std::string name() const override { return "cuda"; }
+  std::string description() const override {
+    int runtime = 0, driver = 0;
+    cudaRuntimeGetVersion(&runtime);
+    cudaDriverGetVersion(&driver);
+    return fmt::format("cuda: device {} ({}), {} host helper thread(s), precision {} ({} Gram and eigenvalues), "
+                       "cuBLAS syrk + cuSOLVER Xsyevd / LAPACK syevd_2stage, CUDA runtime {}, driver {}",
+                       o_.device, device_name_, o_.host_helpers, precision_policy_name(o_.precision),
+                       o_.precision == PrecisionPolicy::fp32 ? "float32" : "float64", runtime, driver);
+  }
+  void compute(std::span<const EncodedMatrix> matrices, SpectrumSink& sink) override {
+    if (o_.precision == PrecisionPolicy::fp32) {
+      Pipeline<float>(o_, matrices, sink, times_).run();
+    } else {
+      Pipeline<double>(o_, matrices, sink, times_).run();
+    }
+  }
+  const StageTimes& times() const { return times_; }
+
+ private:
+  CudaBackendOptions o_;
+  std::string device_name_;
+  StageTimes times_;
+};
+
+}  // namespace
+
+std::unique_ptr<SpectrumBackend> make_cuda_backend(const CudaBackendOptions& options) {
+  return std::make_unique<CudaBackend>(options);
+}
+
+StageTimes stage_times(const SpectrumBackend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  return cuda ? cuda->times() : StageTimes{};
+}
+
+int visible_devices(std::string& why) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    why = fmt::format("cudaGetDeviceCount: {}", cudaGetErrorString(status));
+    return -1;
+  }
+  return count;
+}
+
+}  // namespace vindex::cuda

@@ -1,0 +1,29 @@
+#include "plugin_api.hpp"
+
+#include <cstdio>
+#include <exception>
+
+namespace {
+
+void copy_reason(const char* text, char* why, std::size_t why_size) {
+  if (why && why_size) std::snprintf(why, why_size, "%s", text);
+}
+
+}  // namespace
+
+extern "C" int vindex_cuda_visible_devices(char* why, std::size_t why_size) {
+  std::string reason;
+  const int count = vindex::cuda::visible_devices(reason);
+  copy_reason(reason.c_str(), why, why_size);
+  return count;
+}
+
+extern "C" vindex::SpectrumBackend* vindex_cuda_make_backend(const vindex::cuda::CudaBackendOptions* options, char* why,
+                                                             std::size_t why_size) {
+  try {
+    return vindex::cuda::make_cuda_backend(*options).release();
+  } catch (const std::exception& e) {
+    copy_reason(e.what(), why, why_size);
+    return nullptr;
+  }
+}
