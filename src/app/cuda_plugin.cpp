@@ -31,7 +31,10 @@ const Plugin& plugin() {
     for (const std::filesystem::path& candidate : {dir / kCudaPluginFile, dir / "../lib" / kCudaPluginFile}) {
       p.handle = ::dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (p.handle) break;
-      p.error = ::dlerror();
+      // Keep the reason from a file that exists (e.g. a missing libcublas), not "no such file".
+      const std::string error = ::dlerror();
+      std::error_code ec;
+      if (p.error.empty() || std::filesystem::exists(candidate, ec)) p.error = error;
     }
     if (!p.handle) {
       p.error = "the CUDA backend plugin " + std::string(kCudaPluginFile) + " could not be loaded (" + p.error + ")";

@@ -30,6 +30,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::uint64_t kMaxHelperN = 4096;  // largest Gram (n x n) handed to a host helper
+
 StoredType stored_type(const TensorInfo& info) {
   switch (info.dtype) {
     case DType::F8_E4M3: return StoredType::f8_e4m3;
@@ -59,7 +61,8 @@ void syrk_lower(cublasHandle_t h, bool transpose, int n, int k, const T* a, int 
 template <typename T>
 std::vector<double> descending_clamped(const T* ascending, std::size_t n) {
   std::vector<double> out(n);
-  for (std::size_t i = 0; i < n; ++i) out[i] = std::max(0.0, static_cast<double>(ascending[n - 1 - i]));
+  // std::max(x, 0.0) keeps a NaN (as the CPU backend does); std::max(0.0, x) would hide it.
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::max(static_cast<double>(ascending[n - 1 - i]), 0.0);
   return out;
 }
 
@@ -80,6 +83,8 @@ class Pipeline {
  public:
   Pipeline(const CudaBackendOptions& o, std::span<const EncodedMatrix> matrices, SpectrumSink& sink, StageTimes& times)
       : o_(o), matrices_(matrices), sink_(sink), times_(times), helpers_(static_cast<std::size_t>(o.host_helpers)) {}
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
 
   void run() {
     VINDEX_CUDA_CHECK(cudaSetDevice(o_.device));  // per thread: this is the computing thread
@@ -87,8 +92,11 @@ class Pipeline {
     std::array<float, 256> table{};
     for (int c = 0; c < 256; ++c) table[static_cast<std::size_t>(c)] = fp8_e4m3_to_float(static_cast<std::uint8_t>(c));
     VINDEX_CUDA_CHECK(upload_fp8_table(table.data()));
-    for (auto& h : helpers_) h.thread = std::thread([this, &h] { helper_loop(h); });
+    // The upload goes through the legacy stream, which the (non-blocking) slot streams do not wait for.
+    VINDEX_CUDA_CHECK(cudaDeviceSynchronize());
+    openblas_set_num_threads(1);  // process-wide: each helper's LAPACK call runs on its own thread
     try {
+      for (auto& h : helpers_) h.thread = std::thread([this, &h] { helper_loop(h); });
       for (std::size_t i = 0; i < matrices_.size() && !sink_.should_stop(); ++i) {
         Slot& slot = (*slots_)[i % 2];
         if (slot.busy) finish(slot);
@@ -100,6 +108,8 @@ class Pipeline {
         if (slot.busy) finish(slot);
       }
     } catch (...) {
+      // Copies may still run into slot or helper buffers: let them end before anything is freed.
+      for (Slot& slot : *slots_) cudaStreamSynchronize(slot.stream.get());
       stop_helpers();
       throw;
     }
@@ -133,6 +143,9 @@ class Pipeline {
 
   void enqueue(Slot& s, std::size_t i) {
     const EncodedMatrix& m = matrices_[i];
+    if (m.min_dim() * m.min_dim() > (std::uint64_t{1} << 34))  // as the CPU backend
+      throw InputError(m.weight.file(), m.weight.name(),
+                       fmt::format("a {}x{} Gram matrix is too large", m.min_dim(), m.min_dim()));
     s.index = i;
     s.n = m.min_dim();
     s.decoder.emplace(m);  // checks and decodes the block scales on the host (small)
@@ -169,6 +182,9 @@ class Pipeline {
                                        rows, cols, m.block_rows, m.block_cols, scale_cols, s.matrix.get(),
                                        s.partials.get(), st));
     VINDEX_CUDA_CHECK(launch_sum_partials(s.partials.get(), decode_blocks(elements), s.total.get(), st));
+    // A NaN or Inf is reported from finish() (with the tensor and position); until then the
+    // solvers get zeros rather than non-finite input, on which eigensolvers may not terminate.
+    VINDEX_CUDA_CHECK(launch_zero_if_non_finite<T>(s.matrix.get(), elements, s.total.get(), st));
     VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.total_host.get(), s.total.get(), sizeof(double), cudaMemcpyDeviceToHost, st));
     s.decoded.record(st);
     // Row-major W is column-major W^T (cols x rows, leading dimension cols): the Gram matrix of
@@ -178,7 +194,9 @@ class Pipeline {
                   s.matrix.get(), static_cast<int>(cols), s.gram.get());
     s.grammed.record(st);
 
-    s.helper = reserve_helper();
+    // Host helpers take expert-sized problems; a large dense MLP's Gram (n = 7168: 411 MB in
+    // float64) stays on the GPU rather than pinning that much per helper.
+    s.helper = s.n <= kMaxHelperN ? reserve_helper() : nullptr;
     if (s.helper) {
       s.helper->gram.reserve(s.n * s.n);
       VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.helper->gram.get(), s.gram.get(), s.n * s.n * sizeof(T),
@@ -259,7 +277,6 @@ class Pipeline {
   }
 
   void helper_loop(Helper<T>& h) {
-    openblas_set_num_threads(1);
     for (;;) {
       {
         std::unique_lock lock(mutex_);
@@ -276,10 +293,13 @@ class Pipeline {
       } catch (...) {
         sink_.fail(h.index, std::current_exception());
       }
-      const std::lock_guard lock(mutex_);
-      times_.eigen_host_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      ++times_.on_host;
-      if (h.state != Helper<T>::State::stop) h.state = Helper<T>::State::idle;
+      {
+        const std::lock_guard lock(mutex_);
+        times_.eigen_host_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        ++times_.on_host;
+        if (h.state != Helper<T>::State::stop) h.state = Helper<T>::State::idle;
+      }
+      cv_.notify_all();  // stop_helpers waits for no helper to be busy
     }
   }
 
@@ -302,8 +322,8 @@ class Pipeline {
   std::span<const EncodedMatrix> matrices_;
   SpectrumSink& sink_;
   StageTimes& times_;
-  std::unique_ptr<std::array<Slot, 2>> slots_;  // made once the device is current
   std::vector<Helper<T>> helpers_;
+  std::unique_ptr<std::array<Slot, 2>> slots_;  // made once the device is current; destroyed first
   std::mutex mutex_;
   std::condition_variable cv_;
 };

@@ -60,7 +60,23 @@ __global__ void sum_kernel(const double* partial_sums, unsigned count, double* t
   if (threadIdx.x == 0) *total = sums[0];
 }
 
+template <typename T>
+__global__ void zero_if_non_finite_kernel(T* matrix, std::uint64_t elements, const double* total) {
+  if (isfinite(*total)) return;
+  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i < elements;
+       i += static_cast<std::uint64_t>(gridDim.x) * blockDim.x)
+    matrix[i] = 0;
+}
+
 }  // namespace
+
+template <typename T>
+cudaError_t launch_zero_if_non_finite(T* matrix, std::uint64_t elements, const double* total, cudaStream_t stream) {
+  zero_if_non_finite_kernel<T><<<decode_blocks(elements), kThreads, 0, stream>>>(matrix, elements, total);
+  return cudaGetLastError();
+}
+template cudaError_t launch_zero_if_non_finite<float>(float*, std::uint64_t, const double*, cudaStream_t);
+template cudaError_t launch_zero_if_non_finite<double>(double*, std::uint64_t, const double*, cudaStream_t);
 
 cudaError_t upload_fp8_table(const float* table256) {
   return cudaMemcpyToSymbol(c_fp8_table, table256, 256 * sizeof(float));

@@ -25,6 +25,10 @@ cudaError_t launch_decode(const void* stored, StoredType type, const float* scal
                    std::uint32_t block_rows, std::uint32_t block_cols, std::uint64_t scale_cols, T* out,
                    double* partial_sums, cudaStream_t stream);
 
+// Sets the matrix to zeros when *total (its sum of squares) is not finite.
+template <typename T>
+cudaError_t launch_zero_if_non_finite(T* matrix, std::uint64_t elements, const double* total, cudaStream_t stream);
+
 // partial_sums[0..count) -> *total, in a fixed order.
 cudaError_t launch_sum_partials(const double* partial_sums, unsigned count, double* total, cudaStream_t stream);
 

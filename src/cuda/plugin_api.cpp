@@ -12,10 +12,15 @@ void copy_reason(const char* text, char* why, std::size_t why_size) {
 }  // namespace
 
 extern "C" int vindex_cuda_visible_devices(char* why, std::size_t why_size) {
-  std::string reason;
-  const int count = vindex::cuda::visible_devices(reason);
-  copy_reason(reason.c_str(), why, why_size);
-  return count;
+  try {
+    std::string reason;
+    const int count = vindex::cuda::visible_devices(reason);
+    copy_reason(reason.c_str(), why, why_size);
+    return count;
+  } catch (const std::exception& e) {  // nothing may cross a C boundary
+    copy_reason(e.what(), why, why_size);
+    return -1;
+  }
 }
 
 extern "C" vindex::SpectrumBackend* vindex_cuda_make_backend(const vindex::cuda::CudaBackendOptions* options, char* why,

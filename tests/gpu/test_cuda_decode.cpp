@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     std::vector<float> table(256);
     for (int c = 0; c < 256; ++c) table[static_cast<std::size_t>(c)] = fp8_e4m3_to_float(static_cast<std::uint8_t>(c));
     VINDEX_CUDA_CHECK(upload_fp8_table(table.data()));
+    VINDEX_CUDA_CHECK(cudaDeviceSynchronize());  // the upload runs on the legacy stream
     Stream stream;
     for (int a = 1; a < argc; ++a) {
       const Checkpoint ckpt = Checkpoint::open(argv[a]);
