@@ -4,8 +4,9 @@
 //
 // File: a sequence of records, each a 24-byte little-endian header -- magic "VJNL", kind (1: the
 // run identity as JSON, always first; 2: results, encode_results bytes), payload size, CRC-32 of
-// the payload, 4 reserved zero bytes -- and the payload. A final record cut short by a kill is
-// ignored; a bad record anywhere else is corruption and refused.
+// the payload, 4 reserved zero bytes -- and the payload. Reading stops at the first incomplete or
+// damaged record (a crashed writer's last write; what follows is recomputed); a record whose
+// checksum holds but whose content is wrong was not written by vindex_mpi and is refused.
 #pragma once
 
 #include <chrono>
@@ -54,6 +55,7 @@ class JournalWriter {
   std::vector<MatrixResult> pending_;
   std::chrono::steady_clock::time_point last_flush_;
   std::size_t written_ = 0;
+  bool broken_ = false;  // a write failed: no further record may follow its (truncated) fragment
 };
 
 struct JournalContents {

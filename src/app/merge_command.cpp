@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <set>
 
 #include <CLI/CLI.hpp>
@@ -58,11 +59,15 @@ Slice read_slice(const fs::path& dir) {
     throw InputError(s.h5.string(), "", "missing: that slice did not finish (resume its array task with --resume)");
   s.contents = read_vindex_h5(s.h5);
   s.provenance = parse_json_strict(s.contents.provenance_json, s.h5.string() + " (provenance)");
-  const nlohmann::json& identity = s.provenance.value("run_identity", nlohmann::json());
-  if (!s.provenance.contains("slice") || !identity.is_object() || !identity.contains("layers") ||
-      !identity["layers"].is_array())
+  if (!s.provenance.is_object() || !s.provenance.contains("slice") || !s.provenance.contains("run_identity"))
     throw InputError(s.h5.string(), "", "was not written by an array task (no slice or run identity in its provenance)");
-  for (const auto& l : identity["layers"]) {
+  const nlohmann::json& identity = s.provenance.at("run_identity");
+  const nlohmann::json& slice = s.provenance.at("slice");
+  if (!identity.is_object() || !identity.contains("layers") || !identity.at("layers").is_array() || !slice.is_object() ||
+      !slice.contains("selected_layers") || !slice.at("selected_layers").is_array() || !slice.contains("count") ||
+      !slice.at("count").is_number_integer() || !slice.contains("index") || !slice.at("index").is_number_integer())
+    throw InputError(s.h5.string(), "", "has a malformed slice or run identity in its provenance");
+  for (const auto& l : identity.at("layers")) {
     if (!l.is_number_integer()) throw InputError(s.h5.string(), "", "run identity lists a layer that is not an integer");
     s.layers.push_back(l.get<int>());
   }
@@ -100,12 +105,12 @@ int merge(const MergeOptions& o) {
     slices.push_back(read_slice(dir));
   }
   const Slice& first = slices.front();
-  const RunIdentity identity = identity_from_json(first.provenance["run_identity"], first.h5.string());
+  const RunIdentity identity = identity_from_json(first.provenance.at("run_identity"), first.h5.string());
   if (identity.model_fingerprint != fingerprint)
     throw InputError(first.h5.string(), "", fmt::format("was computed from another model than {} (fingerprint {}, the model's {})",
                                                         o.model.string(), identity.model_fingerprint, fingerprint));
-  const nlohmann::json& slicing = first.provenance["slice"];
-  const int count = slicing.value("count", 0);
+  const nlohmann::json& slicing = first.provenance.at("slice");
+  const int count = slicing.at("count").get<int>();
   if (expected_count && count != expected_count)
     throw InputError(first.h5.string(), "", fmt::format("belongs to a job of {} slices, but {} are present", count, expected_count));
   if (static_cast<int>(slices.size()) != count)
@@ -114,12 +119,14 @@ int merge(const MergeOptions& o) {
   std::set<int> covered;
   std::set<int> indices;
   for (const Slice& s : slices) {
-    if (const std::string diff = identity_difference(s.provenance["run_identity"], identity, true); !diff.empty())
+    if (const std::string diff = identity_difference(s.provenance.at("run_identity"), identity, true); !diff.empty())
       throw InputError(s.h5.string(), "", fmt::format("was computed differently from {} ({})", first.h5.string(), diff));
-    if (s.provenance["slice"].value("count", -1) != count ||
-        s.provenance["slice"].value("selected_layers", nlohmann::json()) != slicing["selected_layers"])
+    if (s.contents.ks != identity.ks)
+      throw InputError(s.h5.string(), "", "its k attribute disagrees with its run identity");
+    const nlohmann::json& sl = s.provenance.at("slice");
+    if (sl.at("count") != slicing.at("count") || sl.at("selected_layers") != slicing.at("selected_layers"))
       throw InputError(s.h5.string(), "", "belongs to a different array job (slice count or layer selection differs)");
-    if (!indices.insert(s.provenance["slice"].value("index", -1)).second)
+    if (!indices.insert(sl.at("index").get<int>()).second)
       throw InputError(s.h5.string(), "", "is a second copy of the same slice");
     for (int l : s.layers)
       if (!covered.insert(l).second) throw InputError(s.h5.string(), "", fmt::format("layer {} is in two slices", l));
@@ -142,12 +149,19 @@ int merge(const MergeOptions& o) {
   std::vector<MatrixResult> all;
   for (Slice& s : slices) {
     const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, s.layers, Projection::down);
-    std::set<MatrixKey> planned, found;
-    for (const WorkItem& it : plan) planned.insert(it.key);
-    for (const MatrixResult& r : s.contents.results)
-      if (!planned.count(r.key) || !found.insert(r.key).second)
+    std::map<MatrixKey, const WorkItem*> planned;
+    std::set<MatrixKey> found;
+    for (const WorkItem& it : plan) planned.emplace(it.key, &it);
+    for (const MatrixResult& r : s.contents.results) {
+      const auto it = planned.find(r.key);
+      if (it == planned.end() || !found.insert(r.key).second)
         throw InputError(s.h5.string(), "", fmt::format("holds an unplanned or repeated matrix: layer {} {} expert {}",
                                                         r.key.layer, r.key.group(), r.key.expert));
+      if (r.rows != it->second->weight.rows || r.cols != it->second->weight.cols)
+        throw InputError(s.h5.string(), "", fmt::format("layer {} {} has shape {}x{}, the model's is {}x{}", r.key.layer,
+                                                        r.key.group(), r.rows, r.cols, it->second->weight.rows,
+                                                        it->second->weight.cols));
+    }
     if (found.size() != planned.size())
       throw InputError(s.h5.string(), "", fmt::format("holds {} of its {} planned matrices", found.size(), planned.size()));
     for (MatrixResult& r : s.contents.results) all.push_back(std::move(r));

@@ -82,7 +82,12 @@ Prepared prepare(const Options& o) {
                                    index, count, selected.size()));
     layers = slice_layers(items, selected, index, count);
     items = plan_phase1_items(layout, ckpt, layers, Projection::down);
-    if (!o.out.empty()) out = slice_directory(o.out, index, count);
+    if (!o.out.empty()) {
+      std::error_code ec;
+      if (std::filesystem::is_symlink(std::filesystem::symlink_status(slices_root(o.out), ec)))
+        throw UsageError(fmt::format("--out {}: slices/ is a symbolic link; the slices must lie inside --out", o.out.string()));
+      out = slice_directory(o.out, index, count);
+    }
   }
   const BackendKind backend = choose_backend(o);
   RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), backend_name(backend), precision_policy_name(o.precision),
@@ -193,9 +198,17 @@ int run_phase1(const RunContext& ctx) {
   const mpi::Communicator& comm = ctx.comm;
 
   std::optional<Prepared> prep;
+  if (auto code = run_stage(ctx, [&] { prep = prepare(o); })) return *code;
+  // --backend auto on nodes that differ (some with GPUs, some without): one backend for the job.
+  if (o.backend == "auto") {
+    const bool cuda_everywhere = -mpi::max_over_ranks(comm, prep->backend == BackendKind::cuda ? -1.0 : 0.0) > 0.5;
+    if (!cuda_everywhere && prep->backend == BackendKind::cuda) {
+      prep->backend = BackendKind::cpu;
+      prep->identity.backend = backend_name(BackendKind::cpu);
+    }
+  }
   Resumed resumed;
   if (auto code = run_stage(ctx, [&] {
-        prep = prepare(o);
         if (!comm.is_root() || o.dry_run) return;
         const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
         prepare_output_directory(prep->out, mode, phase1_output_files());
@@ -228,15 +241,18 @@ int run_phase1(const RunContext& ctx) {
   const std::span<const WorkItem> mine(todo.data() + bounds[r], bounds[r + 1] - bounds[r]);
   std::unique_ptr<SpectrumBackend> backend;
   // After a failure the journal is kept for --resume, unless a fresh run found the model itself
-  // bad (exit 3): that model must change before anything is computed from it again.
+  // bad (exit 3): that model must change before anything is computed from it again. Every rank
+  // gets here with the same code; all close their journals before rank 0 removes them.
+  std::optional<JournalWriter> journal;
   const auto failed = [&](int code) {
+    journal.reset();
+    mpi::max_over_ranks(comm, 0.0);  // a barrier: every journal file is closed
     if (comm.is_root() && !o.resume && code == static_cast<int>(ExitCode::bad_input)) {
       std::error_code ec;
       std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
     }
     return code;
   };
-  std::optional<JournalWriter> journal;
   if (auto code = run_stage(ctx, [&] {
         backend = make_backend(ctx, prep->backend);
         journal.emplace(prep->out, fmt::format("run-{:016x}-rank-{:05d}.vjl", run_id, comm.rank()), prep->identity,

@@ -20,6 +20,8 @@ fs::path slice_directory(const fs::path& out, int index, int count) {
 std::vector<SliceDirectory> find_slices(const fs::path& out) {
   const fs::path root = slices_root(out);
   std::error_code ec;
+  if (fs::is_symlink(fs::symlink_status(root, ec)))
+    throw UsageError(fmt::format("{}: is a symbolic link; the slices must lie inside --out", root.string()));
   if (!fs::is_directory(root, ec))
     throw UsageError(fmt::format("{}: no slices (array tasks write OUT/slices/III-of-NNN)", root.string()));
   static const std::regex name_re(R"(([0-9]{3,})-of-([0-9]{3,}))");
@@ -27,7 +29,7 @@ std::vector<SliceDirectory> find_slices(const fs::path& out) {
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || !std::regex_match(name, m, name_re) || m[1].length() > 6 || m[2].length() > 6)
+    if (entry.is_symlink() || !entry.is_directory() || !std::regex_match(name, m, name_re) || m[1].length() > 6 || m[2].length() > 6)
       throw UsageError(fmt::format("{}: not a slice directory (III-of-NNN)", entry.path().string()));
     slices.push_back({entry.path(), std::stoi(m[1].str()), std::stoi(m[2].str())});
   }

@@ -30,7 +30,13 @@ void check_inside_model(const std::filesystem::path& directory, const std::files
   const fs::path target = fs::canonical(file, ec);
   if (ec) throw InputError(file.string(), "", "cannot be resolved: " + ec.message());
   if (is_within(target, dir)) return;
-  if (dir.parent_path().filename() == "snapshots" && is_within(target, dir.parent_path().parent_path() / "blobs")) return;
+  // The hub cache: .../models--org--name/snapshots/<revision>/<file> -> that repository's blobs/<hash>.
+  const fs::path repo = dir.parent_path().parent_path();
+  const std::string repo_name = repo.filename().string();
+  if (dir.parent_path().filename() == "snapshots" &&
+      (repo_name.starts_with("models--") || repo_name.starts_with("datasets--")) &&
+      target.parent_path() == repo / "blobs")
+    return;
   throw FormatError(file.string(), "",
                     fmt::format("leads outside the model directory (to {}); refusing to read it", target.string()));
 }

@@ -28,6 +28,11 @@ bool has_attribute(hid_t object, const char* name) { return H5Aexists(object, na
 std::string read_string_attribute(const Context& ctx, hid_t object, const char* name, const std::string& where) {
   if (!has_attribute(object, name)) ctx.fail(where, fmt::format("attribute '{}' is missing", name));
   const Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose, "H5Aopen", name);
+  {
+    const Handle space(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", name);
+    if (H5Sget_simple_extent_npoints(space.get()) != 1)
+      ctx.fail(where, fmt::format("attribute '{}' is not a single string", name));
+  }
   const Handle file_type(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", name);
   if (H5Tget_class(file_type.get()) != H5T_STRING || H5Tis_variable_str(file_type.get()) <= 0)
     ctx.fail(where, fmt::format("attribute '{}' is not a variable-length string", name));
@@ -52,25 +57,52 @@ std::vector<long long> read_int_attribute(const Context& ctx, hid_t object, cons
   return values;
 }
 
-// Reads a dataset of `rank` dimensions into `out`, converting to `mem_type`; returns its dims.
+// Only plain members of this file: a soft or external link, or a dataset stored in other files or
+// assembled from them (external storage, virtual datasets), could make a crafted slice read
+// anything else on the machine.
+void require_hard_link(const Context& ctx, hid_t group, const char* name, const std::string& where) {
+  H5L_info_t info{};
+  if (H5Lexists(group, name, H5P_DEFAULT) <= 0) ctx.fail(where, "is missing");
+  check(H5Lget_info(group, name, &info, H5P_DEFAULT), "H5Lget_info", where);
+  if (info.type != H5L_TYPE_HARD) ctx.fail(where, "is a soft or external link, not an object of this file");
+}
+
+// Reads a dataset whose dimensions must equal `expected`, converting to `mem_type`; the sizes are
+// checked before anything is allocated.
 template <typename T>
-std::vector<hsize_t> read_dataset(const Context& ctx, hid_t group, const std::string& group_path, const char* name,
-                                  hid_t mem_type, int rank, std::vector<T>& out) {
+void read_dataset(const Context& ctx, hid_t group, const std::string& group_path, const char* name, hid_t mem_type,
+                  const std::vector<hsize_t>& expected, std::vector<T>& out) {
   const std::string where = group_path + "/" + name;
-  if (H5Lexists(group, name, H5P_DEFAULT) <= 0) ctx.fail(where, "dataset is missing");
+  require_hard_link(ctx, group, name, where);
   const Handle set(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose, "H5Dopen2", where);
-  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", where);
-  if (H5Sget_simple_extent_ndims(space.get()) != rank) ctx.fail(where, fmt::format("expected {} dimension(s)", rank));
-  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  hsize_t total = 1;
-  for (hsize_t d : dims) {
-    if (d > (hsize_t{1} << 40) / std::max<hsize_t>(total, 1)) ctx.fail(where, "implausibly large");
-    total *= d;
+  {
+    const Handle plist(H5Dget_create_plist(set.get()), H5Pclose, "H5Dget_create_plist", where);
+    if (H5Pget_external_count(plist.get()) != 0 || H5Pget_layout(plist.get()) == H5D_VIRTUAL)
+      ctx.fail(where, "is stored outside this file (external or virtual dataset)");
   }
+  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", where);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank != static_cast<int>(expected.size())) ctx.fail(where, fmt::format("expected {} dimension(s)", expected.size()));
+  std::vector<hsize_t> dims(expected.size());
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  if (dims != expected) ctx.fail(where, "has a shape that disagrees with the group's matrices");
+  hsize_t total = 1;
+  for (hsize_t d : dims) total *= d;  // bounded: expected comes from checked sizes
   out.resize(total);
   if (total > 0) check(H5Dread(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread", where);
-  return dims;
+}
+
+// The length of a 1-d dataset, bounded, read before anything is allocated.
+hsize_t dataset_length(const Context& ctx, hid_t group, const std::string& group_path, const char* name, hsize_t limit) {
+  const std::string where = group_path + "/" + name;
+  require_hard_link(ctx, group, name, where);
+  const Handle set(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose, "H5Dopen2", where);
+  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", where);
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) ctx.fail(where, "expected 1 dimension");
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  if (n > limit) ctx.fail(where, fmt::format("holds {} entries, more than the {} a layer can have", n, limit));
+  return n;
 }
 
 // "down_proj" / "shared_gate_proj" -> projection; nullopt for an unknown name.
@@ -91,37 +123,37 @@ std::optional<MatrixRole> role_of(std::string_view name) {
 void read_group(const Context& ctx, hid_t layer_group, int layer, const std::string& name, const std::string& layer_path,
                 std::size_t k_count, std::vector<MatrixResult>& out) {
   const std::string where = layer_path + "/" + name;
+  require_hard_link(ctx, layer_group, name.c_str(), where);
   const Handle group(H5Gopen2(layer_group, name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
   const auto projection = projection_of(name);
   const auto role = role_of(read_string_attribute(ctx, group.get(), "role", where));
   if (!projection || !role || (name.starts_with("shared_") != (*role == MatrixRole::shared)))
     ctx.fail(where, "is not a known matrix group");
   const auto shape = read_int_attribute(ctx, group.get(), "shape", where);
-  if (shape.size() != 2 || shape[0] <= 0 || shape[1] <= 0) ctx.fail(where, "attribute 'shape' is not [rows, cols]");
+  constexpr long long kMaxSide = 1 << 20;  // far beyond any model; keeps n x min(rows, cols) bounded
+  if (shape.size() != 2 || shape[0] <= 0 || shape[1] <= 0 || shape[0] > kMaxSide || shape[1] > kMaxSide)
+    ctx.fail(where, "attribute 'shape' is not a plausible [rows, cols]");
   const auto rows = static_cast<std::uint64_t>(shape[0]), cols = static_cast<std::uint64_t>(shape[1]);
 
   std::vector<std::int32_t> ids;
   std::vector<float> sv;
   std::vector<double> var, top, ratio, fro, stable, effective;
   std::vector<std::uint8_t> gram_bits, eigen_bits;
-  const hsize_t n = read_dataset(ctx, group.get(), where, "expert_ids", H5T_NATIVE_INT32, 1, ids)[0];
-  const auto sv_dims = read_dataset(ctx, group.get(), where, "singular_values", H5T_NATIVE_FLOAT, 2, sv);
-  const auto var_dims = read_dataset(ctx, group.get(), where, "var_at_k", H5T_NATIVE_DOUBLE, 2, var);
-  if (sv_dims[0] != n || sv_dims[1] != std::min(rows, cols)) ctx.fail(where + "/singular_values", "shape disagrees");
-  if (var_dims[0] != n || var_dims[1] != k_count) ctx.fail(where + "/var_at_k", "shape disagrees with n and k");
+  const hsize_t n = dataset_length(ctx, group.get(), where, "expert_ids", hsize_t{1} << 20);
+  const hsize_t svn = std::min(rows, cols);
+  if (n * svn > (hsize_t{1} << 34)) ctx.fail(where, "holds more singular values than any model has");
+  read_dataset(ctx, group.get(), where, "expert_ids", H5T_NATIVE_INT32, {n}, ids);
+  read_dataset(ctx, group.get(), where, "singular_values", H5T_NATIVE_FLOAT, {n, svn}, sv);
+  read_dataset(ctx, group.get(), where, "var_at_k", H5T_NATIVE_DOUBLE, {n, k_count}, var);
   std::pair<const char*, std::vector<double>*> per_matrix[] = {{"top_sv", &top}, {"sv_ratio", &ratio},
       {"frobenius_norm", &fro}, {"stable_rank", &stable}, {"effective_rank", &effective}};
-  for (auto& [field, values] : per_matrix)
-    if (read_dataset(ctx, group.get(), where, field, H5T_NATIVE_DOUBLE, 1, *values)[0] != n)
-      ctx.fail(where + "/" + field, "length disagrees with expert_ids");
+  for (auto& [field, values] : per_matrix) read_dataset(ctx, group.get(), where, field, H5T_NATIVE_DOUBLE, {n}, *values);
   for (auto& [field, values] : {std::pair{"gram_bits", &gram_bits}, std::pair{"eigen_bits", &eigen_bits}}) {
-    if (read_dataset(ctx, group.get(), where, field, H5T_NATIVE_UINT8, 1, *values)[0] != n)
-      ctx.fail(where + "/" + field, "length disagrees with expert_ids");
+    read_dataset(ctx, group.get(), where, field, H5T_NATIVE_UINT8, {n}, *values);
     for (std::uint8_t b : *values)
       if (b != 32 && b != 64) ctx.fail(where + "/" + field, fmt::format("value {} is not 32 or 64", b));
   }
 
-  const std::size_t svn = std::min(rows, cols);
   for (hsize_t i = 0; i < n; ++i) {
     MatrixResult r;
     r.key = {layer, *role, *projection, ids[i]};
@@ -174,15 +206,16 @@ VindexFileContents read_vindex_h5(const std::filesystem::path& path) {
     if (k < 1 || k > (1 << 30)) ctx.fail("/", fmt::format("k value {} out of range", k));
     contents.ks.push_back(static_cast<int>(k));
   }
-  if (H5Lexists(file.get(), "phase1", H5P_DEFAULT) <= 0) ctx.fail("/phase1", "group is missing");
+  require_hard_link(ctx, file.get(), "phase1", "/phase1");
   const Handle phase1(H5Gopen2(file.get(), "phase1", H5P_DEFAULT), H5Gclose, "H5Gopen2", "/phase1");
   for (const std::string& layer_name : child_names(phase1.get(), "/phase1")) {
     const std::string layer_path = "/phase1/" + layer_name;
+    if (!layer_name.starts_with("layer_") || layer_name.size() == 6) ctx.fail(layer_path, "is not a layer_LLL group");
     int layer = -1;
-    const char* digits = layer_name.c_str() + 6;
-    const auto [end, ec] = std::from_chars(digits, layer_name.c_str() + layer_name.size(), layer);
-    if (!layer_name.starts_with("layer_") || ec != std::errc() || *end != '\0' || layer < 0)
+    const auto [end, ec] = std::from_chars(layer_name.data() + 6, layer_name.data() + layer_name.size(), layer);
+    if (ec != std::errc() || end != layer_name.data() + layer_name.size() || layer < 0)
       ctx.fail(layer_path, "is not a layer_LLL group");
+    require_hard_link(ctx, phase1.get(), layer_name.c_str(), layer_path);
     const Handle layer_group(H5Gopen2(phase1.get(), layer_name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", layer_path);
     for (const std::string& group_name : child_names(layer_group.get(), layer_path))
       read_group(ctx, layer_group.get(), layer, group_name, layer_path, contents.ks.size(), contents.results);

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <set>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "vindex/checksum.hpp"
@@ -32,8 +34,8 @@ T get_le(const std::byte* in) {
 }
 
 [[noreturn]] void corrupt(const fs::path& file, std::uint64_t offset, const std::string& what) {
-  throw UsageError(fmt::format("--out: journal {}: {} at byte {}; the journal is damaged -- pass --overwrite to start "
-                               "over, or remove that file to recompute only its matrices",
+  throw UsageError(fmt::format("--out: journal {}: {} at byte {}; it was not written by this vindex_mpi -- pass "
+                               "--overwrite to start over, or remove that file to recompute only its matrices",
                                file.string(), what, offset));
 }
 
@@ -44,6 +46,9 @@ struct ParsedJournal {
   bool torn = false;
 };
 
+// Reading stops at the first record that is incomplete or damaged: every record before it was
+// synced to disk before the next was written, so only the last write of a crashed writer (or a
+// damaged disk) can be bad, and stopping there costs recomputation, never a wrong value.
 ParsedJournal parse_journal(const fs::path& file) {
   const FileDescriptor fd = FileDescriptor::open_read(file);
   const std::uint64_t size = fd.size();
@@ -53,7 +58,7 @@ ParsedJournal parse_journal(const fs::path& file) {
   std::vector<std::byte> payload;
   while (offset < size) {
     if (size - offset < kJournalRecordHeaderBytes) {
-      parsed.torn = true;  // a header cut short: the writer was killed mid-write
+      parsed.torn = true;
       break;
     }
     std::array<std::byte, kJournalRecordHeaderBytes> header{};
@@ -62,26 +67,23 @@ ParsedJournal parse_journal(const fs::path& file) {
     const auto kind = get_le<std::uint32_t>(header.data() + 4);
     const auto length = get_le<std::uint64_t>(header.data() + 8);
     const auto crc = get_le<std::uint32_t>(header.data() + 16);
-    if (magic != kJournalMagic) corrupt(file, offset, "no record marker");
-    if (length > kMaxRecordPayload) corrupt(file, offset, fmt::format("record of {} bytes", length));
-    const std::uint64_t end = offset + kJournalRecordHeaderBytes + length;
-    if (end > size) {
+    if (magic != kJournalMagic || length > kMaxRecordPayload || length > size - offset - kJournalRecordHeaderBytes) {
       parsed.torn = true;
       break;
     }
+    const std::uint64_t end = offset + kJournalRecordHeaderBytes + length;
     payload.resize(length);
     fd.read_exact(payload.data(), length, offset + kJournalRecordHeaderBytes);
     if (crc32(payload) != crc) {
-      if (end == size) {  // the last record: torn by a crash between its write and its sync
-        parsed.torn = true;
-        break;
-      }
-      corrupt(file, offset, "checksum mismatch");
+      parsed.torn = true;
+      break;
     }
+    // A record whose checksum holds was written by vindex_mpi: anything wrong inside it is refused.
     if (!have_identity) {
       if (kind != static_cast<std::uint32_t>(JournalRecordKind::identity)) corrupt(file, offset, "no run identity first");
       try {
-        parsed.identity = parse_json_strict(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()), file.string());
+        parsed.identity = parse_json_strict(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
+                                            file.string());
       } catch (const std::exception& e) {
         corrupt(file, offset, fmt::format("unreadable run identity ({})", e.what()));
       }
@@ -90,7 +92,7 @@ ParsedJournal parse_journal(const fs::path& file) {
       try {
         std::vector<MatrixResult> batch = decode_results(payload);
         for (MatrixResult& r : batch) parsed.results.push_back(std::move(r));
-      } catch (const InternalError& e) {
+      } catch (const std::exception& e) {
         corrupt(file, offset, fmt::format("undecodable results ({})", e.what()));
       }
     } else {
@@ -98,7 +100,6 @@ ParsedJournal parse_journal(const fs::path& file) {
     }
     offset = end;
   }
-  if (!have_identity && !parsed.torn && size > 0) corrupt(file, 0, "no run identity");
   return parsed;
 }
 
@@ -136,11 +137,20 @@ JournalWriter::~JournalWriter() {
 }
 
 void JournalWriter::write_record_locked(JournalRecordKind kind, std::span<const std::byte> payload) {
+  if (broken_) throw IoError(path_.string(), "an earlier write failed; the journal takes no more records");
   std::vector<std::byte> bytes;
   bytes.reserve(kJournalRecordHeaderBytes + payload.size());
   append_journal_record(bytes, kind, payload);
-  fd_.append_all(bytes);  // one write: a kill leaves at most this record incomplete
-  fd_.sync_data();
+  const std::uint64_t before = fd_.size();
+  try {
+    fd_.append_all(bytes);  // one write: a kill leaves at most this record incomplete
+    fd_.sync_data();
+  } catch (...) {
+    // A short write (disk full) must not leave a fragment that a later record would follow.
+    broken_ = true;
+    if (::ftruncate(fd_.get(), static_cast<off_t>(before)) == 0) ::fdatasync(fd_.get());
+    throw;
+  }
 }
 
 void JournalWriter::flush_locked() {

@@ -101,6 +101,21 @@ void StagedFile::commit() {
   committed_ = true;
 }
 
+namespace {
+
+// The renames are durable only once the directory itself is synced (before a journal that could
+// redo the work is removed).
+void sync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw IoError(dir.string(), "open", errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw IoError(dir.string(), "fsync", err);
+}
+
+}  // namespace
+
 void commit_all(std::span<StagedFile* const> files) {
   for (StagedFile* f : files) check_replaceable(f->final_path(), "--out " + f->final_path().parent_path().string());
   for (std::size_t i = 0; i < files.size(); ++i) {
@@ -112,6 +127,7 @@ void commit_all(std::span<StagedFile* const> files) {
       throw;
     }
   }
+  if (!files.empty()) sync_directory(files.front()->final_path().parent_path());
 }
 
 void write_file_synced(const fs::path& path, std::string_view text) {

@@ -104,7 +104,8 @@ std::vector<MatrixResult> decode_results(std::span<const std::byte> bytes) {
   if (rd.get<std::uint32_t>() != kResultEncodingVersion) throw InternalError("result buffer of another encoding version");
   const auto count = rd.get<std::uint64_t>();
   std::vector<MatrixResult> results;
-  results.reserve(std::min<std::uint64_t>(count, bytes.size()));
+  constexpr std::uint64_t kMinEncodedResult = 84;  // the fixed-size fields of one result
+  results.reserve(std::min<std::uint64_t>(count, bytes.size() / kMinEncodedResult));
   for (std::uint64_t i = 0; i < count; ++i) {
     MatrixResult r;
     r.key.layer = rd.get<std::int32_t>();
