@@ -20,7 +20,10 @@ using hdf5::Handle;
 
 struct Context {
   std::string file;
-  [[noreturn]] void fail(const std::string& object, const std::string& what) const { throw InputError(file, object, what); }
+  // "FILE: /phase1/layer_001/down_proj/var_at_k: what" (an HDF5 object, not a tensor).
+  [[noreturn]] void fail(const std::string& object, const std::string& what) const {
+    throw InputError(file, "", object.empty() ? what : object + ": " + what);
+  }
 };
 
 bool has_attribute(hid_t object, const char* name) { return H5Aexists(object, name) > 0; }
