@@ -23,6 +23,23 @@ enum class OutputMode { fresh, overwrite, resume };
 void prepare_output_directory(const std::filesystem::path& dir, OutputMode mode, std::span<const std::string> outputs,
                               std::span<const std::string> kept = {});
 
+// An exclusive lock on the output directory (flock on the directory itself: no file is created),
+// held by rank 0 for a whole run, so that two runs into one directory (a requeued job overlapping
+// its predecessor) cannot remove each other's temporaries and journals. A directory already locked
+// is a UsageError; where the file system cannot lock (some network file systems), the run goes on
+// unlocked.
+class OutputLock {
+ public:
+  explicit OutputLock(const std::filesystem::path& dir);
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
 class StagedFile {
  public:
   StagedFile(const std::filesystem::path& dir, std::string name);

@@ -2,6 +2,7 @@
 #include "vindex/output_files.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,6 +76,25 @@ void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<co
     fs::remove_all(dir / kJournalDirectory, ec);
     if (ec) throw IoError((dir / kJournalDirectory).string(), "cannot remove the old journal: " + ec.message());
   }
+}
+
+OutputLock::OutputLock(const fs::path& dir) {
+  fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_ < 0) throw IoError(dir.string(), "open", errno);
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw UsageError(fmt::format("--out {}: another vindex_mpi run is using this directory (it holds its lock); wait "
+                                   "for it to end, or choose another --out",
+                                   dir.string()));
+    // ENOLCK, EINVAL...: this file system cannot lock; go on without.
+  }
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 StagedFile::StagedFile(const fs::path& dir, std::string name)

@@ -96,6 +96,10 @@ def main():
         time.sleep(0.05)
     check(victim is not None, "rank 1 never journaled a batch (or the run ended first)")
     if victim is not None:
+        # While it runs, a second run into the same directory is refused: the first holds its lock.
+        code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", out, "--resume"])
+        check(code == 2 and "another vindex_mpi run is using this directory" in err,
+              f"a concurrent run into the same --out: exit {code}: {err[-800:]}")
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         try:
