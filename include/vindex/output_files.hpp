@@ -15,14 +15,6 @@ namespace vindex {
 // (journal.hpp) to finish that run and replaces the vindex files.
 enum class OutputMode { fresh, overwrite, resume };
 
-// Checks --out: an existing path must be a directory, empty in `fresh` mode, and the `outputs`
-// present must be regular files the run may replace (a symbolic link is refused, never followed).
-// Creates it when missing and removes temporary files that an aborted run left for these outputs.
-// Entries named in `kept` belong to the job (the slices `merge` reads) and do not count as
-// content. Problems are UsageErrors.
-void prepare_output_directory(const std::filesystem::path& dir, OutputMode mode, std::span<const std::string> outputs,
-                              std::span<const std::string> kept = {});
-
 // An exclusive lock on the output directory (flock on the directory itself: no file is created),
 // held by rank 0 for a whole run, so that two runs into one directory (a requeued job overlapping
 // its predecessor) cannot remove each other's temporaries and journals. A directory already locked
@@ -32,13 +24,25 @@ class OutputLock {
  public:
   explicit OutputLock(const std::filesystem::path& dir);
   ~OutputLock();
+  OutputLock(OutputLock&& other) noexcept;
   OutputLock(const OutputLock&) = delete;
   OutputLock& operator=(const OutputLock&) = delete;
+  OutputLock& operator=(OutputLock&&) = delete;
   bool held() const { return fd_ >= 0; }
 
  private:
   int fd_ = -1;
 };
+
+// Checks --out: an existing path must be a directory, empty in `fresh` mode, and the `outputs`
+// present must be regular files the run may replace (a symbolic link is refused, never followed).
+// Creates it when missing, locks it (before anything in it is cleaned up or replaced) and removes
+// temporary files that an aborted run left for these outputs. Entries named in `kept` belong to
+// the job (the slices `merge` reads) and do not count as content. Problems are UsageErrors. The
+// returned lock is the caller's to hold for the whole run.
+[[nodiscard]] OutputLock prepare_output_directory(const std::filesystem::path& dir, OutputMode mode,
+                                                  std::span<const std::string> outputs,
+                                                  std::span<const std::string> kept = {});
 
 class StagedFile {
  public:

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <optional>
 #include <set>
 
 #include <CLI/CLI.hpp>
@@ -171,11 +170,8 @@ int merge(const MergeOptions& o) {
   const Phase1Tables tables = assemble_phase1(std::move(all), plan, layout, identity.ks);
 
   const std::vector<std::string> kept{kSlicesDirectory};
-  std::optional<OutputLock> lock;
-  std::error_code ec;
-  if (fs::is_directory(o.out, ec)) lock.emplace(o.out);
-  prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, phase1_output_files(), kept);
-  if (!lock) lock.emplace(o.out);
+  const OutputLock lock =
+      prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, phase1_output_files(), kept);
   RunIdentity merged = identity;
   merged.layers = selected;
   ojson p;

@@ -212,11 +212,7 @@ int run_phase1(const RunContext& ctx) {
   if (auto code = run_stage(ctx, [&] {
         if (!comm.is_root() || o.dry_run) return;
         const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
-        // Locked before anything in it is cleaned up or replaced; a new directory right after creation.
-        std::error_code ec;
-        if (std::filesystem::is_directory(prep->out, ec)) lock.emplace(prep->out);
-        prepare_output_directory(prep->out, mode, phase1_output_files());
-        if (!lock) lock.emplace(prep->out);
+        lock.emplace(prepare_output_directory(prep->out, mode, phase1_output_files()));
         if (o.resume) resumed = read_resume_journal(*prep);
       }))
     return *code;

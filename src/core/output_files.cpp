@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -34,17 +35,18 @@ void check_replaceable(const fs::path& path, const std::string& label) {
 
 }  // namespace
 
-void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<const std::string> outputs,
-                              std::span<const std::string> kept) {
+OutputLock prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<const std::string> outputs,
+                                    std::span<const std::string> kept) {
   std::error_code ec;
   const auto status = fs::symlink_status(dir, ec);
   if (!fs::exists(status)) {
     fs::create_directories(dir, ec);
     if (ec) throw UsageError(fmt::format("--out {}: cannot create directory: {}", dir.string(), ec.message()));
-    return;
+    return OutputLock(dir);
   }
   if (!fs::is_directory(fs::status(dir, ec)))
     throw UsageError(fmt::format("--out {}: exists and is not a directory", dir.string()));
+  OutputLock lock(dir);  // before anything in it is cleaned up or replaced
   const std::string label = "--out " + dir.string();
   // Temporary files of a run that was killed are ours to remove; anything else is the user's.
   bool empty = true;
@@ -76,6 +78,7 @@ void prepare_output_directory(const fs::path& dir, OutputMode mode, std::span<co
     fs::remove_all(dir / kJournalDirectory, ec);
     if (ec) throw IoError((dir / kJournalDirectory).string(), "cannot remove the old journal: " + ec.message());
   }
+  return lock;
 }
 
 OutputLock::OutputLock(const fs::path& dir) {
@@ -92,6 +95,8 @@ OutputLock::OutputLock(const fs::path& dir) {
     // ENOLCK, EINVAL...: this file system cannot lock; go on without.
   }
 }
+
+OutputLock::OutputLock(OutputLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
 
 OutputLock::~OutputLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock

@@ -15,13 +15,8 @@ import sys
 import h5py
 import numpy as np
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print(f"FAIL: {what}", flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from checks import check, finish  # noqa: E402
 
 
 def run(binary, model, out, *extra):
@@ -69,11 +64,7 @@ def main():
             print(ref.stdout.strip().splitlines()[-1] if ref.stdout.strip() else ref.stderr[-300:])
             check(ref.returncode == 0, f"{fixture} {label}: against the float64 reference:\n{ref.stdout}{ref.stderr}")
             compare(out, cpu, f"{fixture} {label} vs cpu")
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("cuda vs cpu: all checks passed")
-    return 0
+    return finish("cuda vs cpu")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ std::size_t entries(const fs::path& dir) {
 TEST_CASE("the output directory must be absent, empty, or --overwrite", "[outputs]") {
   vindex_test::TempDir tmp;
   const fs::path out = tmp.path() / "a" / "b";
-  prepare_output_directory(out, OutputMode::fresh, kOutputs);
+  (void)prepare_output_directory(out, OutputMode::fresh, kOutputs);
   REQUIRE(fs::is_directory(out));
-  prepare_output_directory(out, OutputMode::fresh, kOutputs);  // empty: fine
+  (void)prepare_output_directory(out, OutputMode::fresh, kOutputs);  // empty: fine
   std::ofstream(out / "vindex.h5") << "old";
   REQUIRE_THROWS_AS(prepare_output_directory(out, OutputMode::fresh, kOutputs), UsageError);
   REQUIRE_THROWS_WITH(prepare_output_directory(out, OutputMode::fresh, kOutputs), contains("not empty") && contains("--overwrite"));
@@ -88,4 +88,16 @@ TEST_CASE("a set of files is committed all or none", "[outputs]") {
   REQUIRE(fs::exists(tmp.path() / "a.json"));
   REQUIRE(fs::exists(tmp.path() / "b.json"));
   REQUIRE(entries(tmp.path()) == 2);
+}
+
+TEST_CASE("the output directory is locked while a run holds it", "[outputs]") {
+  vindex_test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  {
+    const OutputLock held = prepare_output_directory(out, OutputMode::fresh, kOutputs);  // created, then locked
+    REQUIRE(held.held());
+    REQUIRE_THROWS_WITH(prepare_output_directory(out, OutputMode::overwrite, kOutputs),
+                        contains("another vindex_mpi run is using this directory"));
+  }
+  REQUIRE_NOTHROW(prepare_output_directory(out, OutputMode::overwrite, kOutputs));  // released with the lock
 }
