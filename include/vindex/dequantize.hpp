@@ -1,8 +1,10 @@
 // Where stored weights become float32 values: F8_E4M3 (e4m3fn) times its 128x128 block scale,
-// BF16, F16 and F32. The dequantized value is defined as float32(code) * float32(scale), rounded
-// once in float32, exactly as DeepSeek's weight_dequant does; a float64 consumer receives that
-// float32 value widened, so every backend and precision sees the same matrix. NaN or Inf in a
-// weight or a scale is an InputError naming the tensor and position.
+// MXFP4 (e2m1 codes times an e8m0 power of two per 32 values), BF16, F16 and F32, read from a
+// tensor of their own or from a slice of a fused tensor. The dequantized value is defined as
+// float32(code) * float32(scale), rounded once in float32, exactly as DeepSeek's weight_dequant
+// does (MXFP4 products are exact in float32, as in transformers' convert_moe_packed_tensors); a
+// float64 consumer receives that float32 value widened, so every backend and precision sees the
+// same matrix. NaN or Inf in a weight or a scale is an InputError naming the tensor and position.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "vindex/checkpoint.hpp"
+#include "vindex/layout.hpp"
 
 namespace vindex {
 
@@ -18,18 +21,36 @@ namespace vindex {
 float fp8_e4m3_to_float(std::uint8_t code);
 float bf16_to_float(std::uint16_t bits);
 float f16_to_float(std::uint16_t bits);
+// One e2m1 code (4 bits: sign, 2 exponent bits, 1 mantissa bit): 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+float fp4_e2m1_to_float(std::uint8_t code);
+// One e8m0 scale: 2^(code - 127); 255 is NaN.
+float e8m0_to_float(std::uint8_t code);
 
-// A weight matrix as stored, ready to decode: the tensor's bytes and, for F8_E4M3, its scales.
+// The values of a small F32/BF16/F16 tensor (a router bias) in float64; NaN or Inf is an
+// InputError naming the tensor.
+std::vector<double> decode_vector(const TensorView& tensor);
+
+// A weight matrix as stored, ready to decode: the tensor's bytes, its scales when quantized, and
+// where in the tensor the matrix lies. rows x cols is the matrix as stored (its singular values
+// are those of the model's [out, in] matrix either way).
 struct EncodedMatrix {
   TensorView weight;
   std::optional<TensorView> scale;
+  WeightEncoding encoding = WeightEncoding::plain;
   std::uint64_t rows = 0;
   std::uint64_t cols = 0;
+  StoredSlice slice;  // row_stride 0 means cols
   std::uint32_t block_rows = 128;
   std::uint32_t block_cols = 128;
 
   std::uint64_t min_dim() const { return rows < cols ? rows : cols; }
   std::uint64_t max_dim() const { return rows < cols ? cols : rows; }
+  std::uint64_t row_stride() const { return slice.row_stride ? slice.row_stride : cols; }
+  // The whole tensor, row-major, in its own elements: what a device can copy and decode as is.
+  bool is_whole_tensor() const {
+    return encoding != WeightEncoding::mxfp4 && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
+           weight.info().num_elements() == rows * cols;
+  }
 };
 
 class MatrixDecoder {
@@ -42,8 +63,8 @@ class MatrixDecoder {
   double decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, float* out, std::uint64_t ld) const;
   double decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, double* out, std::uint64_t ld) const;
 
-  // The decoded, checked block scales ([ceil(rows/br), ceil(cols/bc)] row-major; empty when the
-  // weight has none), for backends that decode on a device.
+  // The decoded, checked block scales of an fp8_block matrix ([ceil(rows/br), ceil(cols/bc)]
+  // row-major; empty when the weight has none), for backends that decode on a device.
   const std::vector<float>& scales() const { return scales_; }
   // Raises the InputError that names the first NaN or Inf of the matrix (a device found one).
   [[noreturn]] void fail_non_finite() const { fail_non_finite(0, m_.rows, 0, m_.cols); }
@@ -52,10 +73,20 @@ class MatrixDecoder {
   template <typename T>
   double decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, T* out, std::uint64_t ld) const;
   [[noreturn]] void fail_non_finite(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1) const;
+  std::uint64_t element_index(std::uint64_t r, std::uint64_t c) const {
+    return m_.slice.offset + r * row_stride_ + c * m_.slice.col_stride;
+  }
+  float stored_value(std::uint64_t r, std::uint64_t c) const;  // before scaling
+  float scale_of(std::uint64_t r, std::uint64_t c) const;      // 1 when unscaled
 
   const EncodedMatrix& m_;
-  std::vector<float> scales_;  // [ceil(rows/br), ceil(cols/bc)] row-major; empty when unscaled
+  WeightEncoding encoding_;
+  std::uint64_t row_stride_ = 0;
+  // fp8_block: [ceil(rows/br), ceil(cols/bc)] row-major; mxfp4: the e8m0 scales of elements
+  // [32 * scale_base_, ...) of the tensor; empty when unscaled.
+  std::vector<float> scales_;
   std::uint64_t scale_cols_ = 0;
+  std::uint64_t scale_base_ = 0;
 };
 
 }  // namespace vindex

@@ -1,7 +1,7 @@
 // vindex.h5: the full per-matrix tables (singular values, var@k, statistics) of every layer.
 // Schema (README, "Output files"): /phase1/layer_LLL/<group>/{singular_values, var_at_k,
-// expert_ids, top_sv, sv_ratio, frobenius_norm, stable_rank, effective_rank, gram_bits,
-// eigen_bits}.
+// expert_ids, <one dataset per kScalarStats entry>, gram_bits, eigen_bits} for each projection
+// group ("down_proj", "shared_gate_proj", ...), and /phase2/layer_LLL/router/{the same, bias}.
 #pragma once
 
 #include <filesystem>
@@ -12,7 +12,7 @@
 namespace vindex {
 
 inline constexpr const char* kVindexFormatName = "vindex";
-inline constexpr const char* kVindexFormatVersion = "1.0";
+inline constexpr const char* kVindexFormatVersion = "2.0";
 
 struct Hdf5RootInfo {
   std::string model;
@@ -20,7 +20,7 @@ struct Hdf5RootInfo {
   std::string provenance_json;
 };
 
-void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tables, const Hdf5RootInfo& root);
+void write_vindex_h5(const std::filesystem::path& path, const VindexTables& tables, const Hdf5RootInfo& root);
 
 std::string hdf5_library_version();
 

@@ -11,13 +11,17 @@
 
 namespace vindex {
 
-nlohmann::ordered_json phase1_summary_json(const Phase1Tables& tables, const std::string& model,
+nlohmann::ordered_json phase1_summary_json(const VindexTables& tables, const std::string& model,
                                            const nlohmann::ordered_json& provenance);
 
-nlohmann::ordered_json phase1_constants_json(const Phase1Tables& tables, const std::string& model,
+// phase2_router_svd.json: each MoE layer's router spectrum and statistics, its bias when present.
+nlohmann::ordered_json phase2_router_json(const VindexTables& tables, const std::string& model,
+                                          const nlohmann::ordered_json& provenance);
+
+nlohmann::ordered_json phase1_constants_json(const VindexTables& tables, const std::string& model,
                                              const nlohmann::ordered_json& provenance);
 
 // The per-layer table printed at the end of a run.
-std::string format_layer_table(const Phase1Tables& tables);
+std::string format_layer_table(const VindexTables& tables);
 
 }  // namespace vindex

@@ -1,6 +1,8 @@
-// The MoE layout of a checkpoint: which layers are dense MLPs and which are MoE, where every
-// expert's projection matrices and the router live, and how they are quantized. Detected from
-// config.json and the tensor names; everything else (attention, norms, embeddings) is ignored.
+// The MLP layout of a checkpoint: which layers are dense MLPs and which are MoE, where every
+// expert's projection matrices and the router live, and how they are stored (plain, fp8 with block
+// scales, MXFP4, or one slice of a tensor that fuses all experts). Detected from config.json and
+// the tensor names for the families of README "Model families"; everything else (attention,
+// norms, embeddings) is ignored.
 #pragma once
 
 #include <array>
@@ -16,21 +18,49 @@
 namespace vindex {
 
 enum class LayerKind : std::uint8_t { dense, moe };
-// What a matrix belongs to: the dense MLP of a layer, a routed expert, or the shared expert(s).
-enum class MatrixRole : std::uint8_t { dense, routed, shared };
+// What a matrix belongs to: the dense MLP of a layer, a routed expert, the shared expert(s), or
+// the router of an MoE layer (phase 2).
+enum class MatrixRole : std::uint8_t { dense, routed, shared, router };
 enum class Projection : std::uint8_t { gate, up, down };
 inline constexpr std::array<Projection, 3> kProjections{Projection::gate, Projection::up, Projection::down};
 
 const char* layer_kind_name(LayerKind kind);
+const char* role_name(MatrixRole role);  // "dense", "routed", "shared", "router"
 const char* projection_name(Projection proj);  // "gate_proj", "up_proj", "down_proj"
 
-// One stored weight matrix and, for block-quantized weights, its scale tensor.
+// How a matrix's values are stored.
+enum class WeightEncoding : std::uint8_t {
+  plain,      // F32, BF16, F16 elements
+  fp8_block,  // F8_E4M3 times a block scale ("<name>_scale_inv", [ceil(rows/br), ceil(cols/bc)])
+  mxfp4,      // U8 blocks of 32 e2m1 values (low nibble first) times 2^(e8m0 scale - 127)
+};
+
+// Where one matrix lies in its stored tensor, in elements: element (r, c) of the matrix *as
+// stored* is element offset + r * row_stride + c * col_stride of the tensor. A tensor of its own
+// has offset 0, row_stride = stored columns and col_stride 1; a fused tensor ([experts, ...])
+// holds one slice per expert, read from the mapping in place.
+struct StoredSlice {
+  std::uint64_t offset = 0;
+  std::uint64_t row_stride = 0;
+  std::uint64_t col_stride = 1;
+  bool transposed = false;  // stored [in_features, out_features] (Llama-4 and GPT-OSS fused experts)
+};
+
+// One weight matrix: its tensor, its scales when quantized, its shape as the model applies it
+// ([out_features, in_features], like torch.nn.Linear.weight) and where it lies in the tensor.
 struct WeightRef {
   const TensorRecord* weight = nullptr;
-  const TensorRecord* scale = nullptr;  // "<name>_scale_inv" (multiplies the decoded values)
+  const TensorRecord* scale = nullptr;  // fp8_block: the block scale; mxfp4: the e8m0 scales
   std::uint64_t rows = 0;
   std::uint64_t cols = 0;
+  WeightEncoding encoding = WeightEncoding::plain;
+  StoredSlice slice;
   bool present() const { return weight != nullptr; }
+  // The shape as stored (the transpose of [rows, cols] when slice.transposed).
+  std::uint64_t stored_rows() const { return slice.transposed ? cols : rows; }
+  std::uint64_t stored_cols() const { return slice.transposed ? rows : cols; }
+  // Bytes of this matrix's values and scales (its share of a fused tensor).
+  std::uint64_t stored_bytes() const;
 };
 
 struct ProjectionSet {
@@ -45,8 +75,9 @@ struct LayerLayout {
   ProjectionSet dense;                // kind == dense
   std::vector<ProjectionSet> routed;  // kind == moe, indexed by expert id
   std::optional<ProjectionSet> shared;  // the shared expert(s) as one MLP, when present
-  const TensorRecord* router = nullptr;       // mlp.gate.weight [experts, hidden]
-  const TensorRecord* router_bias = nullptr;  // mlp.gate.e_score_correction_bias [experts]
+  WeightRef router;                           // [experts, hidden] (mlp.gate.weight, router.weight, ...)
+  const TensorRecord* router_bias = nullptr;  // [experts]: e_score_correction_bias or router.bias
+  const TensorRecord* shared_expert_gate = nullptr;  // Qwen2-MoE's [1, hidden] gate of the shared expert
 };
 
 struct BlockQuantization {
@@ -57,18 +88,18 @@ struct BlockQuantization {
 };
 
 struct ModelLayout {
-  std::string family;      // "deepseek_v3"
-  std::string model_type;  // config.json model_type
+  std::string family;      // "deepseek_v3", "qwen2_moe", "qwen3_moe", "mixtral", "olmoe", "gpt_oss", "llama4", "dense"
+  std::string model_type;  // config.json model_type (of text_config for multimodal checkpoints)
   std::vector<std::string> architectures;
   int num_layers = 0;
   std::uint64_t hidden_size = 0;
   std::uint64_t intermediate_size = 0;
   std::uint64_t moe_intermediate_size = 0;
+  std::uint64_t shared_intermediate_size = 0;  // the shared expert(s) together
   int n_routed_experts = 0;
   int n_shared_experts = 0;
   int experts_per_token = 0;
-  int first_k_dense_replace = 0;
-  int moe_layer_freq = 1;
+  std::string moe_layer_rule;  // how config.json picks the MoE layers, e.g. "first_k_dense_replace=1, moe_layer_freq=1"
   std::optional<BlockQuantization> quantization;
   std::vector<LayerLayout> layers;  // indexed by layer
   std::vector<int> skipped_layers;  // tensors of layers past num_hidden_layers (MTP modules)
@@ -84,5 +115,8 @@ struct ModelLayout {
 // Detects the layout. Unknown architectures, missing or misshapen expert tensors, missing block
 // scales and contradictions with config.json are InputErrors naming the file and tensor.
 ModelLayout detect_layout(const Checkpoint& checkpoint);
+
+// The families detect_layout reads, for messages and docs: "DeepSeek-V2/V3 and Kimi-K2 (...)".
+std::string known_families();
 
 }  // namespace vindex

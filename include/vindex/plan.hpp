@@ -18,9 +18,10 @@ struct MatrixKey {
   int layer = 0;
   MatrixRole role = MatrixRole::routed;
   Projection projection = Projection::down;
-  int expert = -1;  // routed: expert id; shared: 0; dense MLP: -1
+  int expert = -1;  // routed: expert id; shared: 0; dense MLP and router: -1
 
-  // The HDF5 group / JSON name of the matrices this key belongs to: "down_proj", "shared_down_proj".
+  // The HDF5 group / JSON name of the matrices this key belongs to: "down_proj", "shared_down_proj",
+  // "router".
   std::string group() const;
   auto operator<=>(const MatrixKey&) const = default;
 };
@@ -32,10 +33,17 @@ struct WorkItem {
   double cost = 0;          // estimated seconds on one core
 };
 
-// The phase-1 matrices of the chosen layers: each dense MLP's and each routed and shared expert's
-// `projection`, sorted by (shard file, offset).
-std::vector<WorkItem> plan_phase1_items(const ModelLayout& layout, const Checkpoint& checkpoint,
-                                        std::span<const int> layers, Projection projection);
+// What a run computes: the phases and, for phase 1, the projections.
+struct PlanRequest {
+  std::vector<Projection> projections{Projection::down};  // phase 1: of every dense MLP, routed and shared expert
+  bool phase1 = true;
+  bool routers = false;  // phase 2: the router of every MoE layer
+};
+
+// The matrices of the chosen layers, sorted by (shard file, offset). A requested projection that
+// a layer's MLP lacks (BERT has no gate) is a UsageError naming layer and projection.
+std::vector<WorkItem> plan_items(const ModelLayout& layout, const Checkpoint& checkpoint, std::span<const int> layers,
+                                 const PlanRequest& request);
 
 // Slice `index` of `count` of `layers`: contiguous runs of layers cut to balance the estimated
 // cost of `items` (the plan of all those layers). A slice may be empty when count > layers.

@@ -25,7 +25,7 @@ struct MatrixResult {
 
 MatrixResult make_matrix_result(const WorkItem& item, const MatrixSpectrum& spectrum, std::span<const int> ks);
 
-inline constexpr std::uint32_t kResultEncodingVersion = 2;
+inline constexpr std::uint32_t kResultEncodingVersion = 3;
 
 // Appends the encoding of `results` to `out`.
 void encode_results(std::span<const MatrixResult> results, std::vector<std::byte>& out);

@@ -1,4 +1,5 @@
-// What a run's results depend on -- code version, model, k values, precision, backend, layers --
+// What a run's results depend on -- code version, model, k values, precision, backend, phases,
+// projections, layers --
 // recorded in journals and in the outputs' provenance, so that a resume or a merge never mixes
 // results computed from different inputs. Ranks and threads are not part of it: they do not change
 // a single value (the tests assert so).
@@ -9,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vindex/plan.hpp"
+
 namespace vindex {
 
 struct RunIdentity {
@@ -18,11 +21,17 @@ struct RunIdentity {
   std::string backend;            // "cpu"
   std::string precision;          // "auto" | "fp32" | "fp64"
   std::vector<int> ks;
-  std::string projection;         // "down_proj"
+  std::vector<int> phases;        // {1}, {2} or {1, 2}
+  std::vector<std::string> projections;  // phase 1's: "gate_proj", "up_proj", "down_proj"
   std::vector<int> layers;        // the layers this run computes
 
   nlohmann::ordered_json to_json() const;
+  // What to plan for these phases and projections.
+  PlanRequest plan_request() const;
 };
+
+// Reads an identity written by to_json(); a malformed one is an InputError naming `file`.
+RunIdentity identity_from_json(const nlohmann::json& j, const std::string& file);
 
 // Compares a recorded identity with `expected`; "" when they agree, else which field differs and
 // how ("model_fingerprint: recorded 1a2b..., this run 3c4d..."). `ignore_layers` for merging

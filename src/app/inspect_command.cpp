@@ -65,7 +65,7 @@ ojson layout_json(const ModelLayout& layout) {
 ojson estimate_json(const ModelLayout& layout, const Checkpoint& ckpt, const InspectOptions& o) {
   std::vector<int> layers;
   for (const LayerLayout& l : layout.layers) layers.push_back(l.index);
-  const std::vector<WorkItem> items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  const std::vector<WorkItem> items = plan_items(layout, ckpt, layers, PlanRequest{});
   double bytes = 0, cpu = 0, seed = 0, gram_eigen = 0;
   for (const WorkItem& it : items) {
     bytes += static_cast<double>(it.bytes);

@@ -11,7 +11,7 @@
 #include "inspect_command.hpp"
 #include "merge_command.hpp"
 #include "options.hpp"
-#include "phase1_command.hpp"
+#include "spectra_command.hpp"
 #include "run_context.hpp"
 
 namespace {
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     const int threads = parsed.options->threads > 0 ? parsed.options->threads : app::default_threads(comm.ranks_sharing_cpus());
     if (parsed.options->threads == 0) warn_if_narrowly_bound(comm, threads);
     const app::RunContext ctx{*parsed.options, comm, threads, std::chrono::steady_clock::now(), app::utc_now_iso8601()};
-    return app::run_phase1(ctx);
+    return app::run_spectra(ctx);
   } catch (...) {
     // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside an
     // exchange): end every rank rather than leave any waiting.

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model_name.hpp"
-#include "phase1_outputs.hpp"
+#include "spectra_outputs.hpp"
 #include "run_context.hpp"
 #include "slices.hpp"
 #include "subcommand.hpp"
@@ -26,6 +26,7 @@
 #include "vindex/layout.hpp"
 #include "vindex/output_files.hpp"
 #include "vindex/plan.hpp"
+#include "vindex/router_bias.hpp"
 #include "vindex/run_identity.hpp"
 #include "vindex/version.hpp"
 
@@ -53,7 +54,7 @@ struct Slice {
 };
 
 Slice read_slice(const fs::path& dir) {
-  Slice s{dir, dir / phase1_output_files()[0], {}, {}, {}};
+  Slice s{dir, dir / vindex_output_files()[0], {}, {}, {}};
   std::error_code ec;
   if (!fs::is_regular_file(s.h5, ec))
     throw InputError(s.h5.string(), "", "missing: that slice did not finish (resume its array task with --resume)");
@@ -72,17 +73,6 @@ Slice read_slice(const fs::path& dir) {
     s.layers.push_back(l.get<int>());
   }
   return s;
-}
-
-RunIdentity identity_from_json(const nlohmann::json& j, const std::string& file) {
-  try {
-    return RunIdentity{j.at("tool").get<std::string>(),      j.at("git_commit").get<std::string>(),
-                       j.at("model_fingerprint").get<std::string>(), j.at("backend").get<std::string>(),
-                       j.at("precision").get<std::string>(),  j.at("k").get<std::vector<int>>(),
-                       j.at("projection").get<std::string>(), j.at("layers").get<std::vector<int>>()};
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(file, "", fmt::format("run identity in its provenance is malformed: {}", e.what()));
-  }
 }
 
 int merge(const MergeOptions& o) {
@@ -116,6 +106,7 @@ int merge(const MergeOptions& o) {
   if (static_cast<int>(slices.size()) != count)
     throw UsageError(fmt::format("merge: the job has {} slices, {} given", count, slices.size()));
 
+  const PlanRequest request = identity.plan_request();
   std::set<int> covered;
   std::set<int> indices;
   for (const Slice& s : slices) {
@@ -148,7 +139,7 @@ int merge(const MergeOptions& o) {
   // Every planned matrix exactly once, slice by slice, so a gap names its slice.
   std::vector<MatrixResult> all;
   for (Slice& s : slices) {
-    const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, s.layers, Projection::down);
+    const std::vector<WorkItem> plan = plan_items(layout, ckpt, s.layers, request);
     std::map<MatrixKey, const WorkItem*> planned;
     std::set<MatrixKey> found;
     for (const WorkItem& it : plan) planned.emplace(it.key, &it);
@@ -166,12 +157,13 @@ int merge(const MergeOptions& o) {
       throw InputError(s.h5.string(), "", fmt::format("holds {} of its {} planned matrices", found.size(), planned.size()));
     for (MatrixResult& r : s.contents.results) all.push_back(std::move(r));
   }
-  const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, selected, Projection::down);
-  const Phase1Tables tables = assemble_phase1(std::move(all), plan, layout, identity.ks);
+  const std::vector<WorkItem> plan = plan_items(layout, ckpt, selected, request);
+  VindexTables tables = assemble_tables(std::move(all), plan, layout, identity.ks, request);
+  if (request.routers) tables.router_biases = read_router_biases(layout, ckpt, selected);
 
   const std::vector<std::string> kept{kSlicesDirectory};
   const OutputLock lock =
-      prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, phase1_output_files(), kept);
+      prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, vindex_output_files(), kept);
   RunIdentity merged = identity;
   merged.layers = selected;
   ojson p;
@@ -189,9 +181,9 @@ int merge(const MergeOptions& o) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   p["elapsed_seconds"] = elapsed;
   const std::string model_name = o.name.empty() ? first.contents.model : o.name;
-  write_phase1_outputs(o.out, tables, model_name, layout, p,
-                       fmt::format("{} -- phase 1, down_proj, {} matrices merged from {} slices, {:.1f} s", model_name,
-                                   plan.size(), slices.size(), elapsed));
+  write_spectra_outputs(o.out, tables, model_name, layout, p,
+                       fmt::format("{} -- {}, {} matrices merged from {} slices, {:.1f} s", model_name,
+                                   describe_request(request), plan.size(), slices.size(), elapsed));
   return 0;
 }
 

@@ -37,6 +37,7 @@ constexpr const char* kFooter = R"(Exit codes: 0 success, 2 bad arguments or out
 Examples:
   mpirun -np 8 vindex_mpi --model /data/Kimi-K2-Instruct --out kimi-vindex
   mpirun -np 2 vindex_mpi --model tests/fixtures/kimi_k2_tiny --out demo --layers 0-2 --k 16,64
+  mpirun -np 8 vindex_mpi --model /data/Qwen3-30B-A3B --out qwen --phases 1,2 --projections down,gate,up
   vindex_mpi --model /data/Kimi-K2-Instruct --dry-run
   vindex_mpi inspect --model /data/Kimi-K2-Instruct   (what the checkpoint holds; see inspect --help)
   vindex_mpi merge --config JOB.toml                  (join the slices of an array job; see merge --help))";
@@ -72,6 +73,39 @@ std::vector<int> parse_k_list(const std::string& text) {
   return ks;
 }
 
+std::vector<Projection> parse_projection_list(const std::string& text) {
+  std::vector<bool> wanted(kProjections.size(), false);
+  for (std::string_view token : split(text, ',')) {
+    bool known = false;
+    for (Projection p : kProjections) {
+      const std::string_view full = projection_name(p);  // "gate_proj"
+      if (token == full || token == full.substr(0, full.size() - 5)) {
+        wanted[static_cast<std::size_t>(p)] = true;
+        known = true;
+      }
+    }
+    if (!known) throw UsageError(fmt::format("--projections: '{}' is not one of down, gate, up", token));
+  }
+  std::vector<Projection> out;
+  for (Projection p : kProjections)
+    if (wanted[static_cast<std::size_t>(p)]) out.push_back(p);
+  return out;
+}
+
+std::vector<int> parse_phase_list(const std::string& text) {
+  std::vector<int> phases;
+  for (std::string_view token : split(text, ',')) {
+    const int phase = parse_non_negative(token, "--phases");
+    if (phase == 3)
+      throw UsageError("--phases: phase 3 (routing statistics from captured hidden states) is not implemented yet");
+    if (phase != 1 && phase != 2) throw UsageError(fmt::format("--phases: there is no phase {} (phases: 1, 2)", phase));
+    phases.push_back(phase);
+  }
+  std::sort(phases.begin(), phases.end());
+  phases.erase(std::unique(phases.begin(), phases.end()), phases.end());
+  return phases;
+}
+
 std::pair<int, int> parse_slice(const std::string& text) {
   const auto slash = text.find('/');
   if (slash == std::string::npos) throw UsageError(fmt::format("--slice: '{}' is not I/N", text));
@@ -86,7 +120,8 @@ ParseResult parse_command_line(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) o.command_line += (i ? " " : "") + std::string(argv[i]);
 
   CLI::App app{"vindex_mpi: singular-value spectra of every expert matrix of a Mixture-of-Experts checkpoint,\n"
-               "computed across MPI ranks and reduced to per-layer statistics (phase 1: down_proj).",
+               "computed across MPI ranks and reduced to per-layer statistics (phase 1: expert projections; phase 2:\n"
+               "routers).",
                "vindex_mpi"};
   app.footer(kFooter);
   app.set_config("--config", "", "Read options from a TOML file (key = value per option, e.g. jobs/*.toml)");
@@ -98,6 +133,11 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_option("--out", o.out, "Output directory for vindex.h5 and the JSON files (must be empty or absent)");
   app.add_option("--layers", o.layers, "Layers to analyse, e.g. 0,1,15-20 (default: all)");
   app.add_option("--k", ks_text, "k values of var@k, comma-separated (default: 64)");
+  std::string phases_text = "1";
+  std::string projections_text = "down";
+  app.add_option("--phases", phases_text, "Phases, comma-separated: 1 (expert spectra), 2 (router spectra) (default: 1)");
+  app.add_option("--projections", projections_text, "Phase 1's projections of every dense MLP, routed and shared "
+                                                    "expert: down, gate, up, comma-separated (default: down)");
   app.add_option("--backend", o.backend, "Spectrum backend: cpu (LAPACK), cuda (one GPU per rank), auto (cuda when a "
                                        "GPU is visible, else cpu) (default: cpu)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
@@ -141,6 +181,8 @@ ParseResult parse_command_line(int argc, char** argv) {
   if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite contradict each other: finish the run, or start over");
   if (!slice_text.empty()) o.slice = parse_slice(slice_text);
   o.ks = parse_k_list(ks_text);
+  o.phases = parse_phase_list(phases_text);
+  o.projections = parse_projection_list(projections_text);
   o.precision = precision == "fp32" ? PrecisionPolicy::fp32
               : precision == "fp64" ? PrecisionPolicy::fp64
                                     : PrecisionPolicy::automatic;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "vindex/layout.hpp"
 #include "vindex/spectrum.hpp"
 
 namespace vindex::app {
@@ -17,6 +18,8 @@ struct Options {
   std::filesystem::path out;
   std::string layers;          // "0,1,15-20"; empty: every layer
   std::vector<int> ks{64};     // ascending, unique
+  std::vector<int> phases{1};  // ascending, unique: 1 (expert spectra), 2 (router spectra)
+  std::vector<Projection> projections{Projection::down};  // phase 1's, in gate, up, down order
   std::string backend = "cpu";  // cpu | cuda | auto
   bool share_gpus = false;     // allow more ranks than GPUs on a node
   int host_helpers = -1;       // CUDA: host threads solving eigenvalues; -1: the rank's threads - 1
@@ -45,6 +48,10 @@ ParseResult parse_command_line(int argc, char** argv);
 std::set<int> parse_layer_list(const std::string& text);
 // "64,128" -> {64, 128}: positive, deduplicated, ascending.
 std::vector<int> parse_k_list(const std::string& text);
+// "down,gate" or "down_proj,gate_proj" -> {gate, down}: deduplicated, in gate, up, down order.
+std::vector<Projection> parse_projection_list(const std::string& text);
+// "1,2" -> {1, 2}; phase 3 is refused until it exists.
+std::vector<int> parse_phase_list(const std::string& text);
 // "2/8" -> {2, 8} with 0 <= I < N.
 std::pair<int, int> parse_slice(const std::string& text);
 

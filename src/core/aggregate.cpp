@@ -20,15 +20,18 @@ GroupSummary summarize_group(const MatrixGroup& g, std::size_t k_count) {
     for (std::size_t i = 0; i < g.size(); ++i) column[i] = g.var_at_k[i * k_count + j];
     s.var_at_k.push_back(summarize(column));
   }
-  s.sv_ratio = summarize(g.sv_ratio);
-  s.top_sv = summarize(g.top_sv);
-  s.stable_rank = summarize(g.stable_rank);
-  s.effective_rank = summarize(g.effective_rank);
+  for (std::size_t i = 0; i < kScalarStats.size(); ++i) s.scalars[i] = summarize(g.scalars[i]);
   return s;
 }
 
-Phase1Tables assemble_phase1(std::vector<MatrixResult> results, std::span<const WorkItem> plan,
-                             const ModelLayout& layout, std::span<const int> ks) {
+const Summary& GroupSummary::scalar(std::string_view name) const {
+  for (std::size_t i = 0; i < kScalarStats.size(); ++i)
+    if (name == kScalarStats[i].name) return scalars[i];
+  throw InternalError(fmt::format("no statistic named {}", name));
+}
+
+VindexTables assemble_tables(std::vector<MatrixResult> results, std::span<const WorkItem> plan,
+                             const ModelLayout& layout, std::span<const int> ks, const PlanRequest& request) {
   // Check the gathered set against the plan: each planned key exactly once, nothing else.
   std::map<MatrixKey, MatrixResult*> by_key;
   for (MatrixResult& r : results)
@@ -40,9 +43,12 @@ Phase1Tables assemble_phase1(std::vector<MatrixResult> results, std::span<const 
     if (!by_key.count(item.key))
       throw InternalError(fmt::format("no result for {} of layer {} (expert {})", item.key.group(), item.key.layer, item.key.expert));
 
-  Phase1Tables tables;
+  VindexTables tables;
   tables.ks.assign(ks.begin(), ks.end());
-  // Key order is (layer, role, projection, expert): dense/routed before shared, experts ascending.
+  tables.phase1 = request.phase1;
+  tables.phase2 = request.routers;
+  if (request.phase1) tables.projections = request.projections;
+  // Key order is (layer, role, projection, expert): dense/routed, shared, router; experts ascending.
   MatrixGroup* current = nullptr;
   for (auto& [key, r] : by_key) {
     if (!current || current->layer != key.layer || current->role != key.role || current->projection != key.projection) {
@@ -63,18 +69,14 @@ Phase1Tables assemble_phase1(std::vector<MatrixResult> results, std::span<const 
     current->expert_ids.push_back(key.expert);
     current->singular_values.insert(current->singular_values.end(), r->singular_values.begin(), r->singular_values.end());
     current->var_at_k.insert(current->var_at_k.end(), r->stats.var_at_k.begin(), r->stats.var_at_k.end());
-    current->top_sv.push_back(r->stats.top_sv);
-    current->sv_ratio.push_back(r->stats.sv_ratio);
-    current->frobenius_norm.push_back(r->stats.frobenius_norm);
-    current->stable_rank.push_back(r->stats.stable_rank);
-    current->effective_rank.push_back(r->stats.effective_rank);
+    for (std::size_t i = 0; i < kScalarStats.size(); ++i) current->scalars[i].push_back(r->stats.*kScalarStats[i].member);
     current->gram_bits.push_back(static_cast<std::uint8_t>(r->gram_bits));
     current->eigen_bits.push_back(static_cast<std::uint8_t>(r->eigen_bits));
   }
   return tables;
 }
 
-std::optional<LayerTemperature> layer_temperature(const Phase1Tables& tables) {
+std::optional<LayerTemperature> layer_temperature(const VindexTables& tables) {
   const auto k64 = std::find(tables.ks.begin(), tables.ks.end(), 64);
   if (k64 == tables.ks.end()) return std::nullopt;
   const auto j = static_cast<std::size_t>(k64 - tables.ks.begin());

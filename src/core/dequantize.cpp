@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -38,6 +39,10 @@ constexpr std::array<float, 256> make_fp8_table() {
 
 const std::array<float, 256> kFp8Table = make_fp8_table();
 
+// e2m1: sign bit 3, exponent bits 2-1 (bias 1), mantissa bit 0; subnormal 0.5 at exponent 0.
+constexpr std::array<float, 16> kFp4Table{0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                          -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
 template <typename U>
 U load(const std::byte* p) {
   U v;
@@ -65,6 +70,28 @@ std::string describe(float v) {
 
 float fp8_e4m3_to_float(std::uint8_t code) { return kFp8Table[code]; }
 
+float fp4_e2m1_to_float(std::uint8_t code) { return kFp4Table[code & 0x0F]; }
+
+float e8m0_to_float(std::uint8_t code) {
+  if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f, static_cast<int>(code) - 127);  // 2^-127 is a float32 subnormal, exact
+}
+
+std::vector<double> decode_vector(const TensorView& tensor) {
+  const TensorInfo& info = tensor.info();
+  if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
+    throw InputError(tensor.file(), info.name, fmt::format("dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
+  const std::uint64_t n = info.num_elements();
+  std::vector<double> values(n);
+  const std::byte* base = tensor.bytes().data();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const float v = element_to_float(info.dtype, base, i);
+    if (!std::isfinite(v)) throw InputError(tensor.file(), info.name, fmt::format("value [{}] is {}", i, describe(v)));
+    values[i] = v;
+  }
+  return values;
+}
+
 float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
 
 float f16_to_float(std::uint16_t bits) {
@@ -79,25 +106,60 @@ float f16_to_float(std::uint16_t bits) {
   return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
 
-MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix) : m_(matrix) {
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix)
+    : m_(matrix),
+      // An F8_E4M3 weight is always block-scaled (its encoding need not be spelled out).
+      encoding_(matrix.weight.info().dtype == DType::F8_E4M3 ? WeightEncoding::fp8_block : matrix.encoding),
+      row_stride_(matrix.row_stride()) {
   const TensorInfo& info = m_.weight.info();
-  if (info.byte_size() != m_.rows * m_.cols * dtype_bits(info.dtype) / 8)
-    throw InternalError(fmt::format("tensor '{}' does not hold a {}x{} matrix", info.name, m_.rows, m_.cols));
-  if (info.dtype == DType::F8_E4M3 && !m_.scale)
-    throw InputError(m_.weight.file(), info.name, "F8_E4M3 weight has no block scale");
-  if (!m_.scale) return;
-  const TensorView& scale = *m_.scale;
-  const std::uint64_t n = scale.info().num_elements();
-  scale_cols_ = (m_.cols + m_.block_cols - 1) / m_.block_cols;
-  if (n != ((m_.rows + m_.block_rows - 1) / m_.block_rows) * scale_cols_)
-    throw InputError(scale.file(), scale.name(), "block scale has the wrong number of elements");
-  scales_.resize(n);
-  const std::byte* base = scale.bytes().data();
-  for (std::uint64_t i = 0; i < n; ++i) {
-    scales_[i] = element_to_float(scale.info().dtype, base, i);
-    if (!std::isfinite(scales_[i]))
-      throw InputError(scale.file(), scale.name(),
-                       fmt::format("block scale [{}, {}] is {}", i / scale_cols_, i % scale_cols_, describe(scales_[i])));
+  if (m_.rows == 0 || m_.cols == 0) throw InternalError(fmt::format("tensor '{}': empty matrix", info.name));
+  // The last element the matrix reads must lie inside the tensor.
+  const std::uint64_t elements = encoding_ == WeightEncoding::mxfp4 ? info.byte_size() * 2 : info.num_elements();
+  const std::uint64_t last = element_index(m_.rows - 1, m_.cols - 1);
+  if (last >= elements || (encoding_ == WeightEncoding::fp8_block && !m_.is_whole_tensor()))
+    throw InternalError(fmt::format("tensor '{}' does not hold a {}x{} matrix at element {} (strides {}, {})", info.name,
+                                    m_.rows, m_.cols, m_.slice.offset, row_stride_, m_.slice.col_stride));
+  switch (encoding_) {
+    case WeightEncoding::plain:
+      if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
+        throw InternalError(fmt::format("no plain decoder for dtype {} of '{}'", dtype_name(info.dtype), info.name));
+      return;
+    case WeightEncoding::fp8_block: {
+      if (info.dtype != DType::F8_E4M3 || !m_.scale)
+        throw InputError(m_.weight.file(), info.name, "F8_E4M3 weight has no block scale");
+      const TensorView& scale = *m_.scale;
+      const std::uint64_t n = scale.info().num_elements();
+      scale_cols_ = (m_.cols + m_.block_cols - 1) / m_.block_cols;
+      if (n != ((m_.rows + m_.block_rows - 1) / m_.block_rows) * scale_cols_)
+        throw InputError(scale.file(), scale.name(), "block scale has the wrong number of elements");
+      scales_.resize(n);
+      const std::byte* base = scale.bytes().data();
+      for (std::uint64_t i = 0; i < n; ++i) {
+        scales_[i] = element_to_float(scale.info().dtype, base, i);
+        if (!std::isfinite(scales_[i]))
+          throw InputError(scale.file(), scale.name(),
+                           fmt::format("block scale [{}, {}] is {}", i / scale_cols_, i % scale_cols_, describe(scales_[i])));
+      }
+      return;
+    }
+    case WeightEncoding::mxfp4: {
+      if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().dtype != DType::U8 || m_.slice.col_stride != 1)
+        throw InternalError(fmt::format("'{}' is not a U8 MXFP4 block tensor with U8 scales", info.name));
+      // Only the scales of this matrix's elements: a fused tensor holds every expert's.
+      const TensorView& scale = *m_.scale;
+      scale_base_ = m_.slice.offset / 32;
+      const std::uint64_t end = last / 32 + 1;
+      if (end > scale.info().num_elements() || scale.info().num_elements() * 32 != elements)
+        throw InputError(scale.file(), scale.name(), "MXFP4 scales do not cover the blocks (one per 32 values)");
+      scales_.resize(end - scale_base_);
+      const auto* codes = reinterpret_cast<const std::uint8_t*>(scale.bytes().data());
+      for (std::uint64_t i = scale_base_; i < end; ++i) {
+        if (codes[i] == 0xFF)
+          throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale at flat index {} is 255 (NaN)", i));
+        scales_[i - scale_base_] = e8m0_to_float(codes[i]);
+      }
+      return;
+    }
   }
 }
 
@@ -111,47 +173,73 @@ double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c
   return decode_impl(r0, r1, c0, c1, out, ld);
 }
 
+float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
+  const std::uint64_t i = element_index(r, c);
+  const std::byte* base = m_.weight.bytes().data();
+  if (encoding_ != WeightEncoding::mxfp4) return element_to_float(m_.weight.info().dtype, base, i);
+  const auto byte = std::to_integer<std::uint8_t>(base[i / 2]);
+  return kFp4Table[(i & 1) ? byte >> 4 : byte & 0x0F];  // low nibble first
+}
+
+float MatrixDecoder::scale_of(std::uint64_t r, std::uint64_t c) const {
+  switch (encoding_) {
+    case WeightEncoding::plain: return 1.0f;
+    case WeightEncoding::fp8_block: return scales_[(r / m_.block_rows) * scale_cols_ + c / m_.block_cols];
+    case WeightEncoding::mxfp4: return scales_[element_index(r, c) / 32 - scale_base_];
+  }
+  return 1.0f;
+}
+
 template <typename T>
 double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, T* out,
                                   std::uint64_t ld) const {
   VINDEX_ASSERT(r0 <= r1 && r1 <= m_.rows && c0 <= c1 && c1 <= m_.cols && c1 - c0 <= ld);
   const DType dtype = m_.weight.info().dtype;
   const std::byte* base = m_.weight.bytes().data();
+  const std::uint64_t cs = m_.slice.col_stride;
   double sum_sq = 0.0;
-  // Decodes columns [c0, c1) of row r with `to_float(element index)`, times `scale_of(column)`.
+  // Decodes columns [c0, c1) of row r with `to_float(element index)`.
   const auto decode_row = [&](std::uint64_t r, auto&& to_float) {
     T* row_out = out + (r - r0) * ld - c0;
-    const std::uint64_t row_start = r * m_.cols;
+    const std::uint64_t row_start = element_index(r, 0);
     double row_sq = 0.0;
     for (std::uint64_t c = c0; c < c1; ++c) {
-      const float v = to_float(row_start + c);
+      const float v = to_float(row_start + c * cs);
       row_out[c] = static_cast<T>(v);
       row_sq += static_cast<double>(v) * static_cast<double>(v);
     }
     return row_sq;
   };
   for (std::uint64_t r = r0; r < r1; ++r) {
-    switch (dtype) {
-      case DType::F8_E4M3: {
-        const auto* codes = reinterpret_cast<const std::uint8_t*>(base) + r * m_.cols;
-        const float* scale_row = scales_.data() + (r / m_.block_rows) * scale_cols_;
-        T* row_out = out + (r - r0) * ld - c0;
-        double row_sq = 0.0;
-        // One scale per block of columns, hoisted out of the inner loop.
-        for (std::uint64_t cb = c0; cb < c1;) {
-          const std::uint64_t block = cb / m_.block_cols;
-          const std::uint64_t end = std::min(c1, (block + 1) * m_.block_cols);
-          const float s = scale_row[block];
-          for (std::uint64_t c = cb; c < end; ++c) {
-            const float v = kFp8Table[codes[c]] * s;
-            row_out[c] = static_cast<T>(v);
-            row_sq += static_cast<double>(v) * static_cast<double>(v);
-          }
-          cb = end;
+    if (encoding_ == WeightEncoding::fp8_block) {
+      const auto* codes = reinterpret_cast<const std::uint8_t*>(base) + r * m_.cols;
+      const float* scale_row = scales_.data() + (r / m_.block_rows) * scale_cols_;
+      T* row_out = out + (r - r0) * ld - c0;
+      double row_sq = 0.0;
+      // One scale per block of columns, hoisted out of the inner loop.
+      for (std::uint64_t cb = c0; cb < c1;) {
+        const std::uint64_t block = cb / m_.block_cols;
+        const std::uint64_t end = std::min(c1, (block + 1) * m_.block_cols);
+        const float s = scale_row[block];
+        for (std::uint64_t c = cb; c < end; ++c) {
+          const float v = kFp8Table[codes[c]] * s;
+          row_out[c] = static_cast<T>(v);
+          row_sq += static_cast<double>(v) * static_cast<double>(v);
         }
-        sum_sq += row_sq;
-        break;
+        cb = end;
       }
+      sum_sq += row_sq;
+      continue;
+    }
+    if (encoding_ == WeightEncoding::mxfp4) {
+      const auto* bytes = reinterpret_cast<const std::uint8_t*>(base);
+      sum_sq += decode_row(r, [&](std::uint64_t i) {
+        const std::uint8_t b = bytes[i / 2];
+        return kFp4Table[(i & 1) ? b >> 4 : b & 0x0F] * scales_[i / 32 - scale_base_];
+      });
+      continue;
+    }
+    switch (dtype) {
       case DType::F32: sum_sq += decode_row(r, [&](std::uint64_t i) { return load<float>(base + 4 * i); }); break;
       case DType::BF16:
         sum_sq += decode_row(r, [&](std::uint64_t i) { return bf16_to_float(load<std::uint16_t>(base + 2 * i)); });
@@ -162,7 +250,7 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
       default: throw InternalError(fmt::format("no decoder for dtype {}", dtype_name(dtype)));
     }
   }
-  // A NaN or Inf anywhere (a NaN code, an Inf stored, or an fp8 value times its scale overflowing
+  // A NaN or Inf anywhere (a NaN code, an Inf stored, or a value times its scale overflowing
   // float32) makes the sum non-finite; only then are the values searched for the culprit.
   if (!std::isfinite(sum_sq)) fail_non_finite(r0, r1, c0, c1);
   return sum_sq;
@@ -170,17 +258,20 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
 
 void MatrixDecoder::fail_non_finite(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1) const {
   const TensorInfo& info = m_.weight.info();
-  const std::byte* base = m_.weight.bytes().data();
+  // Positions are the matrix's own [row, column] as stored, plus the flat element of a fused tensor.
+  const auto where = [&](std::uint64_t r, std::uint64_t c) {
+    return m_.is_whole_tensor() ? fmt::format("weight [{}, {}]", r, c)
+                                : fmt::format("weight [{}, {}] of this matrix (element {} of the tensor)", r, c, element_index(r, c));
+  };
   for (std::uint64_t r = r0; r < r1; ++r)
     for (std::uint64_t c = c0; c < c1; ++c) {
-      const float stored = element_to_float(info.dtype, base, r * m_.cols + c);
+      const float stored = stored_value(r, c);
       if (!std::isfinite(stored))
-        throw InputError(m_.weight.file(), info.name, fmt::format("weight [{}, {}] is {}", r, c, describe(stored)));
-      if (!m_.scale) continue;
-      const float scaled = stored * scales_[(r / m_.block_rows) * scale_cols_ + c / m_.block_cols];
+        throw InputError(m_.weight.file(), info.name, fmt::format("{} is {}", where(r, c), describe(stored)));
+      const float scaled = stored * scale_of(r, c);
       if (!std::isfinite(scaled))
         throw InputError(m_.weight.file(), info.name,
-                         fmt::format("weight [{}, {}] is {} after applying its block scale", r, c, describe(scaled)));
+                         fmt::format("{} is {} after applying its scale", where(r, c), describe(scaled)));
     }
   throw InternalError(fmt::format("non-finite sum of squares of finite weights of '{}'", info.name));
 }

@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 
+#include <array>
 #include <charconv>
 #include <cmath>
 
@@ -108,8 +109,9 @@ hsize_t dataset_length(const Context& ctx, hid_t group, const std::string& group
   return n;
 }
 
-// "down_proj" / "shared_gate_proj" -> projection; nullopt for an unknown name.
+// "down_proj" / "shared_gate_proj" -> projection ("router": down, unused); nullopt for an unknown name.
 std::optional<Projection> projection_of(std::string_view name) {
+  if (name == "router") return Projection::down;
   if (name.starts_with("shared_")) name.remove_prefix(7);
   for (Projection p : kProjections)
     if (name == projection_name(p)) return p;
@@ -120,17 +122,19 @@ std::optional<MatrixRole> role_of(std::string_view name) {
   if (name == "dense") return MatrixRole::dense;
   if (name == "routed") return MatrixRole::routed;
   if (name == "shared") return MatrixRole::shared;
+  if (name == "router") return MatrixRole::router;
   return std::nullopt;
 }
 
 void read_group(const Context& ctx, hid_t layer_group, int layer, const std::string& name, const std::string& layer_path,
-                std::size_t k_count, std::vector<MatrixResult>& out) {
+                std::size_t k_count, bool in_phase2, std::vector<MatrixResult>& out) {
   const std::string where = layer_path + "/" + name;
   require_hard_link(ctx, layer_group, name.c_str(), where);
   const Handle group(H5Gopen2(layer_group, name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", where);
   const auto projection = projection_of(name);
   const auto role = role_of(read_string_attribute(ctx, group.get(), "role", where));
-  if (!projection || !role || (name.starts_with("shared_") != (*role == MatrixRole::shared)))
+  if (!projection || !role || (name.starts_with("shared_") != (*role == MatrixRole::shared)) ||
+      ((name == "router") != (*role == MatrixRole::router)) || ((*role == MatrixRole::router) != in_phase2))
     ctx.fail(where, "is not a known matrix group");
   const auto shape = read_int_attribute(ctx, group.get(), "shape", where);
   constexpr long long kMaxSide = 1 << 20;  // far beyond any model; keeps n x min(rows, cols) bounded
@@ -140,7 +144,8 @@ void read_group(const Context& ctx, hid_t layer_group, int layer, const std::str
 
   std::vector<std::int32_t> ids;
   std::vector<float> sv;
-  std::vector<double> var, top, ratio, fro, stable, effective;
+  std::vector<double> var;
+  std::array<std::vector<double>, kScalarStats.size()> scalars;
   std::vector<std::uint8_t> gram_bits, eigen_bits;
   const hsize_t n = dataset_length(ctx, group.get(), where, "expert_ids", hsize_t{1} << 20);
   const hsize_t svn = std::min(rows, cols);
@@ -148,9 +153,8 @@ void read_group(const Context& ctx, hid_t layer_group, int layer, const std::str
   read_dataset(ctx, group.get(), where, "expert_ids", H5T_NATIVE_INT32, {n}, ids);
   read_dataset(ctx, group.get(), where, "singular_values", H5T_NATIVE_FLOAT, {n, svn}, sv);
   read_dataset(ctx, group.get(), where, "var_at_k", H5T_NATIVE_DOUBLE, {n, k_count}, var);
-  std::pair<const char*, std::vector<double>*> per_matrix[] = {{"top_sv", &top}, {"sv_ratio", &ratio},
-      {"frobenius_norm", &fro}, {"stable_rank", &stable}, {"effective_rank", &effective}};
-  for (auto& [field, values] : per_matrix) read_dataset(ctx, group.get(), where, field, H5T_NATIVE_DOUBLE, {n}, *values);
+  for (std::size_t s = 0; s < kScalarStats.size(); ++s)
+    read_dataset(ctx, group.get(), where, kScalarStats[s].name, H5T_NATIVE_DOUBLE, {n}, scalars[s]);
   for (auto& [field, values] : {std::pair{"gram_bits", &gram_bits}, std::pair{"eigen_bits", &eigen_bits}}) {
     read_dataset(ctx, group.get(), where, field, H5T_NATIVE_UINT8, {n}, *values);
     for (std::uint8_t b : *values)
@@ -167,11 +171,7 @@ void read_group(const Context& ctx, hid_t layer_group, int layer, const std::str
     r.singular_values.assign(sv.begin() + static_cast<std::ptrdiff_t>(i * svn), sv.begin() + static_cast<std::ptrdiff_t>((i + 1) * svn));
     r.stats.var_at_k.assign(var.begin() + static_cast<std::ptrdiff_t>(i * k_count),
                             var.begin() + static_cast<std::ptrdiff_t>((i + 1) * k_count));
-    r.stats.top_sv = top[i];
-    r.stats.sv_ratio = ratio[i];
-    r.stats.frobenius_norm = fro[i];
-    r.stats.stable_rank = stable[i];
-    r.stats.effective_rank = effective[i];
+    for (std::size_t s = 0; s < kScalarStats.size(); ++s) r.stats.*kScalarStats[s].member = scalars[s][i];
     out.push_back(std::move(r));
   }
 }
@@ -209,20 +209,29 @@ VindexFileContents read_vindex_h5(const std::filesystem::path& path) {
     if (k < 1 || k > (1 << 30)) ctx.fail("/", fmt::format("k value {} out of range", k));
     contents.ks.push_back(static_cast<int>(k));
   }
-  require_hard_link(ctx, file.get(), "phase1", "/phase1");
-  const Handle phase1(H5Gopen2(file.get(), "phase1", H5P_DEFAULT), H5Gclose, "H5Gopen2", "/phase1");
-  for (const std::string& layer_name : child_names(phase1.get(), "/phase1")) {
-    const std::string layer_path = "/phase1/" + layer_name;
-    if (!layer_name.starts_with("layer_") || layer_name.size() == 6) ctx.fail(layer_path, "is not a layer_LLL group");
-    int layer = -1;
-    const auto [end, ec] = std::from_chars(layer_name.data() + 6, layer_name.data() + layer_name.size(), layer);
-    if (ec != std::errc() || end != layer_name.data() + layer_name.size() || layer < 0)
-      ctx.fail(layer_path, "is not a layer_LLL group");
-    require_hard_link(ctx, phase1.get(), layer_name.c_str(), layer_path);
-    const Handle layer_group(H5Gopen2(phase1.get(), layer_name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", layer_path);
-    for (const std::string& group_name : child_names(layer_group.get(), layer_path))
-      read_group(ctx, layer_group.get(), layer, group_name, layer_path, contents.ks.size(), contents.results);
+  // Each phase's group is there when the run computed it; at least one must be.
+  bool any_phase = false;
+  for (const bool phase2 : {false, true}) {
+    const char* phase_name = phase2 ? "phase2" : "phase1";
+    const std::string phase_path = std::string("/") + phase_name;
+    if (H5Lexists(file.get(), phase_name, H5P_DEFAULT) <= 0) continue;
+    any_phase = true;
+    require_hard_link(ctx, file.get(), phase_name, phase_path);
+    const Handle phase(H5Gopen2(file.get(), phase_name, H5P_DEFAULT), H5Gclose, "H5Gopen2", phase_path);
+    for (const std::string& layer_name : child_names(phase.get(), phase_path)) {
+      const std::string layer_path = phase_path + "/" + layer_name;
+      if (!layer_name.starts_with("layer_") || layer_name.size() == 6) ctx.fail(layer_path, "is not a layer_LLL group");
+      int layer = -1;
+      const auto [end, ec] = std::from_chars(layer_name.data() + 6, layer_name.data() + layer_name.size(), layer);
+      if (ec != std::errc() || end != layer_name.data() + layer_name.size() || layer < 0)
+        ctx.fail(layer_path, "is not a layer_LLL group");
+      require_hard_link(ctx, phase.get(), layer_name.c_str(), layer_path);
+      const Handle layer_group(H5Gopen2(phase.get(), layer_name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", layer_path);
+      for (const std::string& group_name : child_names(layer_group.get(), layer_path))
+        read_group(ctx, layer_group.get(), layer, group_name, layer_path, contents.ks.size(), phase2, contents.results);
+    }
   }
+  if (!any_phase) ctx.fail("/", "has neither a /phase1 nor a /phase2 group");
   return contents;
 }
 

@@ -3,7 +3,9 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <array>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -46,15 +48,6 @@ void write_dataset(hid_t group, const char* name, hid_t file_type, hid_t mem_typ
   check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite", name);
 }
 
-const char* role_name(MatrixRole role) {
-  switch (role) {
-    case MatrixRole::dense: return "dense";
-    case MatrixRole::routed: return "routed";
-    case MatrixRole::shared: return "shared";
-  }
-  return "?";
-}
-
 void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>& ks) {
   const H5Handle group(H5Gcreate2(layer_group, g.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                        "H5Gcreate2", g.name);
@@ -69,11 +62,8 @@ void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>
     write_int_attribute(set.get(), "k", std::vector<long long>(ks.begin(), ks.end()));
   }
   write_dataset(group.get(), "expert_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, g.expert_ids, {n});
-  write_dataset(group.get(), "top_sv", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.top_sv, {n});
-  write_dataset(group.get(), "sv_ratio", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.sv_ratio, {n});
-  write_dataset(group.get(), "frobenius_norm", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.frobenius_norm, {n});
-  write_dataset(group.get(), "stable_rank", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.stable_rank, {n});
-  write_dataset(group.get(), "effective_rank", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.effective_rank, {n});
+  for (std::size_t i = 0; i < kScalarStats.size(); ++i)
+    write_dataset(group.get(), kScalarStats[i].name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.scalars[i], {n});
   write_dataset(group.get(), "gram_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.gram_bits, {n});
   write_dataset(group.get(), "eigen_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.eigen_bits, {n});
 }
@@ -86,7 +76,7 @@ std::string hdf5_library_version() {
   return fmt::format("{}.{}.{}", major, minor, release);
 }
 
-void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tables, const Hdf5RootInfo& root) {
+void write_vindex_h5(const std::filesystem::path& path, const VindexTables& tables, const Hdf5RootInfo& root) {
   hdf5::silence_errors();
   const std::string file_name = path.string();
   H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, "H5Fcreate",
@@ -98,20 +88,37 @@ void write_vindex_h5(const std::filesystem::path& path, const Phase1Tables& tabl
   write_int_attribute(file.get(), "k", std::vector<long long>(tables.ks.begin(), tables.ks.end()));
   write_string_attribute(file.get(), "provenance", root.provenance_json);
 
-  H5Handle phase1(H5Gcreate2(file.get(), "phase1", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                        "H5Gcreate2", "phase1");
-  std::size_t i = 0;
-  while (i < tables.groups.size()) {
-    const int layer = tables.groups[i].layer;
-    const std::string name = fmt::format("layer_{:03d}", layer);
-    const H5Handle layer_group(H5Gcreate2(phase1.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                               H5Gclose, "H5Gcreate2", name);
-    write_string_attribute(layer_group.get(), "kind", layer_kind_name(tables.groups[i].kind));
-    write_int_attribute(layer_group.get(), "layer", {layer});
-    for (; i < tables.groups.size() && tables.groups[i].layer == layer; ++i)
-      write_group(layer_group.get(), tables.groups[i], tables.ks);
+  // /phase1/layer_LLL/<projection group> and /phase2/layer_LLL/router; a phase's group exists when
+  // the run computed that phase.
+  for (const bool routers : {false, true}) {
+    if (!(routers ? tables.phase2 : tables.phase1)) continue;
+    const char* phase_name = routers ? "phase2" : "phase1";
+    const H5Handle phase(H5Gcreate2(file.get(), phase_name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                         "H5Gcreate2", phase_name);
+    std::optional<H5Handle> layer_group;
+    int open_layer = -1;
+    for (const MatrixGroup& g : tables.groups) {
+      if ((g.role == MatrixRole::router) != routers) continue;
+      if (g.layer != open_layer) {
+        const std::string name = fmt::format("layer_{:03d}", g.layer);
+        layer_group.reset();
+        layer_group.emplace(H5Gcreate2(phase.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                            "H5Gcreate2", name);
+        write_string_attribute(layer_group->get(), "kind", layer_kind_name(g.kind));
+        write_int_attribute(layer_group->get(), "layer", {g.layer});
+        open_layer = g.layer;
+      }
+      write_group(layer_group->get(), g, tables.ks);
+      if (!routers) continue;
+      const auto bias = std::find_if(tables.router_biases.begin(), tables.router_biases.end(),
+                                     [&](const RouterBias& b) { return b.layer == g.layer; });
+      if (bias == tables.router_biases.end()) continue;
+      const H5Handle router(H5Gopen2(layer_group->get(), g.name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", g.name);
+      write_dataset(router.get(), "bias", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bias->values, {bias->values.size()});
+      const H5Handle set(H5Dopen2(router.get(), "bias", H5P_DEFAULT), H5Dclose, "H5Dopen2", "bias");
+      write_string_attribute(set.get(), "tensor", bias->tensor);
+    }
   }
-  phase1.close();
   check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
   file.close();
 }

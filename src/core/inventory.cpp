@@ -14,10 +14,6 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
-std::uint64_t stored_bytes(const WeightRef& w) {
-  return w.weight->info->byte_size() + (w.scale ? w.scale->info->byte_size() : 0);
-}
-
 }  // namespace
 
 std::string tensor_name_pattern(std::string_view name) {
@@ -75,7 +71,7 @@ std::vector<MatrixBytes> matrix_bytes(const ModelLayout& layout) {
   };
   const auto add_set = [&](const char* role, const ProjectionSet& set) {
     for (Projection p : kProjections)
-      if (set[p].present()) add(std::string(role) + " " + projection_name(p), stored_bytes(set[p]));
+      if (set[p].present()) add(std::string(role) + " " + projection_name(p), set[p].stored_bytes());
   };
   for (const LayerLayout& layer : layout.layers) {
     if (layer.kind == LayerKind::dense) {
@@ -84,8 +80,8 @@ std::vector<MatrixBytes> matrix_bytes(const ModelLayout& layout) {
     }
     for (const ProjectionSet& expert : layer.routed) add_set("routed", expert);
     if (layer.shared) add_set("shared", *layer.shared);
-    if (layer.router)
-      add("router", layer.router->info->byte_size() + (layer.router_bias ? layer.router_bias->info->byte_size() : 0));
+    if (layer.router.present())
+      add("router", layer.router.stored_bytes() + (layer.router_bias ? layer.router_bias->info->byte_size() : 0));
   }
   return groups;
 }

@@ -1,9 +1,13 @@
-// phase1_moe_svd.json, phase1_moe_svd_agg.json and the terminal summary table.
+// phase1_moe_svd.json, phase2_router_svd.json, phase1_moe_svd_agg.json (the constants) and the
+// terminal summary table.
 #include "vindex/json_output.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
+
+#include "vindex/errors.hpp"
 
 namespace vindex {
 namespace {
@@ -28,10 +32,8 @@ ojson group_json(const MatrixGroup& g, const std::vector<int>& ks) {
     j[fmt::format("min_var{}", k)] = number(v.min);
     j[fmt::format("max_var{}", k)] = number(v.max);
   }
-  j["median_sv_ratio"] = number(s.sv_ratio.median);
-  j["median_top_sv"] = number(s.top_sv.median);
-  j["median_stable_rank"] = number(s.stable_rank.median);
-  j["median_effective_rank"] = number(s.effective_rank.median);
+  for (std::size_t i = 0; i < kScalarStats.size(); ++i)
+    j[fmt::format("median_{}", kScalarStats[i].name)] = number(s.scalars[i].median);
   j["n_fp64_gram"] = s.n_fp64_gram;
   j["n_fp32_eigen"] = s.n_fp32_eigen;
   return j;
@@ -43,30 +45,86 @@ ojson pending(const char* name, const char* needs) {
 
 }  // namespace
 
-ojson phase1_summary_json(const Phase1Tables& tables, const std::string& model, const ojson& provenance) {
+ojson phase1_summary_json(const VindexTables& tables, const std::string& model, const ojson& provenance) {
   ojson j;
   j["model"] = model;
   j["k"] = tables.ks;
-  j["projection"] = "down_proj";
+  ojson names = ojson::array();
+  for (Projection p : tables.projections) names.push_back(projection_name(p));
+  j["projections"] = names;
+  // One entry per layer; in it one object per projection: the layer's own matrices (dense MLP or
+  // routed experts) with their shared expert's beside them under "shared".
   ojson layers = ojson::array();
-  for (std::size_t i = 0; i < tables.groups.size(); ++i) {
-    const MatrixGroup& g = tables.groups[i];
-    if (g.role == MatrixRole::shared) continue;
-    ojson layer;
-    layer["layer"] = g.layer;
-    layer["kind"] = layer_kind_name(g.kind);
-    layer.update(group_json(g, tables.ks));
-    const bool has_shared = i + 1 < tables.groups.size() && tables.groups[i + 1].layer == g.layer &&
-                            tables.groups[i + 1].role == MatrixRole::shared;
-    layer["shared"] = has_shared ? group_json(tables.groups[i + 1], tables.ks) : ojson(nullptr);
-    layers.push_back(std::move(layer));
+  const auto find = [&](int layer, MatrixRole role, Projection p) -> const MatrixGroup* {
+    for (const MatrixGroup& g : tables.groups)
+      if (g.layer == layer && g.role == role && g.projection == p) return &g;
+    return nullptr;
+  };
+  for (const MatrixGroup& g : tables.groups) {
+    if (g.role != MatrixRole::dense && g.role != MatrixRole::routed) continue;
+    if (layers.empty() || layers.back()["layer"] != g.layer) {
+      ojson layer;
+      layer["layer"] = g.layer;
+      layer["kind"] = layer_kind_name(g.kind);
+      layers.push_back(std::move(layer));
+    }
+    ojson entry = group_json(g, tables.ks);
+    const MatrixGroup* shared = find(g.layer, MatrixRole::shared, g.projection);
+    entry["shared"] = shared ? group_json(*shared, tables.ks) : ojson(nullptr);
+    layers.back()[projection_name(g.projection)] = std::move(entry);
   }
   j["layers"] = std::move(layers);
   j["provenance"] = provenance;
   return j;
 }
 
-ojson phase1_constants_json(const Phase1Tables& tables, const std::string& model, const ojson& provenance) {
+ojson phase2_router_json(const VindexTables& tables, const std::string& model, const ojson& provenance) {
+  ojson j;
+  j["model"] = model;
+  j["k"] = tables.ks;
+  ojson layers = ojson::array();
+  std::vector<const MatrixGroup*> routers;
+  for (const MatrixGroup& g : tables.groups) {
+    if (g.role != MatrixRole::router) continue;
+    routers.push_back(&g);
+    VINDEX_ASSERT(g.size() == 1);
+    ojson layer;
+    layer["layer"] = g.layer;
+    layer["shape"] = {g.rows, g.cols};
+    for (std::size_t i = 0; i < tables.ks.size(); ++i) layer[fmt::format("var{}", tables.ks[i])] = number(g.var_at_k[i]);
+    for (std::size_t i = 0; i < kScalarStats.size(); ++i) layer[kScalarStats[i].name] = number(g.scalars[i][0]);
+    layer["singular_values"] = g.singular_values;
+    const auto bias = std::find_if(tables.router_biases.begin(), tables.router_biases.end(),
+                                   [&](const RouterBias& b) { return b.layer == g.layer; });
+    if (bias != tables.router_biases.end()) {
+      const BiasSummary s = summarize_bias(bias->values);
+      layer["bias"] = {{"tensor", bias->tensor}, {"n", bias->values.size()}, {"mean", s.mean}, {"std", s.std},
+                       {"min", s.min},          {"max", s.max},            {"l2_norm", s.l2_norm}};
+    } else {
+      layer["bias"] = nullptr;
+    }
+    layers.push_back(std::move(layer));
+  }
+  j["n_layers"] = routers.size();
+  // Across layers: the order statistics of each router's statistics.
+  if (!routers.empty()) {
+    MatrixGroup all;
+    for (const MatrixGroup* g : routers) {
+      all.expert_ids.push_back(g->layer);
+      all.var_at_k.insert(all.var_at_k.end(), g->var_at_k.begin(), g->var_at_k.end());
+      for (std::size_t i = 0; i < kScalarStats.size(); ++i) all.scalars[i].push_back(g->scalars[i][0]);
+    }
+    j["across_layers"] = group_json(all, tables.ks);
+    j["across_layers"].erase("shape");
+  } else {
+    j["across_layers"] = nullptr;
+  }
+  j["layers"] = std::move(layers);
+  j["provenance"] = provenance;
+  return j;
+}
+
+ojson phase1_constants_json(const VindexTables& tables, const std::string& model, const ojson& provenance) {
   ojson constants;
   constants["C1"] = pending("FFN activation sparsity",
                             "activations of the experts on real tokens: hidden states captured by an inference engine (phase 3)");
@@ -89,7 +147,7 @@ ojson phase1_constants_json(const Phase1Tables& tables, const std::string& model
   } else {
     c4["status"] = "pending";
     c4["value"] = nullptr;
-    c4["needs"] = "at least one MoE layer in --layers and 64 in --k";
+    c4["needs"] = "phase 1 with down_proj in --projections, at least one MoE layer in --layers and 64 in --k";
   }
   constants["C4"] = c4;
   constants["C5"] = pending("circuit stage count",
@@ -104,20 +162,21 @@ ojson phase1_constants_json(const Phase1Tables& tables, const std::string& model
   return j;
 }
 
-std::string format_layer_table(const Phase1Tables& tables) {
+std::string format_layer_table(const VindexTables& tables) {
   const std::size_t kc = tables.ks.size();
-  std::string head = fmt::format("{:>5}  {:<6}  {:>4}  {:>12}", "layer", "kind", "n", "shape");
+  std::string head = fmt::format("{:>5}  {:<6}  {:<16}  {:>4}  {:>12}", "layer", "kind", "matrices", "n", "shape");
   for (int k : tables.ks) head += fmt::format("  {:>8}  {:>17}", fmt::format("var@{}", k), "IQR");
-  head += fmt::format("  {:>8}  {:>8}  {:>8}  {:>8}", "sv0/sv1", "top_sv", "stab.rk", "eff.rk");
+  head += fmt::format("  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}", "sv0/sv1", "top_sv", "stab.rk", "eff.rk", "alpha");
   std::string out = head + "\n";
   for (const MatrixGroup& g : tables.groups) {
     const GroupSummary s = summarize_group(g, kc);
-    const char* kind = g.role == MatrixRole::shared ? "shared" : layer_kind_name(g.kind);
-    std::string line = fmt::format("{:>5}  {:<6}  {:>4}  {:>12}", g.layer, kind, s.n_matrices, fmt::format("{}x{}", g.rows, g.cols));
+    std::string line = fmt::format("{:>5}  {:<6}  {:<16}  {:>4}  {:>12}", g.layer, layer_kind_name(g.kind), g.name,
+                                   s.n_matrices, fmt::format("{}x{}", g.rows, g.cols));
     for (std::size_t j = 0; j < kc; ++j)
       line += fmt::format("  {:>8.4f}  [{:>7.4f}, {:>7.4f}]", s.var_at_k[j].median, s.var_at_k[j].q25, s.var_at_k[j].q75);
-    line += fmt::format("  {:>8.3f}  {:>8.4g}  {:>8.2f}  {:>8.1f}", s.sv_ratio.median, s.top_sv.median,
-                        s.stable_rank.median, s.effective_rank.median);
+    line += fmt::format("  {:>8.3f}  {:>8.4g}  {:>8.2f}  {:>8.1f}  {:>6.2f}", s.scalar("sv_ratio").median,
+                        s.scalar("top_sv").median, s.scalar("stable_rank").median, s.scalar("effective_rank").median,
+                        s.scalar("alpha").median);
     out += line + "\n";
   }
   if (const auto t = layer_temperature(tables))

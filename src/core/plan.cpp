@@ -6,6 +6,8 @@
 #include <numeric>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "vindex/errors.hpp"
 
 namespace vindex {
@@ -32,27 +34,43 @@ bool natural_less(std::string_view a, std::string_view b) {
 }
 
 std::string MatrixKey::group() const {
+  if (role == MatrixRole::router) return "router";
   return role == MatrixRole::shared ? std::string("shared_") + projection_name(projection) : projection_name(projection);
 }
 
-std::vector<WorkItem> plan_phase1_items(const ModelLayout& layout, const Checkpoint& ckpt, std::span<const int> layers,
-                                        Projection projection) {
+std::vector<WorkItem> plan_items(const ModelLayout& layout, const Checkpoint& ckpt, std::span<const int> layers,
+                                 const PlanRequest& request) {
   std::vector<WorkItem> items;
   const auto add = [&](const MatrixKey& key, const WeightRef& w) {
-    if (!w.present()) return;
-    WorkItem item{key, w, w.weight->info->byte_size() + (w.scale ? w.scale->info->byte_size() : 0),
-                  estimate_matrix_seconds(w.rows, w.cols)};
-    items.push_back(item);
+    items.push_back(WorkItem{key, w, w.stored_bytes(), estimate_matrix_seconds(w.rows, w.cols)});
+  };
+  const auto lacks = [&](int layer, const char* what, Projection p) {
+    return UsageError(fmt::format("--projections: layer {}'s {} has no {} in this checkpoint (family {})", layer, what,
+                                  projection_name(p), layout.family));
   };
   for (int index : layers) {
     const LayerLayout& layer = layout.layers.at(static_cast<std::size_t>(index));
-    if (layer.kind == LayerKind::dense) {
-      add({index, MatrixRole::dense, projection, -1}, layer.dense[projection]);
-      continue;
+    if (request.phase1) {
+      for (Projection projection : request.projections) {
+        if (layer.kind == LayerKind::dense) {
+          if (!layer.dense[projection].present()) throw lacks(index, "dense MLP", projection);
+          add({index, MatrixRole::dense, projection, -1}, layer.dense[projection]);
+          continue;
+        }
+        for (std::size_t e = 0; e < layer.routed.size(); ++e) {
+          if (!layer.routed[e][projection].present()) throw lacks(index, "routed expert", projection);
+          add({index, MatrixRole::routed, projection, static_cast<int>(e)}, layer.routed[e][projection]);
+        }
+        if (layer.shared && (*layer.shared)[projection].present())
+          add({index, MatrixRole::shared, projection, 0}, (*layer.shared)[projection]);
+      }
     }
-    for (std::size_t e = 0; e < layer.routed.size(); ++e)
-      add({index, MatrixRole::routed, projection, static_cast<int>(e)}, layer.routed[e][projection]);
-    if (layer.shared) add({index, MatrixRole::shared, projection, 0}, (*layer.shared)[projection]);
+    if (request.routers && layer.kind == LayerKind::moe) {
+      if (!layer.router.present())
+        throw InputError(ckpt.listing_path().string(), fmt::format("router of layer {}", index),
+                         "is missing: phase 2 analyses the router of every MoE layer");
+      add({index, MatrixRole::router, Projection::down, -1}, layer.router);
+    }
   }
   // File order, so each rank's contiguous range is read front to back.
   std::stable_sort(items.begin(), items.end(), [&](const WorkItem& a, const WorkItem& b) {

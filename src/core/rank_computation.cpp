@@ -13,8 +13,10 @@ std::vector<EncodedMatrix> encode_items(const Checkpoint& ckpt, std::span<const 
     EncodedMatrix m;
     m.weight = ckpt.view(*item.weight.weight);
     if (item.weight.scale) m.scale = ckpt.view(*item.weight.scale);
-    m.rows = item.weight.rows;
-    m.cols = item.weight.cols;
+    m.encoding = item.weight.encoding;
+    m.rows = item.weight.stored_rows();
+    m.cols = item.weight.stored_cols();
+    m.slice = item.weight.slice;
     if (quantization) {
       m.block_rows = quantization->block_rows;
       m.block_cols = quantization->block_cols;

@@ -76,6 +76,7 @@ MatrixResult make_matrix_result(const WorkItem& item, const MatrixSpectrum& spec
   for (std::size_t i = 0; i < spectrum.eigenvalues.size(); ++i)
     r.singular_values[i] = static_cast<float>(std::sqrt(spectrum.eigenvalues[i]));
   r.stats = compute_matrix_stats(spectrum.eigenvalues, spectrum.frobenius_sq, ks);
+  add_weightwatcher_metrics(spectrum.eigenvalues, r.rows, r.cols, r.stats);
   return r;
 }
 
@@ -94,8 +95,7 @@ void encode_results(std::span<const MatrixResult> results, std::vector<std::byte
     w.put<std::uint8_t>(static_cast<std::uint8_t>(r.eigen_bits));
     w.put_array<float>(r.singular_values);
     w.put_array<double>(r.stats.var_at_k);
-    for (double v : {r.stats.top_sv, r.stats.sv_ratio, r.stats.frobenius_norm, r.stats.stable_rank, r.stats.effective_rank})
-      w.put<double>(v);
+    for (const ScalarStat& s : kScalarStats) w.put<double>(r.stats.*s.member);
   }
 }
 
@@ -104,14 +104,14 @@ std::vector<MatrixResult> decode_results(std::span<const std::byte> bytes) {
   if (rd.get<std::uint32_t>() != kResultEncodingVersion) throw InternalError("result buffer of another encoding version");
   const auto count = rd.get<std::uint64_t>();
   std::vector<MatrixResult> results;
-  constexpr std::uint64_t kMinEncodedResult = 84;  // the fixed-size fields of one result
+  constexpr std::uint64_t kMinEncodedResult = 44 + 8 * kScalarStats.size();  // the fixed-size fields of one result
   results.reserve(std::min<std::uint64_t>(count, bytes.size() / kMinEncodedResult));
   for (std::uint64_t i = 0; i < count; ++i) {
     MatrixResult r;
     r.key.layer = rd.get<std::int32_t>();
     const auto role = rd.get<std::uint8_t>();
     const auto projection = rd.get<std::uint8_t>();
-    if (role > static_cast<std::uint8_t>(MatrixRole::shared) || projection > static_cast<std::uint8_t>(Projection::down))
+    if (role > static_cast<std::uint8_t>(MatrixRole::router) || projection > static_cast<std::uint8_t>(Projection::down))
       throw InternalError("result buffer with an unknown matrix role or projection");
     r.key.role = static_cast<MatrixRole>(role);
     r.key.projection = static_cast<Projection>(projection);
@@ -126,11 +126,7 @@ std::vector<MatrixResult> decode_results(std::span<const std::byte> bytes) {
     r.eigen_bits = static_cast<FloatBits>(eigen_bits);
     r.singular_values = rd.get_array<float>();
     r.stats.var_at_k = rd.get_array<double>();
-    r.stats.top_sv = rd.get<double>();
-    r.stats.sv_ratio = rd.get<double>();
-    r.stats.frobenius_norm = rd.get<double>();
-    r.stats.stable_rank = rd.get<double>();
-    r.stats.effective_rank = rd.get<double>();
+    for (const ScalarStat& s : kScalarStats) r.stats.*s.member = rd.get<double>();
     results.push_back(std::move(r));
   }
   if (!rd.done()) throw InternalError("trailing bytes in result buffer");

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "vindex/errors.hpp"
+#include "vindex/ww_metrics.hpp"
 
 namespace vindex {
 
@@ -46,6 +47,18 @@ MatrixStats compute_matrix_stats(std::span<const double> eig, double frobenius_s
     s.effective_rank = nan;
   }
   return s;
+}
+
+void add_weightwatcher_metrics(std::span<const double> eigenvalues, std::uint64_t rows, std::uint64_t cols,
+                               MatrixStats& stats) {
+  const WeightWatcherMetrics ww = compute_ww_metrics(eigenvalues, rows, cols);
+  stats.alpha = ww.alpha;
+  stats.alpha_weighted = ww.alpha_weighted;
+  stats.alpha_xmin = ww.xmin;
+  stats.alpha_ks_distance = ww.ks_distance;
+  stats.matrix_entropy = ww.entropy;
+  stats.log_norm = ww.log_norm;
+  stats.log_spectral_norm = ww.log_spectral_norm;
 }
 
 double quantile_sorted(std::span<const double> sorted, double q) {

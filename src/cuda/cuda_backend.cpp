@@ -150,21 +150,29 @@ class Pipeline {
     s.n = m.min_dim();
     s.decoder.emplace(m);  // checks and decodes the block scales on the host (small)
     const std::uint64_t rows = m.rows, cols = m.cols, elements = rows * cols;
-    const auto bytes = m.weight.bytes();
+    // A whole tensor travels as stored (fp8 is a quarter of float32's bytes) and is decoded on the
+    // GPU; a slice of a fused tensor or MXFP4 is decoded here into float32 and sent as such.
+    const bool whole = m.is_whole_tensor();
+    const std::size_t upload_bytes = whole ? m.weight.bytes().size() : elements * sizeof(float);
+    const StoredType type = whole ? stored_type(m.weight.info()) : StoredType::f32;
 
     // Read: memory map -> pinned staging (the page cache, or the disk), then hand the pages back.
     const auto t0 = Clock::now();
-    s.staging.reserve(bytes.size());
+    s.staging.reserve(upload_bytes);
     m.weight.prefetch();
-    std::memcpy(s.staging.get(), bytes.data(), bytes.size());
+    if (whole)
+      std::memcpy(s.staging.get(), m.weight.bytes().data(), upload_bytes);
+    else
+      s.decoder->decode(0, rows, 0, cols, reinterpret_cast<float*>(s.staging.get()), cols);
     m.weight.release();
-    const auto& scales = s.decoder->scales();
+    static const std::vector<float> kNoScales;
+    const auto& scales = whole ? s.decoder->scales() : kNoScales;
     s.scales_host.reserve(scales.size());
     std::copy(scales.begin(), scales.end(), s.scales_host.get());
     times_.read_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 
     const cudaStream_t st = s.stream.get();
-    s.raw.reserve(bytes.size());
+    s.raw.reserve(upload_bytes);
     s.scales.reserve(std::max<std::size_t>(scales.size(), 1));
     s.matrix.reserve(elements);
     s.gram.reserve(s.n * s.n);
@@ -172,13 +180,13 @@ class Pipeline {
     s.total.reserve(1);
     s.total_host.reserve(1);
     s.start.record(st);
-    VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.raw.get(), s.staging.get(), bytes.size(), cudaMemcpyHostToDevice, st));
+    VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.raw.get(), s.staging.get(), upload_bytes, cudaMemcpyHostToDevice, st));
     if (!scales.empty())
       VINDEX_CUDA_CHECK(cudaMemcpyAsync(s.scales.get(), s.scales_host.get(), scales.size() * sizeof(float),
                                         cudaMemcpyHostToDevice, st));
     s.copied.record(st);
     const std::uint64_t scale_cols = (cols + m.block_cols - 1) / m.block_cols;
-    VINDEX_CUDA_CHECK(launch_decode<T>(s.raw.get(), stored_type(m.weight.info()), scales.empty() ? nullptr : s.scales.get(),
+    VINDEX_CUDA_CHECK(launch_decode<T>(s.raw.get(), type, scales.empty() ? nullptr : s.scales.get(),
                                        rows, cols, m.block_rows, m.block_cols, scale_cols, s.matrix.get(),
                                        s.partials.get(), st));
     VINDEX_CUDA_CHECK(launch_sum_partials(s.partials.get(), decode_blocks(elements), s.total.get(), st));

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       const ModelLayout layout = detect_layout(ckpt);
       std::vector<int> layers;
       for (const LayerLayout& l : layout.layers) layers.push_back(l.index);
-      const auto items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+      const auto items = plan_items(layout, ckpt, layers, PlanRequest{});
       const auto matrices = encode_items(ckpt, items, layout.quantization);
       for (std::size_t i = 0; i < matrices.size(); ++i) {
         const EncodedMatrix& m = matrices[i];

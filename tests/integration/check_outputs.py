@@ -85,7 +85,8 @@ def check_reference(out, fixture):
             kind = "moe" if layer in moe_layers else "dense"
             lg = h5[f"phase1/layer_{layer:03d}"]
             check(lg.attrs["kind"] == kind, f"layer {layer} kind attribute")
-            for group, json_entry in (("down_proj", layers_json[layer]), ("shared_down_proj", layers_json[layer]["shared"])):
+            down = layers_json[layer]["down_proj"]
+            for group, json_entry in (("down_proj", down), ("shared_down_proj", down["shared"])):
                 key = f"layer_{layer:03d}/{group}"
                 if f"{key}/singular_values" not in ref:
                     check(group not in lg, f"{key}: present in output but not in the reference")
@@ -175,7 +176,10 @@ def check_identical(a, b):
                     continue
                 same = key in oa.attrs and key in ob.attrs and np.array_equal(np.asarray(oa.attrs[key]), np.asarray(ob.attrs[key]))
                 check(same, f"attribute {key} of /{name} differs")
-    for f in ("phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json"):
+    for f in ("phase1_moe_svd.json", "phase2_router_svd.json", "phase1_moe_svd_agg.json", "moe_config.json"):
+        check((a / f).exists() == (b / f).exists(), f"{f} exists in one run only")
+        if not (a / f).exists():
+            continue
         ja, jb = json.loads((a / f).read_text()), json.loads((b / f).read_text())
         ja.pop("provenance", None)
         jb.pop("provenance", None)

@@ -51,7 +51,7 @@ def check_page(report_dir, runs, label, min_figures):
         k = 64 if 64 in summary["k"] else min(summary["k"])
         # Every layer's median var@k appears in the layer table, as printed with 4 significant digits.
         for layer in summary["layers"]:
-            value = layer.get(f"median_var{k}")
+            value = layer["down_proj"].get(f"median_var{k}")
             if value is not None:
                 check(f"{value:.4g}" in text, f"{label}: layer {layer['layer']} median var@{k} {value:.4g} not shown")
         c4 = agg["constants"]["C4"]

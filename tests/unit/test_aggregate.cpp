@@ -11,7 +11,7 @@ namespace {
 struct Demo {
   Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
   ModelLayout layout = detect_layout(ckpt);
-  std::vector<WorkItem> items = plan_phase1_items(layout, ckpt, std::vector<int>{0, 1, 2, 3}, Projection::down);
+  std::vector<WorkItem> items = plan_items(layout, ckpt, std::vector<int>{0, 1, 2, 3}, PlanRequest{});
 };
 
 // A result whose var@64 is `v` (eigenvalues chosen so the statistics are easy to predict).
@@ -32,7 +32,7 @@ TEST_CASE("results are grouped per layer in expert order and C4 is the median of
   std::vector<MatrixResult> results;
   for (auto it = d.items.rbegin(); it != d.items.rend(); ++it)  // any arrival order
     results.push_back(result_for(*it, 0.01 * it->key.layer + 0.001 * std::max(it->key.expert, 0)));
-  const Phase1Tables t = assemble_phase1(std::move(results), d.items, d.layout, std::vector<int>{64});
+  const VindexTables t = assemble_tables(std::move(results), d.items, d.layout, std::vector<int>{64});
   REQUIRE(t.groups.size() == 1 + 3 * 2);
   REQUIRE(t.groups[0].name == "down_proj");
   REQUIRE(t.groups[0].kind == LayerKind::dense);
@@ -53,11 +53,11 @@ TEST_CASE("a missing or duplicated result is an internal error", "[aggregate]") 
   for (const WorkItem& it : d.items) results.push_back(result_for(it, 0.5));
   SECTION("missing") {
     results.pop_back();
-    REQUIRE_THROWS_AS(assemble_phase1(std::move(results), d.items, d.layout, std::vector<int>{64}), InternalError);
+    REQUIRE_THROWS_AS(assemble_tables(std::move(results), d.items, d.layout, std::vector<int>{64}), InternalError);
   }
   SECTION("duplicated") {
     results.back() = results.front();
-    REQUIRE_THROWS_AS(assemble_phase1(std::move(results), d.items, d.layout, std::vector<int>{64}), InternalError);
+    REQUIRE_THROWS_AS(assemble_tables(std::move(results), d.items, d.layout, std::vector<int>{64}), InternalError);
   }
 }
 
@@ -65,5 +65,5 @@ TEST_CASE("C4 is pending without MoE layers or without k = 64", "[aggregate]") {
   Demo d;
   const std::vector<WorkItem> dense_only(d.items.begin(), d.items.begin() + 1);
   std::vector<MatrixResult> results{result_for(dense_only[0], 0.5)};
-  REQUIRE_FALSE(layer_temperature(assemble_phase1(results, dense_only, d.layout, std::vector<int>{64})));
+  REQUIRE_FALSE(layer_temperature(assemble_tables(results, dense_only, d.layout, std::vector<int>{64})));
 }

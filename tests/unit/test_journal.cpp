@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 namespace {
 
 RunIdentity identity() {
-  return {"vindex_mpi test", "abc", "0123456789abcdef", "cpu", "auto", {16, 64}, "down_proj", {0, 1, 2}};
+  return {"vindex_mpi test", "abc", "0123456789abcdef", "cpu", "auto", {16, 64}, {1}, {"down_proj"}, {0, 1, 2}};
 }
 
 MatrixResult random_result(std::mt19937_64& rng, const MatrixKey& key, std::uint64_t rows, std::uint64_t cols,
@@ -195,7 +195,7 @@ TEST_CASE("layer slices cover every layer once, in order, balanced by cost", "[j
   const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
   const ModelLayout layout = detect_layout(ckpt);
   const std::vector<int> layers{0, 1, 2, 3};
-  const std::vector<WorkItem> items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  const std::vector<WorkItem> items = plan_items(layout, ckpt, layers, PlanRequest{});
   for (int count = 1; count <= 4; ++count) {
     std::vector<int> joined;
     for (int i = 0; i < count; ++i) {
@@ -214,12 +214,12 @@ TEST_CASE("vindex.h5 reads back into the results it was written from, bit for bi
   const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
   const ModelLayout layout = detect_layout(ckpt);
   const std::vector<int> layers{0, 1, 3};
-  const std::vector<WorkItem> plan = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  const std::vector<WorkItem> plan = plan_items(layout, ckpt, layers, PlanRequest{});
   std::mt19937_64 rng(11);
   std::vector<MatrixResult> results;
   for (const WorkItem& item : plan) results.push_back(random_result(rng, item.key, item.weight.rows, item.weight.cols, 2));
   const std::vector<int> ks{16, 64};
-  const Phase1Tables tables = assemble_phase1(results, plan, layout, ks);
+  const VindexTables tables = assemble_tables(results, plan, layout, ks);
 
   vindex_test::TempDir tmp;
   write_vindex_h5(tmp.path() / "v.h5", tables, {"model \xc3\xa9", "tool", "{\"p\":1}"});

@@ -34,8 +34,8 @@ TEST_CASE("the demo checkpoint's MoE layout is found", "[layout]") {
   REQUIRE(moe.routed[5][Projection::down].weight->info->name == "model.layers.2.mlp.experts.5.down_proj.weight");
   REQUIRE(moe.shared);
   REQUIRE((*moe.shared)[Projection::down].cols == 136);
-  REQUIRE(moe.router != nullptr);
-  REQUIRE(moe.router->info->shape == std::vector<std::uint64_t>{8, 200});
+  REQUIRE(moe.router.present());
+  REQUIRE(moe.router.weight->info->shape == std::vector<std::uint64_t>{8, 200});
   REQUIRE(moe.router_bias != nullptr);
   // Attention, norms and embeddings are counted and skipped.
   REQUIRE(layout.ignored_tensors > 0);

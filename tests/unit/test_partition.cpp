@@ -98,7 +98,7 @@ TEST_CASE("the demo plan covers every selected matrix once, in file order", "[pl
   const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
   const ModelLayout layout = detect_layout(ckpt);
   const std::vector<int> layers{0, 1, 2, 3};
-  const auto items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  const auto items = plan_items(layout, ckpt, layers, PlanRequest{});
   REQUIRE(items.size() == 1 + 3 * (8 + 1));
   for (std::size_t i = 1; i < items.size(); ++i) {
     const TensorRecord& a = *items[i - 1].weight.weight;

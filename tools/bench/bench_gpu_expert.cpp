@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     std::vector<int> layers;
     for (const LayerLayout& l : layout.layers) layers.push_back(l.index);
     std::vector<WorkItem> items;
-    for (const WorkItem& it : plan_phase1_items(layout, ckpt, layers, Projection::down))
+    for (const WorkItem& it : plan_items(layout, ckpt, layers, PlanRequest{}))
       if (it.key.role == MatrixRole::routed && items.size() < count) items.push_back(it);
     const std::vector<EncodedMatrix> matrices = encode_items(ckpt, items, layout.quantization);
     const PrecisionPolicy policy = precision == "fp32"   ? PrecisionPolicy::fp32

@@ -93,6 +93,19 @@ def layer_table(run, k):
                   "stable rank", "effective rank"], rows, numeric=tuple(range(4, 11)))
 
 
+def router_table(run, k):
+    """Phase 2: each MoE layer's router spectrum statistics and its bias, from phase2_router_svd.json."""
+    rows = []
+    for r in (run.routers or {}).get("layers", []):
+        bias = r.get("bias") or {}
+        rows.append([str(r["layer"]), esc("x".join(str(v) for v in r.get("shape", []))), number(r.get(f"var{k}")),
+                     number(r.get("effective_rank")), number(r.get("sv_ratio")), number(r.get("top_sv")),
+                     number(r.get("alpha")), number(bias.get("mean")) if bias else "&ndash;",
+                     number(bias.get("std")) if bias else "&ndash;"])
+    return table(["layer", "shape", f"var@{k}", "effective rank", "sigma0/sigma1", "top sigma", "alpha", "bias mean",
+                  "bias std"], rows, numeric=tuple(range(2, 9)))
+
+
 def page(runs, k, sections):
     """sections: list of (heading, html) in order."""
     title = "vindex report: " + ", ".join(run.model for run in runs)

@@ -49,6 +49,7 @@ class RunOutput:
     aggregate: dict                # phase1_moe_svd_agg.json
     provenance: dict
     phases: list                   # phases present in vindex.h5, e.g. [1]
+    routers: dict = None           # phase2_router_svd.json, when the run had phase 2
 
     def moe_layers(self):
         return [l for l in self.layers if l.kind == "moe"]
@@ -100,6 +101,11 @@ def load_run(directory):
     if not os.path.exists(h5_path):
         raise ReportInputError(f"{h5_path}: missing (is this a vindex_mpi output directory?)")
     summary = _load_json(os.path.join(directory, "phase1_moe_svd.json"))
+    if "down_proj" not in summary.get("projections", []):
+        raise ReportInputError(f"{os.path.join(directory, 'phase1_moe_svd.json')}: the report draws down_proj, which this "
+                               f"run did not compute (projections {summary.get('projections')})")
+    routers_path = os.path.join(directory, "phase2_router_svd.json")
+    routers = _load_json(routers_path) if os.path.exists(routers_path) else None
     aggregate = _load_json(os.path.join(directory, "phase1_moe_svd_agg.json"))
     moe_config = _load_json(os.path.join(directory, "moe_config.json"))
     try:
@@ -128,7 +134,9 @@ def load_run(directory):
             path = f"phase1/{name}"
             kind = h5[path].attrs.get("kind", "")
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            layer = Layer(index=int(m.group(1)), kind=kind, summary=by_index.get(int(m.group(1))))
+            # The page shows down_proj; the layer's entry holds one object per projection.
+            entry = by_index.get(int(m.group(1)))
+            layer = Layer(index=int(m.group(1)), kind=kind, summary=entry.get("down_proj") if entry else None)
             for group_name in h5[path]:
                 layer.groups[group_name] = _read_group(h5, f"{path}/{group_name}", h5_path, len(k))
             if layer.summary is None:
@@ -141,7 +149,7 @@ def load_run(directory):
     return RunOutput(directory=directory, model=model, k=k, layers=layers,
                      num_hidden_layers=int(moe_config.get("num_hidden_layers", layers[-1].index + 1)),
                      moe_config=moe_config, summary=summary, aggregate=aggregate,
-                     provenance=summary.get("provenance", {}), phases=phases)
+                     provenance=summary.get("provenance", {}), phases=phases, routers=routers)
 
 
 def k_column(run, k):

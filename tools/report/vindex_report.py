@@ -102,6 +102,8 @@ def build(runs, k, spectra_text):
                 "sqrt(rows cols). Spectra above the upper edge carry structure a random matrix would not.", parts)
         sections.append((f"Experts{title}", "\n".join(parts)))
         sections.append((f"Constants{title}", html_page.constants_table(run)))
+        if run.routers:
+            sections.append((f"Routers (phase 2){title}", html_page.router_table(run, k)))
         missing = [p for p in (2, 3) if p not in run.phases]
         if missing:
             names = {2: "phase 2 (router spectra)", 3: "phase 3 (routing loads, co-activation, CKA)"}

@@ -1,4 +1,5 @@
-// Phase 1: per-expert down_proj spectra -> per-layer statistics, across MPI ranks.
+// Phases 1 and 2: the spectra of every expert projection asked for and of every MoE router ->
+// per-layer statistics, across MPI ranks.
 //
 // Failure handling: every stage that can fail on some ranks only is followed by a failure
 // agreement (mpi/agreement.hpp), and the compute stage carries failures in its progress rounds,
@@ -6,7 +7,7 @@
 //
 // No lost work: each rank journals what it finishes (vindex/journal.hpp); with --resume, rank 0
 // reads the journals, tells every rank which matrices are done, and only the rest is computed.
-#include "phase1_command.hpp"
+#include "spectra_command.hpp"
 
 #include <unistd.h>
 
@@ -25,7 +26,7 @@
 #include "../mpi/progress_exchange.hpp"
 #include "backend_factory.hpp"
 #include "model_name.hpp"
-#include "phase1_outputs.hpp"
+#include "spectra_outputs.hpp"
 #include "plan_report.hpp"
 #include "slices.hpp"
 #include "vindex/aggregate.hpp"
@@ -35,6 +36,7 @@
 #include "vindex/output_files.hpp"
 #include "vindex/progress.hpp"
 #include "vindex/rank_computation.hpp"
+#include "vindex/router_bias.hpp"
 #include "vindex/run_identity.hpp"
 #include "vindex/version.hpp"
 
@@ -73,7 +75,13 @@ Prepared prepare(const Options& o) {
   ModelLayout layout = detect_layout(ckpt);
   std::vector<int> selected = select_layers(o, layout);
   std::vector<int> layers = selected;
-  std::vector<WorkItem> items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+  const BackendKind backend = choose_backend(o);
+  std::vector<std::string> projections;
+  for (Projection p : o.projections) projections.push_back(projection_name(p));
+  RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), backend_name(backend), precision_policy_name(o.precision),
+                       o.ks, o.phases, projections, layers};
+  const PlanRequest request = identity.plan_request();
+  std::vector<WorkItem> items = plan_items(layout, ckpt, layers, request);
   std::filesystem::path out = o.out;
   if (o.slice) {
     const auto [index, count] = *o.slice;
@@ -81,7 +89,7 @@ Prepared prepare(const Options& o) {
       throw UsageError(fmt::format("--slice {}/{}: there are only {} layers to slice; use at most that many slices",
                                    index, count, selected.size()));
     layers = slice_layers(items, selected, index, count);
-    items = plan_phase1_items(layout, ckpt, layers, Projection::down);
+    items = plan_items(layout, ckpt, layers, request);
     if (!o.out.empty()) {
       std::error_code ec;
       if (std::filesystem::is_symlink(std::filesystem::symlink_status(slices_root(o.out), ec)))
@@ -89,9 +97,7 @@ Prepared prepare(const Options& o) {
       out = slice_directory(o.out, index, count);
     }
   }
-  const BackendKind backend = choose_backend(o);
-  RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), backend_name(backend), precision_policy_name(o.precision),
-                       o.ks, projection_name(Projection::down), layers};
+  identity.layers = layers;
   std::string name = model_name_of(o.name, ckpt);
   return Prepared{std::move(ckpt), std::move(layout), std::move(items), std::move(selected), std::move(identity),
                   std::move(out), std::move(name), backend};
@@ -193,7 +199,7 @@ std::uint64_t new_run_id() {
 
 }  // namespace
 
-int run_phase1(const RunContext& ctx) {
+int run_spectra(const RunContext& ctx) {
   const Options& o = ctx.options;
   const mpi::Communicator& comm = ctx.comm;
 
@@ -212,7 +218,7 @@ int run_phase1(const RunContext& ctx) {
   if (auto code = run_stage(ctx, [&] {
         if (!comm.is_root() || o.dry_run) return;
         const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
-        lock.emplace(prepare_output_directory(prep->out, mode, phase1_output_files()));
+        lock.emplace(prepare_output_directory(prep->out, mode, vindex_output_files()));
         if (o.resume) resumed = read_resume_journal(*prep);
       }))
     return *code;
@@ -273,7 +279,8 @@ int run_phase1(const RunContext& ctx) {
     // Under mpirun only rank 0's stdout may be a terminal (Open MPI gives stderr a pipe): update in
     // place on whichever stream is one, else write plain lines to stderr (logs).
     std::FILE* stream = isatty(fileno(stderr)) ? stderr : isatty(fileno(stdout)) ? stdout : stderr;
-    progress.emplace("phase 1", todo.size(), stream, isatty(fileno(stream)) != 0, o.progress_seconds);
+    progress.emplace(o.phases.size() > 1 ? "phases 1+2" : o.phases.front() == 1 ? "phase 1" : "phase 2", todo.size(),
+                     stream, isatty(fileno(stream)) != 0, o.progress_seconds);
   }
   work.start();
   const auto outcome = mpi::exchange_progress_until_done(comm, work, [&](std::size_t n) {
@@ -297,14 +304,17 @@ int run_phase1(const RunContext& ctx) {
            if (!comm.is_root()) return;
            const std::size_t computed = all.size();
            for (MatrixResult& m : resumed.results) all.push_back(std::move(m));
-           const Phase1Tables tables = assemble_phase1(std::move(all), prep->items, prep->layout, o.ks);
+           const PlanRequest request = prep->identity.plan_request();
+           VindexTables tables = assemble_tables(std::move(all), prep->items, prep->layout, o.ks, request);
+           if (request.routers) tables.router_biases = read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
            const ojson provenance = provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size());
            const std::string from_journal =
                o.resume ? fmt::format(" ({} computed, {} from the journal)", computed, resumed.done_items.size()) : "";
-           const std::string headline = fmt::format("{} -- phase 1, down_proj, {} matrices{}, {} rank(s), {:.1f} s",
-                                                    prep->model_name, prep->items.size(), from_journal, comm.size(), elapsed);
-           write_phase1_outputs(prep->out, tables, prep->model_name, prep->layout, provenance, headline);
+           const std::string headline = fmt::format("{} -- {}, {} matrices{}, {} rank(s), {:.1f} s", prep->model_name,
+                                                    describe_request(request), prep->items.size(), from_journal,
+                                                    comm.size(), elapsed);
+           write_spectra_outputs(prep->out, tables, prep->model_name, prep->layout, provenance, headline);
            // The outputs are complete: the journal has served its purpose.
            std::error_code ec;
            std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
