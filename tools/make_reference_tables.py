@@ -10,6 +10,8 @@ Writes:
   fp8_e4m3fn.txt       256 lines "<code> <float32 bits as 8 hex digits>", decoded by torch
   stats_cases.json     singular-value spectra with var@k, sv_ratio, Frobenius norm, stable and effective rank
   quantile_cases.json  float64 samples with np.quantile (linear), mean, median, min, max
+  mxfp4_transformers.json  every MXFP4 byte (two e2m1 nibbles) under 16 e8m0 scales from 0 to 254,
+                       decoded by transformers' own convert_moe_packed_tensors (GPT-OSS loading)
   dequant_*.f32        raw little-endian float32 matrices of the kimi_k2_tiny fixture, dequantized by
                        torch exactly as DeepSeek's weight_dequant does (fp8 -> float32, times the
                        128x128 block scale in float32)
@@ -151,6 +153,26 @@ def write_dequant_cases(out: Path, fixture: Path) -> None:
         (out / file_name).write_bytes(w.tobytes())
 
 
+# --------------------------------------------------------------------------------------------
+# MXFP4 (GPT-OSS): transformers' dequantization of every byte under edge scales
+# --------------------------------------------------------------------------------------------
+MXFP4_SCALES = [0, 1, 2, 64, 100, 125, 126, 127, 128, 129, 130, 150, 200, 252, 253, 254]
+
+
+def write_mxfp4_cases(path: Path) -> None:
+    from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+
+    # One expert, 16 rows (one scale each), one block of 16 bytes per row: bytes 0..255 in order.
+    blocks = torch.arange(256, dtype=torch.int32).to(torch.uint8).reshape(1, 16, 1, 16)
+    scales = torch.tensor(MXFP4_SCALES, dtype=torch.uint8).reshape(1, 16, 1)
+    # transformers returns [experts, in (32 per block), out]: the transpose of the stored rows.
+    decoded = convert_moe_packed_tensors(blocks, scales, dtype=torch.float32)[0].T.contiguous()
+    bits = decoded.numpy().astype("<f4").view("<u4")
+    write_json(path, {"source": "transformers.integrations.mxfp4.convert_moe_packed_tensors",
+                      "blocks": "uint8 [1, 16, 1, 16] holding bytes 0..255 in order", "scales": MXFP4_SCALES,
+                      "rows": 16, "cols": 32, "float32_bits": [f"{int(b):08x}" for b in bits.ravel()]})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures/reference"), help="output directory")
@@ -164,6 +186,7 @@ def main() -> None:
     write_stats_cases(args.out / "stats_cases.json", rng)
     write_quantile_cases(args.out / "quantile_cases.json", rng)
     write_dequant_cases(args.out, args.fixture)
+    write_mxfp4_cases(args.out / "mxfp4_transformers.json")
     (args.out / "README.md").write_text(
         "# Reference tables for the C++ unit tests\n\n"
         "Computed by torch/numpy; generated, do not edit. Regenerate with:\n\n"

@@ -152,3 +152,110 @@ TEST_CASE("NaN and Inf in weights or scales name the tensor and the position", "
     REQUIRE_THROWS_WITH(MatrixDecoder(m).decode(0, 4, 0, 3, out.data(), 3), contains("[2, 1] is NaN"));
   }
 }
+
+namespace {
+
+// A tensor file of one MXFP4 expert: blocks [experts, rows, 1, 16] and scales [experts, rows, 1].
+struct Mxfp4File {
+  std::shared_ptr<SafetensorsHeader> header;
+  std::shared_ptr<const MappedFile> mapping;
+  EncodedMatrix matrix(std::uint64_t rows, std::uint64_t cols, StoredSlice slice = {}) const {
+    EncodedMatrix m;
+    m.weight = TensorView(mapping, header->find("blocks"), header->data_offset() + header->find("blocks")->begin);
+    m.scale = TensorView(mapping, header->find("scales"), header->data_offset() + header->find("scales")->begin);
+    m.encoding = WeightEncoding::mxfp4;
+    m.rows = rows;
+    m.cols = cols;
+    m.slice = slice;
+    return m;
+  }
+};
+
+Mxfp4File write_mxfp4(const std::filesystem::path& path, std::vector<std::uint64_t> block_shape,
+                      const std::vector<std::byte>& blocks, const std::vector<std::byte>& scales) {
+  std::vector<std::uint64_t> scale_shape(block_shape.begin(), block_shape.end() - 1);
+  vindex_test::SafetensorsBuilder b;
+  b.add("blocks", "U8", block_shape, blocks).add("scales", "U8", scale_shape, scales);
+  b.write(path);
+  return {std::make_shared<SafetensorsHeader>(read_safetensors_header(path, path.string())),
+          std::make_shared<const MappedFile>(path)};
+}
+
+}  // namespace
+
+TEST_CASE("every MXFP4 byte under edge e8m0 scales decodes as transformers decodes it", "[dequantize][mxfp4]") {
+  // Reference: transformers' convert_moe_packed_tensors (tools/make_reference_tables.py).
+  const auto ref = vindex_test::read_json(vindex_test::fixture("reference/mxfp4_transformers.json"));
+  const std::vector<int> scale_codes = ref["scales"].get<std::vector<int>>();
+  REQUIRE(scale_codes.size() == 16);
+  std::vector<std::byte> blocks(256), scales;
+  for (int i = 0; i < 256; ++i) blocks[static_cast<std::size_t>(i)] = static_cast<std::byte>(i);
+  for (int s : scale_codes) scales.push_back(static_cast<std::byte>(s));
+  vindex_test::TempDir tmp;
+  const Mxfp4File file = write_mxfp4(tmp.path() / "m.safetensors", {1, 16, 1, 16}, blocks, scales);
+  const EncodedMatrix m = file.matrix(16, 32);
+  const MatrixDecoder decoder(m);
+  std::vector<float> out(16 * 32);
+  const auto& bits = ref["float32_bits"];
+  REQUIRE(bits.size() == out.size());
+  int overflowing_rows = 0;
+  for (std::uint64_t r = 0; r < 16; ++r) {
+    INFO("row " << r << " (scale " << scale_codes[r] << ")");
+    bool finite = true;
+    for (std::uint64_t c = 0; c < 32; ++c)
+      finite = finite && std::isfinite(std::bit_cast<float>(static_cast<std::uint32_t>(
+                             std::stoul(bits[r * 32 + c].get<std::string>(), nullptr, 16))));
+    if (!finite) {  // 6 x 2^126 and beyond overflow float32: an input error here, +-Inf in transformers
+      REQUIRE_THROWS_WITH(decoder.decode(r, r + 1, 0, 32, out.data() + r * 32, 32),
+                          contains("tensor 'blocks'") && contains("Inf after applying its scale"));
+      ++overflowing_rows;
+      continue;
+    }
+    decoder.decode(r, r + 1, 0, 32, out.data() + r * 32, 32);
+    for (std::uint64_t c = 0; c < 32; ++c) {
+      INFO("column " << c);
+      REQUIRE(std::bit_cast<std::uint32_t>(out[r * 32 + c]) == std::stoul(bits[r * 32 + c].get<std::string>(), nullptr, 16));
+    }
+  }
+  REQUIRE(overflowing_rows == 2);  // scales 253 and 254 (6 x 2^125, under scale 252, still fits)
+  // The scalar decoders agree with the table, including the sign of zero and 2^-127.
+  for (int code = 0; code < 16; ++code)
+    REQUIRE(std::bit_cast<std::uint32_t>(fp4_e2m1_to_float(static_cast<std::uint8_t>(code))) ==
+            std::bit_cast<std::uint32_t>(out[static_cast<std::size_t>(7 * 32 + 2 * code)]));  // row 7: scale 127 (x1)
+  REQUIRE(e8m0_to_float(0) == 0x1p-127f);
+  REQUIRE(e8m0_to_float(254) == 0x1p127f);
+  REQUIRE(std::isnan(e8m0_to_float(255)));
+}
+
+TEST_CASE("MXFP4 slices of a fused tensor read their own rows and scales; scale 255 is refused", "[dequantize][mxfp4][hostile]") {
+  // Two experts of 4 rows x 32 columns; expert e's row r is all code (e * 4 + r) % 8 with scale 127 + r.
+  std::vector<std::byte> blocks, scales;
+  for (int e = 0; e < 2; ++e)
+    for (int r = 0; r < 4; ++r) {
+      const int code = (e * 4 + r) % 8;
+      blocks.insert(blocks.end(), 16, static_cast<std::byte>(code | (code << 4)));
+      scales.push_back(static_cast<std::byte>(127 + r));
+    }
+  vindex_test::TempDir tmp;
+  const Mxfp4File file = write_mxfp4(tmp.path() / "m.safetensors", {2, 4, 1, 16}, blocks, scales);
+  // Expert 1's odd rows (the "up" half of an interleaved gate_up): offset 4*32 + 32, row stride 64.
+  const EncodedMatrix up = file.matrix(2, 32, {4 * 32 + 32, 64, 1, false});
+  std::vector<float> out(2 * 32);
+  const double sum_sq = MatrixDecoder(up).decode(0, 2, 0, 32, out.data(), 32);
+  double expected_sq = 0;
+  for (int i = 0; i < 2; ++i) {
+    const int r = 1 + 2 * i;
+    const float want = fp4_e2m1_to_float(static_cast<std::uint8_t>((4 + r) % 8)) * e8m0_to_float(static_cast<std::uint8_t>(127 + r));
+    for (int c = 0; c < 32; ++c) REQUIRE(out[static_cast<std::size_t>(i * 32 + c)] == want);
+    expected_sq += 32.0 * want * want;
+  }
+  REQUIRE(sum_sq == expected_sq);
+  // A slice reaching past the tensor is an internal error, not a read out of bounds.
+  REQUIRE_THROWS_AS(MatrixDecoder(file.matrix(2, 32, {4 * 32 + 64, 64, 1, false})), InternalError);
+
+  scales[6] = std::byte{0xFF};  // expert 1, row 2
+  const Mxfp4File bad = write_mxfp4(tmp.path() / "bad.safetensors", {2, 4, 1, 16}, blocks, scales);
+  REQUIRE_NOTHROW(MatrixDecoder(bad.matrix(4, 32)));  // expert 0 does not read that scale
+  REQUIRE_THROWS_WITH(MatrixDecoder(bad.matrix(4, 32, {4 * 32, 32, 1, false})),
+                      contains("tensor 'scales'") && contains("is 255 (NaN)"));
+}
