@@ -173,10 +173,15 @@ std::string format_text(const ojson& j) {
     out += fmt::format("Sizes         hidden {}, intermediate {}, moe_intermediate {}\n", l["hidden_size"].get<std::uint64_t>(),
                        l["intermediate_size"].get<std::uint64_t>(), l["moe_intermediate_size"].get<std::uint64_t>());
     const ojson& q = l["quantization"];
-    out += fmt::format("Quantization  {}\n", q.is_null() ? std::string("none")
-                                                         : fmt::format("{} {}, {}x{} block scales", q["method"].get<std::string>(),
-                                                                       q["format"].get<std::string>(), q["weight_block_size"][0].get<int>(),
-                                                                       q["weight_block_size"][1].get<int>()));
+    std::string quantization = "none";
+    if (!q.is_null() && q["method"] == "fp8")
+      quantization = fmt::format("fp8 {}, {}x{} block scales", q["format"].get<std::string>(),
+                                 q["weight_block_size"][0].get<int>(), q["weight_block_size"][1].get<int>());
+    else if (!q.is_null() && q["method"] == "mxfp4")
+      quantization = "mxfp4 (e2m1, one e8m0 scale per 32 values)";
+    else if (!q.is_null())
+      quantization = q["method"].get<std::string>();
+    out += fmt::format("Quantization  {}\n", quantization);
     out += fmt::format("\n{:<24} {:>9} {:>12}\n", "matrices by kind", "count", "bytes");
     for (const ojson& g : j["matrix_bytes"])
       out += fmt::format("{:<24} {:>9} {:>12}\n", g["group"].get<std::string>(), g["matrices"].get<std::size_t>(),

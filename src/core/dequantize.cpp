@@ -66,6 +66,19 @@ std::string describe(float v) {
   return fmt::format("{}", v);
 }
 
+// "[3, 2, 1]": the position of flat element `flat` in a tensor of this shape.
+std::string multi_index(const TensorInfo& info, std::uint64_t flat) {
+  std::vector<std::uint64_t> index(info.shape.size());
+  for (std::size_t d = info.shape.size(); d-- > 0;) {
+    const std::uint64_t extent = info.shape[d] ? info.shape[d] : 1;
+    index[d] = flat % extent;
+    flat /= extent;
+  }
+  std::string out = "[";
+  for (std::size_t d = 0; d < index.size(); ++d) out += fmt::format("{}{}", d ? ", " : "", index[d]);
+  return out + "]";
+}
+
 }  // namespace
 
 float fp8_e4m3_to_float(std::uint8_t code) { return kFp8Table[code]; }
@@ -155,7 +168,7 @@ MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix)
       const auto* codes = reinterpret_cast<const std::uint8_t*>(scale.bytes().data());
       for (std::uint64_t i = scale_base_; i < end; ++i) {
         if (codes[i] == 0xFF)
-          throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale at flat index {} is 255 (NaN)", i));
+          throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale {} is 255 (NaN)", multi_index(scale.info(), i)));
         scales_[i - scale_base_] = e8m0_to_float(codes[i]);
       }
       return;

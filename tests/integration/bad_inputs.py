@@ -58,7 +58,7 @@ def poke(model, tensor, element, value_bytes):
     shard = os.path.join(model, shard_of(model, tensor))
     n, header = read_header(shard)
     info = header[tensor]
-    size = {"F8_E4M3": 1, "F32": 4, "BF16": 2, "F16": 2}[info["dtype"]]
+    size = {"F8_E4M3": 1, "U8": 1, "F32": 4, "BF16": 2, "F16": 2}[info["dtype"]]
     with open(shard, "r+b") as f:
         f.seek(8 + n + info["data_offsets"][0] + element * size)
         f.write(value_bytes)
@@ -72,6 +72,8 @@ def edit_json(path, edit):
 
 EXPERT = "model.layers.3.mlp.experts.6.down_proj.weight"
 MIXED_EXPERT = "model.layers.1.mlp.experts.2.down_proj.weight"  # F32 in the steep_mixed fixture
+MXFP4_SCALES = "model.layers.1.mlp.experts.down_proj_scales"    # hf/gpt_oss_mxfp4: U8 [4, 64, 2]
+LLAMA4_FUSED = "language_model.model.layers.1.feed_forward.experts.gate_up_proj"
 
 
 def edit_tensor(model, shard, tensor, edit):
@@ -195,6 +197,15 @@ def cases(fixture_dir):
         open(target, "w").write("not yours")
         os.symlink(target, os.path.join(out, "vindex.h5"))
 
+    def mxfp4_nan_scale(model, out):
+        poke(model, MXFP4_SCALES, 3 * 64 * 2 + 5, b"\xff")  # expert 3, row 2: e8m0 255 is NaN
+
+    def fused_shape_vs_config(model, out):
+        edit_json(os.path.join(model, "config.json"), lambda c: c["text_config"].update(intermediate_size=40))
+
+    def unknown_architecture(model, out):
+        edit_json(os.path.join(model, "config.json"), lambda c: c.update(model_type="mamba", architectures=["MambaForCausalLM"]))
+
     def out_not_empty(model, out):
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").write("mine")
@@ -228,6 +239,15 @@ def cases(fixture_dir):
         ("shard_symlink_outside_model", BAD_INPUT, ["model-00004-of-00004.safetensors", "leads outside the model directory"],
          shard_symlink_outside, []),
         ("output_file_is_a_symlink", USAGE, ["vindex.h5 is a symbolic link"], output_file_symlink, ["--overwrite"]),
+        ("mxfp4_scale_255", BAD_INPUT, ["model.safetensors", MXFP4_SCALES, "is 255 (NaN)"], mxfp4_nan_scale, [],
+         "hf/gpt_oss_mxfp4"),
+        ("fused_experts_shape_vs_config", BAD_INPUT, ["model.safetensors", LLAMA4_FUSED, "but config.json gives"],
+         fused_shape_vs_config, [], "hf/llama4"),
+        ("unknown_architecture", BAD_INPUT, ["config.json", "unknown architecture: model_type 'mamba'", "Qwen3-MoE",
+                                             "GPT-OSS", "BERT-style"], unknown_architecture, [], "hf/olmoe"),
+        ("projection_the_mlp_lacks", USAGE, ["--projections", "has no gate_proj"], None, ["--projections", "gate,down"],
+         "hf/bert_dense"),
+        ("phase_3_not_yet", USAGE, ["--phases", "phase 3"], None, ["--phases", "1,3"]),
         ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
         ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),
         ("unknown_option", USAGE, ["--frobnicate"], None, ["--frobnicate"]),

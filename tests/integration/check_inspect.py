@@ -152,6 +152,19 @@ def main():
 
     check_inventory(args.binary, os.path.join(args.fixtures, "kimi_k2_tiny"), "kimi_k2_tiny")
     check_inventory(args.binary, os.path.join(args.fixtures, "steep_mixed"), "steep_mixed")
+    # Every family saved by transformers: family and layer kinds as the fixture's reference gives them.
+    hf_root = os.path.join(args.fixtures, "hf")
+    for name in sorted(os.listdir(hf_root)):
+        ref_path = os.path.join(hf_root, name, "reference.json")
+        if not os.path.exists(ref_path):
+            continue
+        ref = json.load(open(ref_path))
+        rc, out, err = inspect(args.binary, os.path.join(hf_root, name))
+        if check(rc == 0, f"{name}: exit {rc}: {err.strip()}"):
+            layout = json.loads(out)["layout"]
+            check(layout["family"] == ref["family"], f"{name}: family {layout['family']}, reference {ref['family']}")
+            check(layout["moe_layers"] == ref["moe_layers"] and layout["dense_layers"] == ref["dense_layers"],
+                  f"{name}: MoE layers {layout['moe_layers']}, reference {ref['moe_layers']}")
 
     # Kimi-K2-Instruct's real layout: 61 shards, 139,583 tensors, headers only.
     sparse = os.path.join(args.work, "kimi-k2-sparse")

@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""Capture the hidden states that phase 3 needs from a Hugging Face model, into one vindex-capture HDF5 file.
+
+The file format (`vindex-capture`, format_version "1") is specified in docs/phase3.md. For every decoder
+layer this records the input of the MLP / MoE block (after post_attention_layernorm: what the router and
+the experts see), for MoE layers the engine's own router logits, selected experts and routing weights, and
+the P most probable next tokens after every position.
+
+    python3 tools/capture/capture.py --model DIR --out FILE.h5 [--prompts FILE] [--max-tokens-per-prompt N]
+        [--top-p-count 16] [--device cpu|cuda] [--dtype float32|bfloat16] [--batch-size B]
+        [--token-ids-from-text] [--model-name NAME] [--verify-experts]
+
+Needs torch, transformers (written against 4.57.1), safetensors, h5py, numpy (and accelerate for
+--device cuda with device_map="auto"). trust_remote_code is never enabled: only families that
+transformers itself implements are captured (DeepSeek-V3 / Kimi-K2 as deepseek_v3, Qwen2-MoE, Qwen3-MoE,
+OLMoE, Mixtral, GPT-OSS, Llama-4, and dense decoder-only models such as Llama).
+
+What is captured, per family (transformers 4.57.1 source; see tools/capture/README.md):
+  * deepseek_v3: `mlp.gate` is DeepseekV3TopkRouter; its forward returns (topk_indices, topk_weights) --
+    the group-limited (n_group / topk_group), e_score_correction_bias-corrected sigmoid top-k and the
+    normalised, routed_scaling_factor-scaled weights. Both are taken from that return value. The router does
+    not return its logits; they are recomputed inside the hook with the router's own expression
+    F.linear(x.float(), weight.float()) on the tensor it received.
+  * qwen2_moe, qwen3_moe, olmoe, mixtral: `mlp.gate` / `block_sparse_moe.gate` is a plain nn.Linear whose
+    output IS the engine's router_logits; the sparse-MoE block then does softmax(float32) -> topk ->
+    (normalise) -> cast to the hidden dtype inside its forward without exposing the result. The hook applies
+    exactly those torch operations to the gate's output tensor (bit-identical), and --verify-experts checks
+    that every expert module then received exactly the token rows that selection implies.
+  * gpt_oss: `mlp.router` (GptOssTopKRouter) returns (router_scores [T, E] with the softmax-over-top-k weights
+    scattered in, router_indices [T, k]); selected = router_indices, weights = router_scores gathered there.
+    Logits (bias included) are recomputed in the hook with the router's own F.linear(x, weight, bias).
+  * llama4: `feed_forward.router` (Llama4Router) returns (router_scores [T, E] = sigmoid of the chosen logits,
+    0 elsewhere; router_logits [T, E]); selected = torch.topk(router_logits, k, dim=1) exactly as the router
+    does it, weights = router_scores gathered there.
+
+Token ids: the model directory's tokenizer (AutoTokenizer, with its special tokens) when it has one.
+`--token-ids-from-text` instead maps each prompt's UTF-8 bytes to ids (byte mod vocab_size) -- for the
+tiny test fixtures, which have no tokenizer. Without a tokenizer and without that flag the capture fails.
+
+The file is written to a temporary name beside --out and renamed when complete; on any error nothing is
+left at --out and the exit status is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "vindex-capture"
+FORMAT_VERSION = "1"
+MIN_TOP_P = 8
+MLP_ATTRS = ("mlp", "block_sparse_moe", "feed_forward")
+DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts.txt"
+
+# model_type (of the text model) -> routing family
+FAMILIES = {
+    "deepseek_v3": "deepseek_v3",
+    "kimi_k2": "deepseek_v3",
+    "qwen2_moe": "softmax_topk",
+    "qwen3_moe": "softmax_topk",
+    "olmoe": "softmax_topk",
+    "mixtral": "softmax_topk",
+    "gpt_oss": "gpt_oss",
+    "llama4": "llama4",
+    "llama4_text": "llama4",
+}
+
+
+class CaptureError(Exception):
+    """A problem with the inputs or the model that the user can fix; printed without a traceback."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts and token ids
+# ---------------------------------------------------------------------------------------------
+
+
+def read_prompts(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CaptureError(f"cannot read prompts file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise CaptureError(f"prompts file {path} is not UTF-8: {e}") from None
+    prompts = [line for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise CaptureError(f"prompts file {path} has no non-blank line")
+    return prompts
+
+
+def token_ids_from_text(prompt: str, vocab_size: int) -> list[int]:
+    """The documented fallback for models without a tokenizer: id = UTF-8 byte value mod vocab_size."""
+    return [b % vocab_size for b in prompt.encode("utf-8")]
+
+
+def tokenize(prompts: list[str], model_dir: Path, vocab_size: int, from_text: bool, max_tokens: int | None):
+    """Returns (list of id lists, description of the tokenization)."""
+    if from_text:
+        ids = [token_ids_from_text(p, vocab_size) for p in prompts]
+        how = "utf8-bytes-mod-vocab"
+    else:
+        has_tok = any((model_dir / f).exists() for f in
+                      ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "tiktoken.model"))
+        if not has_tok:
+            raise CaptureError(f"{model_dir} has no tokenizer (tokenizer.json / tokenizer_config.json / "
+                               f"tokenizer.model); pass --token-ids-from-text to use UTF-8 bytes mod vocab_size")
+        from transformers import AutoTokenizer
+        try:
+            tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+        except Exception as e:  # noqa: BLE001 -- any loader failure is a user-facing error
+            raise CaptureError(f"cannot load the tokenizer of {model_dir}: {e}") from None
+        ids = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts]
+        how = f"tokenizer {type(tok).__name__}"
+    if max_tokens is not None:
+        ids = [x[:max_tokens] for x in ids]
+    for i, x in enumerate(ids):
+        if not x:
+            raise CaptureError(f"prompt {i} ({prompts[i][:40]!r}) gives no tokens")
+        bad = [t for t in x if not 0 <= t < vocab_size]
+        if bad:
+            raise CaptureError(f"prompt {i}: token id {bad[0]} outside the vocabulary (size {vocab_size})")
+    return ids, how
+
+
+# ---------------------------------------------------------------------------------------------
+# Model structure
+# ---------------------------------------------------------------------------------------------
+
+
+def text_config(config):
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def find_decoder_layers(model, n_layers: int):
+    """The nn.ModuleList of decoder layers: the module named ...layers with num_hidden_layers entries whose
+    entries have an MLP attribute (mlp / block_sparse_moe / feed_forward)."""
+    import torch.nn as nn
+    hits = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and name.split(".")[-1] == "layers" and len(mod) == n_layers:
+            if all(any(hasattr(layer, a) for a in MLP_ATTRS) for layer in mod):
+                if "vision" not in name:
+                    hits.append((name, mod))
+    if len(hits) != 1:
+        raise CaptureError(f"cannot find the decoder layers (a ModuleList 'layers' of {n_layers} layers with an "
+                           f"mlp / block_sparse_moe / feed_forward block): found {[h[0] for h in hits]}")
+    return hits[0]
+
+
+def mlp_of(layer):
+    for a in MLP_ATTRS:
+        if hasattr(layer, a):
+            return a, getattr(layer, a)
+    raise CaptureError(f"decoder layer {type(layer).__name__} has no {' / '.join(MLP_ATTRS)} module")
+
+
+def num_routed_experts(tc) -> int:
+    for a in ("n_routed_experts", "num_local_experts", "num_experts"):
+        v = getattr(tc, a, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    raise CaptureError("config has no n_routed_experts / num_local_experts / num_experts")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerRecord:
+    """What the hooks saw during one forward pass (rows = batch * sequence, flattened in the model's order)."""
+    mlp_input: list = field(default_factory=list)
+    router_logits: list = field(default_factory=list)
+    selected: list = field(default_factory=list)
+    weights: list = field(default_factory=list)
+    expert_rows: dict = field(default_factory=dict)  # expert index -> list of input tensors (verify) or counts
+
+    def clear(self):
+        self.mlp_input.clear()
+        self.router_logits.clear()
+        self.selected.clear()
+        self.weights.clear()
+        self.expert_rows.clear()
+
+
+def _first_tensor(args, kwargs, name="hidden_states"):
+    if args:
+        return args[0]
+    if name in kwargs:
+        return kwargs[name]
+    raise CaptureError(f"hook: cannot find the {name} argument")
+
+
+class Hooks:
+    def __init__(self, model, layers, family: str | None, tc, verify_experts: bool):
+        import torch
+        import torch.nn.functional as F
+        self.torch, self.F = torch, F
+        self.records: list[LayerRecord] = []
+        self.moe_layers: list[int] = []
+        self.handles = []
+        self.family = family
+        self.tc = tc
+        self.verify_experts = verify_experts
+        self.hidden = tc.hidden_size
+        self.n_experts = num_routed_experts(tc) if family else 0
+        self.top_k = getattr(tc, "num_experts_per_tok", 0) if family else 0
+        self.experts_checked = 0
+        for idx, layer in enumerate(layers):
+            rec = LayerRecord()
+            self.records.append(rec)
+            attr, mlp = mlp_of(layer)
+            self.handles.append(mlp.register_forward_pre_hook(self._mlp_pre_hook(rec), with_kwargs=True))
+            router = self._router_of(mlp)
+            if router is not None:
+                self.moe_layers.append(idx)
+                self._install_router_hooks(idx, mlp, router, rec)
+
+    # -- which module is the router ---------------------------------------------------------
+    def _router_of(self, mlp):
+        if self.family is None:
+            return None
+        name = {"deepseek_v3": "gate", "softmax_topk": "gate", "gpt_oss": "router", "llama4": "router"}[self.family]
+        router = getattr(mlp, name, None)
+        if router is None or not hasattr(mlp, "experts"):
+            return None  # a dense layer of a MoE model
+        return router
+
+    # -- hooks -------------------------------------------------------------------------------
+    def _mlp_pre_hook(self, rec: LayerRecord):
+        def hook(module, args, kwargs):
+            x = _first_tensor(args, kwargs)
+            rec.mlp_input.append(x.detach().reshape(-1, x.shape[-1]).float().cpu())
+        return hook
+
+    def _install_router_hooks(self, idx: int, mlp, router, rec: LayerRecord):
+        torch, F = self.torch, self.F
+        fam = self.family
+        k = self.top_k
+
+        if fam == "deepseek_v3":
+            if type(router).__name__ != "DeepseekV3TopkRouter":
+                raise CaptureError(f"layer {idx}: expected DeepseekV3TopkRouter at mlp.gate, got {type(router).__name__}")
+
+            def hook(module, args, kwargs, output):
+                x = _first_tensor(args, kwargs).reshape(-1, module.config.hidden_size)
+                logits = F.linear(x.type(torch.float32), module.weight.type(torch.float32))  # the router's own line
+                topk_indices, topk_weights = output
+                rec.router_logits.append(logits.detach().float().cpu())
+                rec.selected.append(topk_indices.detach().cpu())
+                rec.weights.append(topk_weights.detach().float().cpu())
+        elif fam == "softmax_topk":
+            block_norm = getattr(mlp, "norm_topk_prob", None)
+            if type(mlp).__name__.startswith("Mixtral"):
+                block_norm = True  # MixtralSparseMoeBlock always renormalises
+            if block_norm is None:
+                raise CaptureError(f"layer {idx}: {type(mlp).__name__} has no norm_topk_prob")
+            if getattr(mlp, "top_k", k) != k:
+                raise CaptureError(f"layer {idx}: block top_k {mlp.top_k} != config num_experts_per_tok {k}")
+
+            def hook(module, args, kwargs, output):
+                # exactly the sparse-MoE block's forward, applied to the gate's output tensor
+                x = _first_tensor(args, kwargs)
+                router_logits = output
+                routing_weights = F.softmax(router_logits, dim=1, dtype=torch.float)
+                routing_weights, selected_experts = torch.topk(routing_weights, k, dim=-1)
+                if block_norm:
+                    routing_weights /= routing_weights.sum(dim=-1, keepdim=True)
+                routing_weights = routing_weights.to(x.dtype)
+                rec.router_logits.append(router_logits.detach().float().cpu())
+                rec.selected.append(selected_experts.detach().cpu())
+                rec.weights.append(routing_weights.detach().float().cpu())
+        elif fam == "gpt_oss":
+            def hook(module, args, kwargs, output):
+                x = _first_tensor(args, kwargs).reshape(-1, module.hidden_dim)
+                logits = F.linear(x, module.weight, module.bias)  # the router's own line
+                router_scores, router_indices = output
+                rec.router_logits.append(logits.detach().float().cpu())
+                rec.selected.append(router_indices.detach().cpu())
+                rec.weights.append(router_scores.gather(1, router_indices).detach().float().cpu())
+        elif fam == "llama4":
+            def hook(module, args, kwargs, output):
+                router_scores, router_logits = output
+                _, router_indices = torch.topk(router_logits, module.top_k, dim=1)  # the router's own line
+                rec.router_logits.append(router_logits.detach().float().cpu())
+                rec.selected.append(router_indices.detach().cpu())
+                rec.weights.append(router_scores.gather(1, router_indices).detach().float().cpu())
+        else:  # pragma: no cover
+            raise AssertionError(fam)
+        self.handles.append(router.register_forward_hook(hook, with_kwargs=True))
+
+        experts = getattr(mlp, "experts", None)
+        if fam in ("deepseek_v3", "softmax_topk") and experts is not None and hasattr(experts, "__len__"):
+            if len(experts) != self.n_experts:
+                raise CaptureError(f"layer {idx}: {len(experts)} expert modules, config says {self.n_experts}")
+            for e, expert in enumerate(experts):
+                self.handles.append(expert.register_forward_pre_hook(self._expert_pre_hook(rec, e), with_kwargs=True))
+
+    def _expert_pre_hook(self, rec: LayerRecord, e: int):
+        def hook(module, args, kwargs):
+            x = _first_tensor(args, kwargs, "x")
+            rows = x.detach().reshape(-1, x.shape[-1])
+            rec.expert_rows.setdefault(e, []).append(rows.float().cpu() if self.verify_experts else rows.shape[0])
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+    def clear(self):
+        for r in self.records:
+            r.clear()
+
+    # -- after one forward pass ----------------------------------------------------------------
+    def check_experts(self, layer: int, rec: LayerRecord, x, selected):
+        """The expert modules must have received exactly the token rows the captured selection implies:
+        always the row counts, with --verify-experts the rows themselves (as multisets)."""
+        if self.family not in ("deepseek_v3", "softmax_topk"):
+            return
+        sel = selected.numpy()
+        for e in range(self.n_experts):
+            tokens = np.nonzero((sel == e).any(axis=1))[0]
+            got = rec.expert_rows.get(e, [])
+            n_got = sum(g.shape[0] if not isinstance(g, int) else g for g in got)
+            if n_got != len(tokens):
+                raise CaptureError(f"layer {layer} expert {e}: the expert module received {n_got} tokens, the "
+                                   f"captured selection implies {len(tokens)} (hooks out of step with the engine)")
+            if self.verify_experts and len(tokens):
+                a = np.concatenate([g.numpy() for g in got])
+                b = x[tokens].numpy()
+                a = a[np.lexsort(a.T[::-1])]
+                b = b[np.lexsort(b.T[::-1])]
+                if not np.array_equal(a, b):
+                    raise CaptureError(f"layer {layer} expert {e}: the rows the expert received differ from the "
+                                       f"mlp_input rows of the tokens the captured selection sends to it")
+            self.experts_checked += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Capture
+# ---------------------------------------------------------------------------------------------
+
+
+def load_model(model_dir: Path, device: str, dtype_name: str):
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM
+    try:
+        config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)
+    except Exception as e:  # noqa: BLE001
+        raise CaptureError(f"cannot read {model_dir}/config.json: {e}") from None
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
+    kwargs = dict(trust_remote_code=False, dtype=dtype, low_cpu_mem_usage=True)
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise CaptureError("--device cuda: torch sees no CUDA device")
+        kwargs["device_map"] = "auto"
+    if config.model_type == "llama4":
+        cls = transformers.Llama4ForConditionalGeneration  # the published Llama-4 checkpoints are multimodal
+    else:
+        cls = AutoModelForCausalLM
+    try:
+        model = cls.from_pretrained(str(model_dir), **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise CaptureError(f"cannot load {model_dir} with transformers {transformers.__version__} "
+                           f"({cls.__name__ if isinstance(cls, type) else cls}): {e}") from None
+    model.eval()
+    if device == "cpu":
+        model.to("cpu")
+    return config, model
+
+
+def check_deepseek_router(model, layers, moe_layers, model_dir: Path):
+    """The loaded DeepseekV3TopkRouter must carry the checkpoint's e_score_correction_bias (transformers
+    zero-initialises that buffer; a silently missing key would route without it)."""
+    from safetensors import safe_open
+    idx_path = model_dir / "model.safetensors.index.json"
+    files = {}
+    if idx_path.exists():
+        wm = json.loads(idx_path.read_text())["weight_map"]
+    else:
+        wm = None
+    for i in moe_layers:
+        gate = mlp_of(layers[i])[1].gate
+        name = None
+        for prefix in ("model.layers", "model.language_model.layers"):
+            cand = f"{prefix}.{i}.mlp.gate.e_score_correction_bias"
+            if wm is None or cand in wm:
+                name = cand
+                break
+        fname = model_dir / (wm[name] if wm else "model.safetensors")
+        if not fname.exists():
+            continue
+        f = files.setdefault(fname, safe_open(str(fname), "pt"))
+        if name not in f.keys():
+            raise CaptureError(f"{fname} has no {name}: DeepSeek-V3 routing needs e_score_correction_bias")
+        want = f.get_tensor(name).float()
+        got = gate.e_score_correction_bias.detach().float().cpu()
+        if not np.array_equal(want.numpy(), got.numpy()):
+            raise CaptureError(f"layer {i}: the loaded e_score_correction_bias differs from {name} in {fname}")
+
+
+def run_capture(args) -> dict:
+    import torch
+    import transformers
+
+    model_dir = Path(args.model)
+    if not (model_dir / "config.json").is_file():
+        raise CaptureError(f"{model_dir} is not a model directory (no config.json)")
+    prompts = read_prompts(Path(args.prompts))
+    if args.max_tokens_per_prompt is not None and args.max_tokens_per_prompt < 1:
+        raise CaptureError("--max-tokens-per-prompt must be >= 1")
+    if args.batch_size < 1:
+        raise CaptureError("--batch-size must be >= 1")
+
+    torch.manual_seed(0)
+    if args.device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    config, model = load_model(model_dir, args.device, args.dtype)
+    tc = text_config(config)
+    n_layers = int(tc.num_hidden_layers)
+    hidden = int(tc.hidden_size)
+    vocab = int(tc.vocab_size)
+    model_type = config.model_type
+    family = FAMILIES.get(tc.model_type) or FAMILIES.get(model_type)
+    top_p = min(args.top_p_count, vocab)
+    if top_p < MIN_TOP_P:
+        raise CaptureError(f"--top-p-count {args.top_p_count} (vocabulary {vocab}): the format needs P >= {MIN_TOP_P}")
+
+    ids, tokenization = tokenize(prompts, model_dir, vocab, args.token_ids_from_text, args.max_tokens_per_prompt)
+    lengths = [len(x) for x in ids]
+    n_tokens = sum(lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+    layers_name, layers = find_decoder_layers(model, n_layers)
+    hooks = Hooks(model, layers, family, tc, args.verify_experts)
+    if family == "deepseek_v3" and hooks.moe_layers:
+        check_deepseek_router(model, layers, hooks.moe_layers, model_dir)
+    n_experts, top_k = hooks.n_experts, hooks.top_k
+
+    mlp_input = np.zeros((n_layers, n_tokens, hidden), dtype=np.float32)
+    logits_out = {i: np.zeros((n_tokens, n_experts), np.float32) for i in hooks.moe_layers}
+    sel_out = {i: np.zeros((n_tokens, top_k), np.int32) for i in hooks.moe_layers}
+    w_out = {i: np.zeros((n_tokens, top_k), np.float32) for i in hooks.moe_layers}
+    top_ids = np.zeros((n_tokens, top_p), np.int64)
+    top_probs = np.zeros((n_tokens, top_p), np.float32)
+
+    in_device = model.get_input_embeddings().weight.device
+    pad_id = 0
+    with torch.inference_mode():
+        for start in range(0, len(ids), args.batch_size):
+            batch = list(range(start, min(start + args.batch_size, len(ids))))
+            t_max = max(lengths[p] for p in batch)
+            inp = torch.full((len(batch), t_max), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), t_max), dtype=torch.long)
+            for r, p in enumerate(batch):  # right padding: real tokens keep positions 0..n-1
+                inp[r, :lengths[p]] = torch.tensor(ids[p], dtype=torch.long)
+                mask[r, :lengths[p]] = 1
+            hooks.clear()
+            out = model(input_ids=inp.to(in_device), attention_mask=mask.to(in_device), use_cache=False)
+            valid = mask.reshape(-1).bool().numpy()
+            dest = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in batch])
+
+            for i, rec in enumerate(hooks.records):
+                if len(rec.mlp_input) != 1:
+                    raise CaptureError(f"layer {i}: the MLP block ran {len(rec.mlp_input)} times in one forward pass")
+                x = rec.mlp_input[0]
+                if x.shape != (len(batch) * t_max, hidden):
+                    raise CaptureError(f"layer {i}: MLP input has shape {tuple(x.shape)}, expected "
+                                       f"{(len(batch) * t_max, hidden)}")
+                mlp_input[i, dest] = x.numpy()[valid]
+                if i in logits_out:
+                    if len(rec.router_logits) != 1:
+                        raise CaptureError(f"layer {i}: the router ran {len(rec.router_logits)} times in one "
+                                           f"forward pass (a hub kernel replacing the MoE forward skips the hooks)")
+                    lg, sel, w = rec.router_logits[0], rec.selected[0], rec.weights[0]
+                    if lg.shape != (x.shape[0], n_experts) or sel.shape != (x.shape[0], top_k):
+                        raise CaptureError(f"layer {i}: router output shapes {tuple(lg.shape)} / {tuple(sel.shape)}")
+                    hooks.check_experts(i, rec, x, sel)
+                    logits_out[i][dest] = lg.numpy()[valid]
+                    sel_out[i][dest] = sel.numpy().astype(np.int32)[valid]
+                    w_out[i][dest] = w.numpy()[valid]
+            logits = out.logits.float().reshape(-1, out.logits.shape[-1])
+            probs = torch.softmax(logits, dim=-1)
+            pv, pi = torch.topk(probs, top_p, dim=-1, sorted=True)
+            top_ids[dest] = pi.cpu().numpy()[valid]
+            top_probs[dest] = pv.cpu().numpy()[valid]
+            del out, logits, probs
+    hooks.remove()
+
+    for name, arr in [("mlp_input", mlp_input), ("top_probs", top_probs)] + \
+            [(f"layer {i} router_logits", a) for i, a in logits_out.items()]:
+        if not np.all(np.isfinite(arr)):
+            raise CaptureError(f"the model produced non-finite values in {name}")
+
+    return dict(
+        attrs=dict(model=args.model_name or model_dir.resolve().name, model_type=model_type,
+                   engine=f"transformers {transformers.__version__}", num_hidden_layers=n_layers,
+                   hidden_size=hidden, n_tokens=n_tokens, n_prompts=len(prompts),
+                   capture_dtype=args.dtype, tokenization=tokenization),
+        token_ids=np.concatenate([np.asarray(x, np.int64) for x in ids]),
+        prompt_index=np.repeat(np.arange(len(ids), dtype=np.int32), lengths),
+        position=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
+        mlp_input=mlp_input, router_logits=logits_out, selected=sel_out, weights=w_out,
+        top_ids=top_ids, top_probs=top_probs, moe_layers=hooks.moe_layers, experts_checked=hooks.experts_checked,
+        decoder_layers=layers_name)
+
+
+def write_capture(path: Path, cap: dict) -> None:
+    """Writes everything to PATH.tmp-PID beside PATH, then renames. Deterministic bytes: libver earliest,
+    no timestamps, attributes and objects created in a fixed order."""
+    import h5py
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w", libver="earliest", track_order=False) as f:
+            a = cap["attrs"]
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            for key in ("model", "model_type", "engine"):
+                f.attrs[key] = str(a[key])
+            for key in ("num_hidden_layers", "hidden_size", "n_tokens", "n_prompts"):
+                f.attrs[key] = np.int64(a[key])
+            for key in ("capture_dtype", "tokenization"):  # informative extras
+                f.attrs[key] = str(a[key])
+
+            def ds(group, name, data):
+                group.create_dataset(name, data=data, track_times=False)
+
+            t = f.create_group("tokens")
+            ds(t, "token_ids", cap["token_ids"].astype(np.int64))
+            ds(t, "prompt_index", cap["prompt_index"].astype(np.int32))
+            ds(t, "position", cap["position"].astype(np.int32))
+            lg = f.create_group("layers")
+            for i in range(cap["mlp_input"].shape[0]):
+                g = lg.create_group(f"layer_{i:03d}")
+                ds(g, "mlp_input", cap["mlp_input"][i].astype(np.float32))
+                if i in cap["router_logits"]:
+                    ds(g, "router_logits", cap["router_logits"][i].astype(np.float32))
+                    ds(g, "selected_experts", cap["selected"][i].astype(np.int32))
+                    ds(g, "routing_weights", cap["weights"][i].astype(np.float32))
+            o = f.create_group("output")
+            ds(o, "top_token_ids", cap["top_ids"].astype(np.int64))
+            ds(o, "top_probs", cap["top_probs"].astype(np.float32))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CaptureError(f"cannot write {path}: {e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="Hugging Face model directory (config.json + safetensors)")
+    ap.add_argument("--out", required=True, help="the HDF5 capture file to write")
+    ap.add_argument("--prompts", default=str(DEFAULT_PROMPTS),
+                    help="UTF-8 text file, one prompt per line, blank lines skipped (default: %(default)s)")
+    ap.add_argument("--max-tokens-per-prompt", type=int, default=None, help="truncate each prompt's token ids")
+    ap.add_argument("--top-p-count", type=int, default=16,
+                    help="next-token probabilities kept per token (>= 8; capped at the vocabulary size)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cpu, or cuda with device_map='auto' over every visible GPU")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                    help="compute dtype (default: float32 on cpu, bfloat16 on cuda)")
+    ap.add_argument("--batch-size", type=int, default=1, help="prompts per forward pass (right-padded)")
+    ap.add_argument("--token-ids-from-text", action="store_true",
+                    help="no tokenizer: token id = UTF-8 byte value mod vocab_size (test fixtures)")
+    ap.add_argument("--model-name", default=None, help="the file's 'model' attribute (default: directory name)")
+    ap.add_argument("--verify-experts", action="store_true",
+                    help="also check that each expert module received exactly the rows of the tokens the captured "
+                         "selection sends to it (keeps a copy of every expert input: small models only)")
+    args = ap.parse_args(argv)
+    if args.dtype is None:
+        args.dtype = "float32" if args.device == "cpu" else "bfloat16"
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        import transformers
+        transformers.logging.set_verbosity_error()
+        cap = run_capture(args)
+        write_capture(Path(args.out), cap)
+    except CaptureError as e:
+        print(f"capture.py: error: {e}", file=sys.stderr)
+        return 1
+    except Exception:  # noqa: BLE001 -- unexpected: show where
+        traceback.print_exc()
+        print("capture.py: error: unexpected failure (traceback above); nothing was written", file=sys.stderr)
+        return 1
+    a = cap["attrs"]
+    print(f"{args.out}: {a['model_type']}, {a['n_prompts']} prompts, {a['n_tokens']} tokens, "
+          f"{a['num_hidden_layers']} layers (MoE: {cap['moe_layers']}), hidden {a['hidden_size']}, "
+          f"{cap['top_ids'].shape[1]} next-token probabilities; {a['engine']}, {a['capture_dtype']}"
+          + (f"; expert inputs checked for {cap['experts_checked']} (layer, expert, batch)" if cap["experts_checked"]
+             else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
