@@ -54,6 +54,12 @@ def check_page(report_dir, runs, label, min_figures):
             value = layer["down_proj"].get(f"median_var{k}")
             if value is not None:
                 check(f"{value:.4g}" in text, f"{label}: layer {layer['layer']} median var@{k} {value:.4g} not shown")
+        routers_path = os.path.join(run_dir, "phase2_router_svd.json")
+        if os.path.exists(routers_path):  # phase 2: every router's effective rank in the router table
+            for router in json.load(open(routers_path))["layers"]:
+                value = router["effective_rank"]
+                check(f"{value:.4g}" in text, f"{label}: router of layer {router['layer']} effective rank {value:.4g} not shown")
+            check("Routers (phase 2)" in text, f"{label}: no router section")
         c4 = agg["constants"]["C4"]
         if c4.get("value") is not None:
             check(f"{c4['value']:.4g}" in text, f"{label}: C4 {c4['value']:.4g} not shown")

@@ -38,7 +38,8 @@ def main():
     slices = os.path.join(out, "slices")
 
     for index, ranks in ((0, 1), (1, 2), (2, 1)):
-        code, _, err = mpi_runner.run(args, ranks, ["--model", model, "--out", out, "--slice", f"{index}/3", "--resume"])
+        code, _, err = mpi_runner.run(args, ranks, ["--model", model, "--out", out, "--slice", f"{index}/3", "--resume",
+                                                    "--phases", "1,2"])
         check(code == 0, f"slice {index}/3: exit {code}: {err[-1500:]}")
     names = sorted(os.listdir(slices)) if os.path.isdir(slices) else []
     check(names == ["000-of-003", "001-of-003", "002-of-003"], f"slice directories: {names}")
@@ -47,6 +48,22 @@ def main():
     check(code == 0 and "merged from 3 slices" in stdout, f"merge: exit {code}: {err[-1500:]}")
     p = subprocess.run([sys.executable, args.checker, "identical", out, args.reference], capture_output=True, text=True)
     check(p.returncode == 0, f"merged files differ from a single run:\n{p.stdout}{p.stderr}")
+
+    # Phases 1 and 2 with all projections, on a sharded family saved by transformers: two slices merged
+    # equal one run (the routers' spectra and biases included).
+    qwen = os.path.join(args.fixtures, "hf", "qwen3_moe")
+    both = ["--phases", "1,2", "--projections", "down,gate,up", "--k", "4,16"]
+    single = os.path.join(args.work, "qwen_single")
+    code, _, err = mpi_runner.run(args, 2, ["--model", qwen, "--out", single] + both)
+    check(code == 0, f"qwen3_moe single run: exit {code}: {err[-1500:]}")
+    qwen_job = os.path.join(args.work, "qwen_job")
+    for index in (0, 1):
+        code, _, err = mpi_runner.run(args, 1, ["--model", qwen, "--out", qwen_job, "--slice", f"{index}/2"] + both)
+        check(code == 0, f"qwen3_moe slice {index}/2: exit {code}: {err[-1500:]}")
+    code, stdout, err = merge(args, qwen_job, qwen)
+    check(code == 0 and "phase 2 (routers)" in stdout, f"qwen3_moe merge: exit {code}: {err[-1500:]}")
+    p = subprocess.run([sys.executable, args.checker, "identical", qwen_job, single], capture_output=True, text=True)
+    check(p.returncode == 0, f"qwen3_moe: merged phases 1+2 differ from a single run:\n{p.stdout}{p.stderr}")
 
     # Refusals: each exits with its code and one message, and writes nothing.
     def refused(label, code_expected, needles, prepare, model_dir=model):

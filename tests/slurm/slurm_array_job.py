@@ -53,7 +53,7 @@ def main():
     job = os.path.join(args.work, "demo.toml")
     with open(job, "w") as f:
         f.write(f'model = "{os.path.join(args.repo, "tests/fixtures/kimi_k2_tiny")}"\n'
-                f'out = "{out}"\nk = "64"\nprogress-seconds = 1\n')
+                f'out = "{out}"\nk = "64"\nphases = "1,2"\nprogress-seconds = 1\n')
     submit = subprocess.run(["bash", os.path.join(args.repo, "slurm/submit_array.sh"), job, "3",
                              "--ntasks-per-node=1", "--cpus-per-task=1", "--time=00:10:00",
                              f"--output={args.work}/slice-%A_%a.log"],

@@ -363,6 +363,13 @@ def load_model(model_dir: Path, device: str, dtype_name: str):
         if not torch.cuda.is_available():
             raise CaptureError("--device cuda: torch sees no CUDA device")
         kwargs["device_map"] = "auto"
+    qc = getattr(config, "quantization_config", None)
+    qmethod = (qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None))
+    if str(qmethod).lower().endswith("mxfp4"):
+        # With the triton MXFP4 kernels (GPU), transformers replaces GptOssMLP.forward by one that never calls
+        # the router module (integrations/mxfp4.py: mlp_forward), so its choice could not be captured.
+        # Dequantized to the compute dtype, the plain GptOssMLP / GptOssTopKRouter path runs.
+        kwargs["quantization_config"] = transformers.Mxfp4Config(dequantize=True)
     if config.model_type == "llama4":
         cls = transformers.Llama4ForConditionalGeneration  # the published Llama-4 checkpoints are multimodal
     else:
@@ -374,38 +381,102 @@ def load_model(model_dir: Path, device: str, dtype_name: str):
                            f"({cls.__name__ if isinstance(cls, type) else cls}): {e}") from None
     model.eval()
     if device == "cpu":
-        model.to("cpu")
+        # to(dtype) too: a CPU-dequantized MXFP4 checkpoint (gpt-oss) keeps its experts in bfloat16
+        model.to(device="cpu", dtype=dtype)
     return config, model
 
 
-def check_deepseek_router(model, layers, moe_layers, model_dir: Path):
+def check_deepseek_router(layers, moe_layers, model_dir: Path):
     """The loaded DeepseekV3TopkRouter must carry the checkpoint's e_score_correction_bias (transformers
     zero-initialises that buffer; a silently missing key would route without it)."""
+    import torch
     from safetensors import safe_open
     idx_path = model_dir / "model.safetensors.index.json"
-    files = {}
-    if idx_path.exists():
-        wm = json.loads(idx_path.read_text())["weight_map"]
-    else:
-        wm = None
+    weight_map = json.loads(idx_path.read_text())["weight_map"] if idx_path.exists() else None
     for i in moe_layers:
         gate = mlp_of(layers[i])[1].gate
-        name = None
-        for prefix in ("model.layers", "model.language_model.layers"):
-            cand = f"{prefix}.{i}.mlp.gate.e_score_correction_bias"
-            if wm is None or cand in wm:
-                name = cand
-                break
-        fname = model_dir / (wm[name] if wm else "model.safetensors")
-        if not fname.exists():
-            continue
-        f = files.setdefault(fname, safe_open(str(fname), "pt"))
-        if name not in f.keys():
-            raise CaptureError(f"{fname} has no {name}: DeepSeek-V3 routing needs e_score_correction_bias")
-        want = f.get_tensor(name).float()
-        got = gate.e_score_correction_bias.detach().float().cpu()
-        if not np.array_equal(want.numpy(), got.numpy()):
+        name = f"model.layers.{i}.mlp.gate.e_score_correction_bias"
+        fname = model_dir / (weight_map.get(name, "") if weight_map else "model.safetensors")
+        if not fname.is_file():
+            raise CaptureError(f"{model_dir}: no file holds {name}; DeepSeek-V3 routing needs e_score_correction_bias")
+        with safe_open(str(fname), "pt") as f:
+            if name not in f.keys():
+                raise CaptureError(f"{fname} has no {name}; DeepSeek-V3 routing needs e_score_correction_bias")
+            want = f.get_tensor(name)
+        got = gate.e_score_correction_bias.detach().cpu()
+        if not torch.equal(want.to(got.dtype), got):
             raise CaptureError(f"layer {i}: the loaded e_score_correction_bias differs from {name} in {fname}")
+
+
+class CaptureWriter:
+    """Creates the whole file layout in PATH's directory under a temporary name, takes the token rows batch by
+    batch (so a large capture never sits in memory), then closes and renames it to PATH. Deterministic bytes:
+    libver earliest, no timestamps, objects and attributes created in a fixed order."""
+
+    def __init__(self, path: Path, attrs: dict, token_ids, prompt_index, position, moe_layers, n_experts, top_k,
+                 top_p):
+        import h5py
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        try:
+            self.f = h5py.File(self.tmp, "w", libver="earliest", track_order=False)
+        except OSError as e:
+            raise CaptureError(f"cannot create {self.tmp}: {e}") from None
+        f = self.f
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for key in ("model", "model_type", "engine"):
+            f.attrs[key] = str(attrs[key])
+        for key in ("num_hidden_layers", "hidden_size", "n_tokens", "n_prompts"):
+            f.attrs[key] = np.int64(attrs[key])
+        for key in ("capture_dtype", "tokenization"):  # informative extras, not in the format table
+            f.attrs[key] = str(attrs[key])
+        n, h = int(attrs["n_tokens"]), int(attrs["hidden_size"])
+
+        def ds(group, name, shape=None, dtype=None, data=None):
+            return group.create_dataset(name, shape=shape, dtype=dtype, data=data, track_times=False)
+
+        t = f.create_group("tokens")
+        ds(t, "token_ids", data=np.asarray(token_ids, np.int64))
+        ds(t, "prompt_index", data=np.asarray(prompt_index, np.int32))
+        ds(t, "position", data=np.asarray(position, np.int32))
+        lg = f.create_group("layers")
+        self.layers = []
+        for i in range(int(attrs["num_hidden_layers"])):
+            g = lg.create_group(f"layer_{i:03d}")
+            d = {"mlp_input": ds(g, "mlp_input", (n, h), np.float32)}
+            if i in moe_layers:
+                d["router_logits"] = ds(g, "router_logits", (n, n_experts), np.float32)
+                d["selected_experts"] = ds(g, "selected_experts", (n, top_k), np.int32)
+                d["routing_weights"] = ds(g, "routing_weights", (n, top_k), np.float32)
+            self.layers.append(d)
+        o = f.create_group("output")
+        self.top_ids = ds(o, "top_token_ids", (n, top_p), np.int64)
+        self.top_probs = ds(o, "top_probs", (n, top_p), np.float32)
+
+    def write_rows(self, lo: int, hi: int, layer_data: list[dict], top_ids, top_probs):
+        for d, arrays in zip(self.layers, layer_data):
+            for name, a in arrays.items():
+                d[name][lo:hi] = a
+        self.top_ids[lo:hi] = top_ids
+        self.top_probs[lo:hi] = top_probs
+
+    def commit(self):
+        try:
+            self.f.close()
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise CaptureError(f"cannot write {self.path}: {e}") from None
+
+    def abort(self):
+        try:
+            if self.f.id.valid:
+                self.f.close()
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
 
 
 def run_capture(args) -> dict:
@@ -420,6 +491,9 @@ def run_capture(args) -> dict:
         raise CaptureError("--max-tokens-per-prompt must be >= 1")
     if args.batch_size < 1:
         raise CaptureError("--batch-size must be >= 1")
+    out_dir = Path(args.out).resolve().parent
+    if not out_dir.is_dir():
+        raise CaptureError(f"output directory {out_dir} does not exist")
 
     torch.manual_seed(0)
     if args.device == "cpu":
@@ -443,120 +517,78 @@ def run_capture(args) -> dict:
     layers_name, layers = find_decoder_layers(model, n_layers)
     hooks = Hooks(model, layers, family, tc, args.verify_experts)
     if family == "deepseek_v3" and hooks.moe_layers:
-        check_deepseek_router(model, layers, hooks.moe_layers, model_dir)
+        check_deepseek_router(layers, hooks.moe_layers, model_dir)
     n_experts, top_k = hooks.n_experts, hooks.top_k
 
-    mlp_input = np.zeros((n_layers, n_tokens, hidden), dtype=np.float32)
-    logits_out = {i: np.zeros((n_tokens, n_experts), np.float32) for i in hooks.moe_layers}
-    sel_out = {i: np.zeros((n_tokens, top_k), np.int32) for i in hooks.moe_layers}
-    w_out = {i: np.zeros((n_tokens, top_k), np.float32) for i in hooks.moe_layers}
-    top_ids = np.zeros((n_tokens, top_p), np.int64)
-    top_probs = np.zeros((n_tokens, top_p), np.float32)
-
-    in_device = model.get_input_embeddings().weight.device
-    pad_id = 0
-    with torch.inference_mode():
-        for start in range(0, len(ids), args.batch_size):
-            batch = list(range(start, min(start + args.batch_size, len(ids))))
-            t_max = max(lengths[p] for p in batch)
-            inp = torch.full((len(batch), t_max), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), t_max), dtype=torch.long)
-            for r, p in enumerate(batch):  # right padding: real tokens keep positions 0..n-1
-                inp[r, :lengths[p]] = torch.tensor(ids[p], dtype=torch.long)
-                mask[r, :lengths[p]] = 1
-            hooks.clear()
-            out = model(input_ids=inp.to(in_device), attention_mask=mask.to(in_device), use_cache=False)
-            valid = mask.reshape(-1).bool().numpy()
-            dest = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in batch])
-
-            for i, rec in enumerate(hooks.records):
-                if len(rec.mlp_input) != 1:
-                    raise CaptureError(f"layer {i}: the MLP block ran {len(rec.mlp_input)} times in one forward pass")
-                x = rec.mlp_input[0]
-                if x.shape != (len(batch) * t_max, hidden):
-                    raise CaptureError(f"layer {i}: MLP input has shape {tuple(x.shape)}, expected "
-                                       f"{(len(batch) * t_max, hidden)}")
-                mlp_input[i, dest] = x.numpy()[valid]
-                if i in logits_out:
-                    if len(rec.router_logits) != 1:
-                        raise CaptureError(f"layer {i}: the router ran {len(rec.router_logits)} times in one "
-                                           f"forward pass (a hub kernel replacing the MoE forward skips the hooks)")
-                    lg, sel, w = rec.router_logits[0], rec.selected[0], rec.weights[0]
-                    if lg.shape != (x.shape[0], n_experts) or sel.shape != (x.shape[0], top_k):
-                        raise CaptureError(f"layer {i}: router output shapes {tuple(lg.shape)} / {tuple(sel.shape)}")
-                    hooks.check_experts(i, rec, x, sel)
-                    logits_out[i][dest] = lg.numpy()[valid]
-                    sel_out[i][dest] = sel.numpy().astype(np.int32)[valid]
-                    w_out[i][dest] = w.numpy()[valid]
-            logits = out.logits.float().reshape(-1, out.logits.shape[-1])
-            probs = torch.softmax(logits, dim=-1)
-            pv, pi = torch.topk(probs, top_p, dim=-1, sorted=True)
-            top_ids[dest] = pi.cpu().numpy()[valid]
-            top_probs[dest] = pv.cpu().numpy()[valid]
-            del out, logits, probs
-    hooks.remove()
-
-    for name, arr in [("mlp_input", mlp_input), ("top_probs", top_probs)] + \
-            [(f"layer {i} router_logits", a) for i, a in logits_out.items()]:
-        if not np.all(np.isfinite(arr)):
-            raise CaptureError(f"the model produced non-finite values in {name}")
-
-    return dict(
-        attrs=dict(model=args.model_name or model_dir.resolve().name, model_type=model_type,
-                   engine=f"transformers {transformers.__version__}", num_hidden_layers=n_layers,
-                   hidden_size=hidden, n_tokens=n_tokens, n_prompts=len(prompts),
-                   capture_dtype=args.dtype, tokenization=tokenization),
-        token_ids=np.concatenate([np.asarray(x, np.int64) for x in ids]),
-        prompt_index=np.repeat(np.arange(len(ids), dtype=np.int32), lengths),
-        position=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
-        mlp_input=mlp_input, router_logits=logits_out, selected=sel_out, weights=w_out,
-        top_ids=top_ids, top_probs=top_probs, moe_layers=hooks.moe_layers, experts_checked=hooks.experts_checked,
-        decoder_layers=layers_name)
-
-
-def write_capture(path: Path, cap: dict) -> None:
-    """Writes everything to PATH.tmp-PID beside PATH, then renames. Deterministic bytes: libver earliest,
-    no timestamps, attributes and objects created in a fixed order."""
-    import h5py
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    attrs = dict(model=args.model_name or model_dir.resolve().name, model_type=model_type,
+                 engine=f"transformers {transformers.__version__}", num_hidden_layers=n_layers,
+                 hidden_size=hidden, n_tokens=n_tokens, n_prompts=len(prompts),
+                 capture_dtype=args.dtype, tokenization=tokenization)
+    writer = CaptureWriter(Path(args.out), attrs,
+                           token_ids=np.concatenate([np.asarray(x, np.int64) for x in ids]),
+                           prompt_index=np.repeat(np.arange(len(ids), dtype=np.int32), lengths),
+                           position=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
+                           moe_layers=hooks.moe_layers, n_experts=n_experts, top_k=top_k, top_p=top_p)
     try:
-        with h5py.File(tmp, "w", libver="earliest", track_order=False) as f:
-            a = cap["attrs"]
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            for key in ("model", "model_type", "engine"):
-                f.attrs[key] = str(a[key])
-            for key in ("num_hidden_layers", "hidden_size", "n_tokens", "n_prompts"):
-                f.attrs[key] = np.int64(a[key])
-            for key in ("capture_dtype", "tokenization"):  # informative extras
-                f.attrs[key] = str(a[key])
-
-            def ds(group, name, data):
-                group.create_dataset(name, data=data, track_times=False)
-
-            t = f.create_group("tokens")
-            ds(t, "token_ids", cap["token_ids"].astype(np.int64))
-            ds(t, "prompt_index", cap["prompt_index"].astype(np.int32))
-            ds(t, "position", cap["position"].astype(np.int32))
-            lg = f.create_group("layers")
-            for i in range(cap["mlp_input"].shape[0]):
-                g = lg.create_group(f"layer_{i:03d}")
-                ds(g, "mlp_input", cap["mlp_input"][i].astype(np.float32))
-                if i in cap["router_logits"]:
-                    ds(g, "router_logits", cap["router_logits"][i].astype(np.float32))
-                    ds(g, "selected_experts", cap["selected"][i].astype(np.int32))
-                    ds(g, "routing_weights", cap["weights"][i].astype(np.float32))
-            o = f.create_group("output")
-            ds(o, "top_token_ids", cap["top_ids"].astype(np.int64))
-            ds(o, "top_probs", cap["top_probs"].astype(np.float32))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise CaptureError(f"cannot write {path}: {e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        in_device = model.get_input_embeddings().weight.device
+        pad_id = 0
+        with torch.inference_mode():
+            for start in range(0, len(ids), args.batch_size):
+                batch = list(range(start, min(start + args.batch_size, len(ids))))
+                t_max = max(lengths[p] for p in batch)
+                inp = torch.full((len(batch), t_max), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), t_max), dtype=torch.long)
+                for r, p in enumerate(batch):  # right padding: real tokens keep positions 0..n-1
+                    inp[r, :lengths[p]] = torch.tensor(ids[p], dtype=torch.long)
+                    mask[r, :lengths[p]] = 1
+                hooks.clear()
+                out = model(input_ids=inp.to(in_device), attention_mask=mask.to(in_device), use_cache=False)
+                valid = mask.reshape(-1).bool().numpy()
+                lo, hi = int(offsets[batch[0]]), int(offsets[batch[-1] + 1])
+                layer_data = []
+                for i, rec in enumerate(hooks.records):
+                    if len(rec.mlp_input) != 1:
+                        raise CaptureError(f"layer {i}: the MLP block ran {len(rec.mlp_input)} times in one "
+                                           f"forward pass")
+                    x = rec.mlp_input[0]
+                    if tuple(x.shape) != (len(batch) * t_max, hidden):
+                        raise CaptureError(f"layer {i}: MLP input has shape {tuple(x.shape)}, expected "
+                                           f"{(len(batch) * t_max, hidden)}")
+                    d = {"mlp_input": x.numpy()[valid]}
+                    if i in hooks.moe_layers:
+                        if len(rec.router_logits) != 1:
+                            raise CaptureError(f"layer {i}: the router hook ran {len(rec.router_logits)} times in "
+                                               f"one forward pass (a hub kernel replacing the MoE forward skips it)")
+                        lg, sel, w = rec.router_logits[0], rec.selected[0], rec.weights[0]
+                        if tuple(lg.shape) != (x.shape[0], n_experts) or tuple(sel.shape) != (x.shape[0], top_k):
+                            raise CaptureError(f"layer {i}: router output shapes {tuple(lg.shape)} / "
+                                               f"{tuple(sel.shape)}, expected {(x.shape[0], n_experts)} / "
+                                               f"{(x.shape[0], top_k)}")
+                        hooks.check_experts(i, rec, x, sel)
+                        d["router_logits"] = lg.numpy()[valid]
+                        d["selected_experts"] = sel.numpy().astype(np.int32)[valid]
+                        d["routing_weights"] = w.numpy()[valid]
+                    for name, a in d.items():
+                        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                            raise CaptureError(f"layer {i}: the model produced non-finite values in {name} "
+                                               f"(prompts {batch[0]}..{batch[-1]})")
+                    layer_data.append(d)
+                logits = out.logits.float().reshape(-1, out.logits.shape[-1])
+                probs = torch.softmax(logits, dim=-1)
+                pv, pi = torch.topk(probs, top_p, dim=-1, sorted=True)
+                pv, pi = pv.cpu().numpy()[valid], pi.cpu().numpy()[valid]
+                if not np.all(np.isfinite(pv)):
+                    raise CaptureError(f"non-finite next-token probabilities (prompts {batch[0]}..{batch[-1]})")
+                writer.write_rows(lo, hi, layer_data, pi, pv)
+                del out, logits, probs
+                hooks.clear()
+        hooks.remove()
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return dict(attrs=attrs, moe_layers=hooks.moe_layers, experts_checked=hooks.experts_checked, top_p=top_p,
+                decoder_layers=layers_name)
 
 
 def parse_args(argv=None):
@@ -592,7 +624,6 @@ def main(argv=None) -> int:
         import transformers
         transformers.logging.set_verbosity_error()
         cap = run_capture(args)
-        write_capture(Path(args.out), cap)
     except CaptureError as e:
         print(f"capture.py: error: {e}", file=sys.stderr)
         return 1
@@ -603,7 +634,7 @@ def main(argv=None) -> int:
     a = cap["attrs"]
     print(f"{args.out}: {a['model_type']}, {a['n_prompts']} prompts, {a['n_tokens']} tokens, "
           f"{a['num_hidden_layers']} layers (MoE: {cap['moe_layers']}), hidden {a['hidden_size']}, "
-          f"{cap['top_ids'].shape[1]} next-token probabilities; {a['engine']}, {a['capture_dtype']}"
+          f"{cap['top_p']} next-token probabilities; {a['engine']}, {a['capture_dtype']}"
           + (f"; expert inputs checked for {cap['experts_checked']} (layer, expert, batch)" if cap["experts_checked"]
              else ""))
     return 0
