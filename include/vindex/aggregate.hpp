@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vindex/layout.hpp"
+#include "vindex/phase3.hpp"
 #include "vindex/results.hpp"
 #include "vindex/router_bias.hpp"
 #include "vindex/stats.hpp"
@@ -54,6 +55,7 @@ struct VindexTables {
   bool phase1 = true, phase2 = false;
   std::vector<RouterBias> router_biases;  // phase 2, by layer (filled by the caller from the checkpoint)
   std::vector<MatrixGroup> groups;  // by layer; in a layer by role (dense/routed, shared, router), then projection
+  std::optional<Phase3Results> phase3;  // phase 3, computed beside the spectra (filled by the caller)
 };
 
 // Arranges `results` (any order) into groups. Every planned item must appear exactly once. The

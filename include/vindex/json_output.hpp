@@ -18,6 +18,11 @@ nlohmann::ordered_json phase1_summary_json(const VindexTables& tables, const std
 nlohmann::ordered_json phase2_router_json(const VindexTables& tables, const std::string& model,
                                           const nlohmann::ordered_json& provenance);
 
+// phase3_routing_stats.json: per layer the routing and activation statistics, the CKA matrix and
+// its stages, each with its definition (tables.phase3 must be set).
+nlohmann::ordered_json phase3_routing_json(const VindexTables& tables, const std::string& model,
+                                           const nlohmann::ordered_json& provenance);
+
 nlohmann::ordered_json phase1_constants_json(const VindexTables& tables, const std::string& model,
                                              const nlohmann::ordered_json& provenance);
 

@@ -63,6 +63,9 @@ class RankComputation final : public SpectrumSink {
   std::thread thread_;
 };
 
+// A view of one weight in its (lazily mapped) shard, ready to decode.
+EncodedMatrix encode_weight(const Checkpoint& checkpoint, const WeightRef& weight,
+                            const std::optional<BlockQuantization>& quantization);
 // Views of the items' weights in their (lazily mapped) shards, ready for a backend.
 std::vector<EncodedMatrix> encode_items(const Checkpoint& checkpoint, std::span<const WorkItem> items,
                                         const std::optional<BlockQuantization>& quantization);

@@ -96,9 +96,7 @@ std::vector<int> parse_phase_list(const std::string& text) {
   std::vector<int> phases;
   for (std::string_view token : split(text, ',')) {
     const int phase = parse_non_negative(token, "--phases");
-    if (phase == 3)
-      throw UsageError("--phases: phase 3 (routing statistics from captured hidden states) is not implemented yet");
-    if (phase != 1 && phase != 2) throw UsageError(fmt::format("--phases: there is no phase {} (phases: 1, 2)", phase));
+    if (phase < 1 || phase > 3) throw UsageError(fmt::format("--phases: there is no phase {} (phases: 1, 2, 3)", phase));
     phases.push_back(phase);
   }
   std::sort(phases.begin(), phases.end());
@@ -135,7 +133,12 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_option("--k", ks_text, "k values of var@k, comma-separated (default: 64)");
   std::string phases_text = "1";
   std::string projections_text = "down";
-  app.add_option("--phases", phases_text, "Phases, comma-separated: 1 (expert spectra), 2 (router spectra) (default: 1)");
+  app.add_option("--phases", phases_text, "Phases, comma-separated: 1 (expert spectra), 2 (router spectra), 3 (routing "
+                                          "and activation statistics from --activations) (default: 1)");
+  app.add_option("--activations", o.activations, "Phase 3: the hidden states an inference engine captured "
+                                                  "(tools/capture/capture.py; format in docs/phase3.md)");
+  app.add_option("--phase3-tokens", o.phase3_tokens, "Phase 3: tokens sampled for C1, C3 and C5 (default: 512)")
+      ->check(CLI::Range(2, 65536));
   app.add_option("--projections", projections_text, "Phase 1's projections of every dense MLP, routed and shared "
                                                     "expert: down, gate, up, comma-separated (default: down)");
   app.add_option("--backend", o.backend, "Spectrum backend: cpu (LAPACK), cuda (one GPU per rank), auto (cuda when a "
@@ -183,6 +186,10 @@ ParseResult parse_command_line(int argc, char** argv) {
   o.ks = parse_k_list(ks_text);
   o.phases = parse_phase_list(phases_text);
   o.projections = parse_projection_list(projections_text);
+  const bool phase3 = std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end();
+  if (phase3 && o.activations.empty()) throw UsageError("--phases 3 needs --activations FILE (tools/capture/capture.py writes one)");
+  if (!phase3 && !o.activations.empty()) throw UsageError("--activations is read by phase 3 only: add 3 to --phases");
+  if (phase3 && o.slice) throw UsageError("--slice: phase 3 runs in one job over all layers; run it without --slice");
   o.precision = precision == "fp32" ? PrecisionPolicy::fp32
               : precision == "fp64" ? PrecisionPolicy::fp64
                                     : PrecisionPolicy::automatic;

@@ -18,7 +18,9 @@ struct Options {
   std::filesystem::path out;
   std::string layers;          // "0,1,15-20"; empty: every layer
   std::vector<int> ks{64};     // ascending, unique
-  std::vector<int> phases{1};  // ascending, unique: 1 (expert spectra), 2 (router spectra)
+  std::vector<int> phases{1};  // ascending, unique: 1 (expert spectra), 2 (router spectra), 3 (routing statistics)
+  std::filesystem::path activations;  // phase 3: the capture file (docs/phase3.md)
+  int phase3_tokens = 512;            // phase 3: tokens sampled for C1, C3 and C5
   std::vector<Projection> projections{Projection::down};  // phase 1's, in gate, up, down order
   std::string backend = "cpu";  // cpu | cuda | auto
   bool share_gpus = false;     // allow more ranks than GPUs on a node
@@ -50,7 +52,7 @@ std::set<int> parse_layer_list(const std::string& text);
 std::vector<int> parse_k_list(const std::string& text);
 // "down,gate" or "down_proj,gate_proj" -> {gate, down}: deduplicated, in gate, up, down order.
 std::vector<Projection> parse_projection_list(const std::string& text);
-// "1,2" -> {1, 2}; phase 3 is refused until it exists.
+// "1,2,3" -> {1, 2, 3}.
 std::vector<int> parse_phase_list(const std::string& text);
 // "2/8" -> {2, 8} with 0 <= I < N.
 std::pair<int, int> parse_slice(const std::string& text);

@@ -26,10 +26,12 @@
 #include "../mpi/progress_exchange.hpp"
 #include "backend_factory.hpp"
 #include "model_name.hpp"
+#include "phase3_stage.hpp"
 #include "spectra_outputs.hpp"
 #include "plan_report.hpp"
 #include "slices.hpp"
 #include "vindex/aggregate.hpp"
+#include "vindex/capture_file.hpp"
 #include "vindex/checkpoint.hpp"
 #include "vindex/journal.hpp"
 #include "vindex/layout.hpp"
@@ -75,6 +77,8 @@ Prepared prepare(const Options& o) {
   ModelLayout layout = detect_layout(ckpt);
   std::vector<int> selected = select_layers(o, layout);
   std::vector<int> layers = selected;
+  // A capture that does not fit the model is refused now, before any spectrum is computed.
+  if (std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) CaptureFile::open(o.activations, layout);
   const BackendKind backend = choose_backend(o);
   std::vector<std::string> projections;
   for (Projection p : o.projections) projections.push_back(projection_name(p));
@@ -279,8 +283,9 @@ int run_spectra(const RunContext& ctx) {
     // Under mpirun only rank 0's stdout may be a terminal (Open MPI gives stderr a pipe): update in
     // place on whichever stream is one, else write plain lines to stderr (logs).
     std::FILE* stream = isatty(fileno(stderr)) ? stderr : isatty(fileno(stdout)) ? stdout : stderr;
-    progress.emplace(o.phases.size() > 1 ? "phases 1+2" : o.phases.front() == 1 ? "phase 1" : "phase 2", todo.size(),
-                     stream, isatty(fileno(stream)) != 0, o.progress_seconds);
+    const PlanRequest request = prep->identity.plan_request();
+    const char* label = request.phase1 && request.routers ? "phases 1+2" : request.routers ? "phase 2" : "phase 1";
+    progress.emplace(label, todo.size(), stream, isatty(fileno(stream)) != 0, o.progress_seconds);
   }
   work.start();
   const auto outcome = mpi::exchange_progress_until_done(comm, work, [&](std::size_t n) {
@@ -297,6 +302,21 @@ int run_spectra(const RunContext& ctx) {
         encode_results(work.take_results(), encoded);
       }))
     return failed(*code);
+  // Phase 3 (when asked): each rank computes its share of the layers from the capture, then rank 0
+  // gathers them; its results go into the same set of files.
+  std::optional<Phase3Results> phase3;
+  if (std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) {
+    std::vector<std::byte> share;
+    if (auto code = run_stage(ctx, [&] {
+          share = compute_phase3_share(comm, prep->checkpoint, prep->layout, prep->identity.layers, o.activations,
+                                       o.phase3_tokens);
+        }))
+      return failed(*code);
+    if (auto code = run_stage(ctx, [&] {
+          phase3 = gather_phase3(comm, share, prep->layout, o.activations, o.phase3_tokens);
+        }))
+      return failed(*code);
+  }
   const double peak_rss = mpi::max_over_ranks(comm, peak_rss_mib());
   const auto code = run_stage(ctx, [&] {
            std::vector<MatrixResult> all = mpi::gather_results(comm, encoded);
@@ -307,13 +327,14 @@ int run_spectra(const RunContext& ctx) {
            const PlanRequest request = prep->identity.plan_request();
            VindexTables tables = assemble_tables(std::move(all), prep->items, prep->layout, o.ks, request);
            if (request.routers) tables.router_biases = read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
+           tables.phase3 = std::move(phase3);
            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
            const ojson provenance = provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size());
            const std::string from_journal =
                o.resume ? fmt::format(" ({} computed, {} from the journal)", computed, resumed.done_items.size()) : "";
            const std::string headline = fmt::format("{} -- {}, {} matrices{}, {} rank(s), {:.1f} s", prep->model_name,
-                                                    describe_request(request), prep->items.size(), from_journal,
-                                                    comm.size(), elapsed);
+                                                    describe_request(request, tables.phase3.has_value()),
+                                                    prep->items.size(), from_journal, comm.size(), elapsed);
            write_spectra_outputs(prep->out, tables, prep->model_name, prep->layout, provenance, headline);
            // The outputs are complete: the journal has served its purpose.
            std::error_code ec;

@@ -16,13 +16,14 @@ namespace vindex::app {
 
 const std::vector<std::string>& vindex_output_files() {
   static const std::vector<std::string> files{"vindex.h5", "phase1_moe_svd.json", "phase2_router_svd.json",
-                                              "phase1_moe_svd_agg.json", "moe_config.json"};
+                                              "phase3_routing_stats.json", "phase1_moe_svd_agg.json",
+                                              "moe_config.json"};
   return files;
 }
 
 std::string tool_name() { return fmt::format("vindex_mpi {}", kVersion); }
 
-std::string describe_request(const PlanRequest& request) {
+std::string describe_request(const PlanRequest& request, bool phase3) {
   std::vector<std::string> parts;
   if (request.phase1) {
     std::vector<std::string> names;
@@ -30,7 +31,10 @@ std::string describe_request(const PlanRequest& request) {
     parts.push_back(fmt::format("phase 1 ({})", fmt::join(names, ", ")));
   }
   if (request.routers) parts.push_back("phase 2 (routers)");
-  return fmt::format("{}", fmt::join(parts, " and "));
+  if (phase3) parts.push_back("phase 3 (routing and activations)");
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+  return out;
 }
 
 nlohmann::ordered_json library_versions(const std::string& mpi_version) {
@@ -55,6 +59,9 @@ void write_spectra_outputs(const std::filesystem::path& out, const VindexTables&
   if (tables.phase2)
     write_file_synced(stage("phase2_router_svd.json").temp_path(),
                       phase2_router_json(tables, model_name, provenance).dump(2) + "\n");
+  if (tables.phase3)
+    write_file_synced(stage("phase3_routing_stats.json").temp_path(),
+                      phase3_routing_json(tables, model_name, provenance).dump(2) + "\n");
   write_file_synced(stage("phase1_moe_svd_agg.json").temp_path(),
                     phase1_constants_json(tables, model_name, provenance).dump(2) + "\n");
   write_file_synced(stage("moe_config.json").temp_path(), layout.to_json(model_name).dump(2) + "\n");

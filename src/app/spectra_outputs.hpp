@@ -14,14 +14,14 @@
 namespace vindex::app {
 
 // Every file a run may write: vindex.h5, phase1_moe_svd.json, phase2_router_svd.json,
-// phase1_moe_svd_agg.json, moe_config.json (what --overwrite replaces).
+// phase3_routing_stats.json, phase1_moe_svd_agg.json, moe_config.json (what --overwrite replaces).
 const std::vector<std::string>& vindex_output_files();
 
 // "vindex_mpi 0.1.0"
 std::string tool_name();
 
-// "phase 1 (down_proj, gate_proj) and phase 2 (routers)", for headlines.
-std::string describe_request(const PlanRequest& request);
+// "phase 1 (down_proj, gate_proj), phase 2 (routers) and phase 3 (routing)", for headlines.
+std::string describe_request(const PlanRequest& request, bool phase3 = false);
 
 // Versions of the libraries this build uses, for provenance.
 nlohmann::ordered_json library_versions(const std::string& mpi_version);

@@ -38,6 +38,13 @@ void write_int_attribute(hid_t object, const char* name, const std::vector<long 
   check(H5Awrite(attr.get(), H5T_NATIVE_LLONG, values.data()), "H5Awrite", name);
 }
 
+void write_double_attribute(hid_t object, const char* name, double value) {
+  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", name);
+  const H5Handle attr(H5Acreate2(object, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                      "H5Acreate2", name);
+  check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "H5Awrite", name);
+}
+
 template <typename T>
 void write_dataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type, const std::vector<T>& data,
                    std::vector<hsize_t> dims) {
@@ -66,6 +73,41 @@ void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>
     write_dataset(group.get(), kScalarStats[i].name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.scalars[i], {n});
   write_dataset(group.get(), "gram_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.gram_bits, {n});
   write_dataset(group.get(), "eigen_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.eigen_bits, {n});
+}
+
+// /phase3: the CKA matrix, and per layer the loads, co-activation and statistics (docs/phase3.md).
+void write_phase3(hid_t file, const Phase3Results& p) {
+  const H5Handle phase(H5Gcreate2(file, "phase3", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2", "phase3");
+  write_string_attribute(phase.get(), "capture", p.capture.path);
+  write_int_attribute(phase.get(), "n_tokens", {static_cast<long long>(p.capture.n_tokens)});
+  write_int_attribute(phase.get(), "sampled_tokens", {static_cast<long long>(p.sampled_tokens)});
+  write_double_attribute(phase.get(), "top8_concentration", p.top8_concentration);
+  const hsize_t n = p.cka_layers.size();
+  write_dataset(phase.get(), "cka", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, p.cka, {n, n});
+  {
+    const H5Handle set(H5Dopen2(phase.get(), "cka", H5P_DEFAULT), H5Dclose, "H5Dopen2", "cka");
+    write_int_attribute(set.get(), "layers", std::vector<long long>(p.cka_layers.begin(), p.cka_layers.end()));
+  }
+  std::vector<long long> stage_bounds;
+  for (const Stage& s : p.stages) stage_bounds.insert(stage_bounds.end(), {s.first_layer, s.last_layer});
+  write_int_attribute(phase.get(), "stages", stage_bounds);  // first and last layer of each stage
+  for (const LayerPhase3& l : p.layers) {
+    const std::string name = fmt::format("layer_{:03d}", l.layer);
+    const H5Handle g(H5Gcreate2(phase.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2", name);
+    write_string_attribute(g.get(), "kind", layer_kind_name(l.kind));
+    write_double_attribute(g.get(), "activation_sparsity", l.activation_sparsity);
+    write_double_attribute(g.get(), "gate_coherence", l.gate_coherence);
+    if (l.experts == 0) continue;
+    const auto E = static_cast<hsize_t>(l.experts);
+    write_dataset(g.get(), "load_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, l.load_counts, {E});
+    write_dataset(g.get(), "coactivation", H5T_STD_I64LE, H5T_NATIVE_INT64, l.coactivation, {E, E});
+    for (const auto& [attr, value] : {std::pair{"load_entropy", l.load_entropy}, std::pair{"load_cv", l.load_cv},
+                                      std::pair{"max_over_mean_load", l.max_over_mean_load},
+                                      std::pair{"topk_weight_concentration", l.topk_weight_concentration}})
+      write_double_attribute(g.get(), attr, value);
+    write_int_attribute(g.get(), "never_chosen", {l.never_chosen});
+    write_int_attribute(g.get(), "engine_choices", {l.engine_choices, l.engine_choices_matched});  // compared, matched
+  }
 }
 
 }  // namespace
@@ -119,6 +161,7 @@ void write_vindex_h5(const std::filesystem::path& path, const VindexTables& tabl
       write_string_attribute(set.get(), "tensor", bias->tensor);
     }
   }
+  if (tables.phase3) write_phase3(file.get(), *tables.phase3);
   check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
   file.close();
 }

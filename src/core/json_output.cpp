@@ -124,14 +124,116 @@ ojson phase2_router_json(const VindexTables& tables, const std::string& model, c
   return j;
 }
 
+namespace {
+
+// Phase 3's definitions, as docs/phase3.md states them (written next to every value).
+constexpr const char* kC1Definition =
+    "median over layers of the mean, over the sampled tokens' chosen experts (the dense MLP in dense layers), of the "
+    "fraction of entries of h = silu(x W_gate^T) * (x W_up^T) with |h_i| < 0.01 max|h|; SwiGLU MLPs only";
+constexpr const char* kC2Definition =
+    "mean over all captured tokens of the summed probability of the 8 most probable next tokens";
+constexpr const char* kC3Definition =
+    "this project's definition (the source publishes none): median over layers of the mean, over the same (token, "
+    "expert) pairs as C1, of |cos(x W_gate^T, x W_up^T)|, the alignment of the gating signal with the value it gates";
+constexpr const char* kC5Definition =
+    "number of stages of consecutive layers, each extending while the linear CKA of the layers' MLP inputs (sampled "
+    "tokens) to the stage's first layer is at least 0.9";
+
+ojson measured(const char* name, const char* definition, double value) {
+  ojson c;
+  c["name"] = name;
+  c["definition"] = definition;
+  if (std::isfinite(value)) {
+    c["status"] = "measured";
+    c["value"] = value;
+  } else {
+    c["status"] = "pending";
+    c["value"] = nullptr;
+    c["needs"] = "layers whose MLP is a plain SwiGLU (phase 3 measured none in this run)";
+  }
+  return c;
+}
+
+}  // namespace
+
+ojson phase3_routing_json(const VindexTables& tables, const std::string& model, const ojson& provenance) {
+  VINDEX_ASSERT(tables.phase3.has_value());
+  const Phase3Results& p = *tables.phase3;
+  ojson j;
+  j["model"] = model;
+  j["capture"] = {{"file", p.capture.path},        {"model", p.capture.model},
+                  {"engine", p.capture.engine},    {"n_tokens", p.capture.n_tokens},
+                  {"n_prompts", p.capture.n_prompts}, {"sampled_tokens", p.sampled_tokens}};
+  j["definitions"] = {
+      {"load_entropy", "-sum p_e ln p_e / ln E over experts with load > 0, p_e = load_e / (tokens k)"},
+      {"load_cv", "population standard deviation of the loads over their mean"},
+      {"max_over_mean_load", "largest load over the mean load"},
+      {"never_chosen", "experts no token chose"},
+      {"topk_weight_concentration", "mean over tokens of the largest routing weight over the sum of the token's k weights"},
+      {"selection_agreement", "share of the engine's (token, expert) choices the recomputed routing also makes"},
+      {"activation_sparsity", "C1's per-layer value"},
+      {"gate_coherence", "C3's per-layer value"},
+      {"cka", "linear CKA of the layers' centred MLP inputs on the sampled tokens"}};
+  ojson layers = ojson::array();
+  for (const LayerPhase3& l : p.layers) {
+    ojson e;
+    e["layer"] = l.layer;
+    e["kind"] = layer_kind_name(l.kind);
+    if (l.experts > 0) {
+      e["experts"] = l.experts;
+      e["k"] = l.k;
+      e["load_counts"] = l.load_counts;
+      e["load_entropy"] = number(l.load_entropy);
+      e["load_cv"] = number(l.load_cv);
+      e["max_over_mean_load"] = number(l.max_over_mean_load);
+      e["never_chosen"] = l.never_chosen;
+      e["topk_weight_concentration"] = number(l.topk_weight_concentration);
+      e["engine_choices"] = l.engine_choices;
+      e["selection_agreement"] =
+          l.engine_choices ? ojson(static_cast<double>(l.engine_choices_matched) / static_cast<double>(l.engine_choices))
+                           : ojson(nullptr);
+    }
+    e["activation_vectors"] = l.activation_vectors;
+    e["activation_sparsity"] = number(l.activation_sparsity);
+    e["gate_coherence"] = number(l.gate_coherence);
+    layers.push_back(std::move(e));
+  }
+  j["layers"] = std::move(layers);
+  ojson matrix = ojson::array();
+  const std::size_t n = p.cka_layers.size();
+  for (std::size_t a = 0; a < n; ++a) {
+    ojson row = ojson::array();
+    for (std::size_t b = 0; b < n; ++b) row.push_back(number(p.cka[a * n + b]));
+    matrix.push_back(std::move(row));
+  }
+  j["cka"] = {{"layers", p.cka_layers}, {"matrix", std::move(matrix)}};
+  ojson stages = ojson::array();
+  for (const Stage& s : p.stages)
+    stages.push_back({{"first_layer", s.first_layer}, {"last_layer", s.last_layer}, {"start_fraction", s.start_fraction},
+                      {"end_fraction", s.end_fraction}});
+  j["stages"] = std::move(stages);
+  j["stage_threshold"] = kStageThreshold;
+  j["activation_threshold"] = kActivationThreshold;
+  j["provenance"] = provenance;
+  return j;
+}
+
 ojson phase1_constants_json(const VindexTables& tables, const std::string& model, const ojson& provenance) {
   ojson constants;
-  constants["C1"] = pending("FFN activation sparsity",
-                            "activations of the experts on real tokens: hidden states captured by an inference engine (phase 3)");
-  constants["C2"] = pending("top-8 output concentration",
-                            "next-token probabilities from inference on a prompt set (phase 3)");
-  constants["C3"] = pending("gate coherence",
-                            "routing statistics from captured hidden states and a formula; the source publishes none (phase 3)");
+  if (tables.phase3) {
+    const Phase3Results& p = *tables.phase3;
+    constants["C1"] = measured("FFN activation sparsity", kC1Definition,
+                               median_over_layers(p.layers, &LayerPhase3::activation_sparsity));
+    constants["C2"] = measured("top-8 output concentration", kC2Definition, p.top8_concentration);
+    constants["C3"] = measured("gate coherence", kC3Definition, median_over_layers(p.layers, &LayerPhase3::gate_coherence));
+  } else {
+    constants["C1"] = pending("FFN activation sparsity",
+                              "activations of the experts on real tokens: hidden states captured by an inference engine (phase 3)");
+    constants["C2"] = pending("top-8 output concentration",
+                              "next-token probabilities from inference on a prompt set (phase 3)");
+    constants["C3"] = pending("gate coherence",
+                              "routing statistics from captured hidden states and a formula; the source publishes none (phase 3)");
+  }
   const auto t = layer_temperature(tables);
   ojson c4;
   c4["name"] = "layer temperature (var@64)";
@@ -150,8 +252,18 @@ ojson phase1_constants_json(const VindexTables& tables, const std::string& model
     c4["needs"] = "phase 1 with down_proj in --projections, at least one MoE layer in --layers and 64 in --k";
   }
   constants["C4"] = c4;
-  constants["C5"] = pending("circuit stage count",
-                            "layer-to-layer CKA of hidden states captured on a prompt set (phase 3)");
+  if (tables.phase3) {
+    const Phase3Results& p = *tables.phase3;
+    ojson c5 = measured("circuit stage count", kC5Definition, static_cast<double>(p.stages.size()));
+    ojson boundaries = ojson::array();
+    for (const Stage& s : p.stages) boundaries.push_back({s.start_fraction, s.end_fraction});
+    c5["stage_boundaries"] = std::move(boundaries);
+    c5["n_layers"] = p.cka_layers.size();
+    constants["C5"] = std::move(c5);
+  } else {
+    constants["C5"] = pending("circuit stage count",
+                              "layer-to-layer CKA of hidden states captured on a prompt set (phase 3)");
+  }
 
   ojson j;
   j["model"] = model;

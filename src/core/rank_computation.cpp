@@ -5,24 +5,27 @@
 
 namespace vindex {
 
+EncodedMatrix encode_weight(const Checkpoint& ckpt, const WeightRef& weight,
+                            const std::optional<BlockQuantization>& quantization) {
+  EncodedMatrix m;
+  m.weight = ckpt.view(*weight.weight);
+  if (weight.scale) m.scale = ckpt.view(*weight.scale);
+  m.encoding = weight.encoding;
+  m.rows = weight.stored_rows();
+  m.cols = weight.stored_cols();
+  m.slice = weight.slice;
+  if (quantization) {
+    m.block_rows = quantization->block_rows;
+    m.block_cols = quantization->block_cols;
+  }
+  return m;
+}
+
 std::vector<EncodedMatrix> encode_items(const Checkpoint& ckpt, std::span<const WorkItem> items,
                                         const std::optional<BlockQuantization>& quantization) {
   std::vector<EncodedMatrix> out;
   out.reserve(items.size());
-  for (const WorkItem& item : items) {
-    EncodedMatrix m;
-    m.weight = ckpt.view(*item.weight.weight);
-    if (item.weight.scale) m.scale = ckpt.view(*item.weight.scale);
-    m.encoding = item.weight.encoding;
-    m.rows = item.weight.stored_rows();
-    m.cols = item.weight.stored_cols();
-    m.slice = item.weight.slice;
-    if (quantization) {
-      m.block_rows = quantization->block_rows;
-      m.block_cols = quantization->block_cols;
-    }
-    out.push_back(std::move(m));
-  }
+  for (const WorkItem& item : items) out.push_back(encode_weight(ckpt, item.weight, quantization));
   return out;
 }
 

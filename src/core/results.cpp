@@ -7,63 +7,10 @@
 
 #include <fmt/format.h>
 
+#include "byte_codec.hpp"
 #include "vindex/errors.hpp"
 
 namespace vindex {
-namespace {
-
-class Writer {
- public:
-  explicit Writer(std::vector<std::byte>& out) : out_(out) {}
-  template <typename T>
-  void put(const T& v) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    const auto* p = reinterpret_cast<const std::byte*>(&v);
-    out_.insert(out_.end(), p, p + sizeof(T));
-  }
-  template <typename T>
-  void put_array(std::span<const T> values) {
-    put<std::uint64_t>(values.size());
-    const auto* p = reinterpret_cast<const std::byte*>(values.data());
-    out_.insert(out_.end(), p, p + values.size_bytes());
-  }
-
- private:
-  std::vector<std::byte>& out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::span<const std::byte> in) : in_(in) {}
-  bool done() const { return pos_ == in_.size(); }
-  template <typename T>
-  T get() {
-    T v;
-    need(sizeof(T));
-    std::memcpy(&v, in_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  template <typename T>
-  std::vector<T> get_array() {
-    const auto count = get<std::uint64_t>();
-    if (count > (in_.size() - pos_) / sizeof(T)) fail();
-    std::vector<T> values(count);
-    std::memcpy(values.data(), in_.data() + pos_, count * sizeof(T));
-    pos_ += count * sizeof(T);
-    return values;
-  }
-
- private:
-  void need(std::size_t bytes) const {
-    if (in_.size() - pos_ < bytes) fail();
-  }
-  [[noreturn]] static void fail() { throw InternalError("truncated or malformed result buffer"); }
-  std::span<const std::byte> in_;
-  std::size_t pos_ = 0;
-};
-
-}  // namespace
 
 MatrixResult make_matrix_result(const WorkItem& item, const MatrixSpectrum& spectrum, std::span<const int> ks) {
   MatrixResult r;
@@ -81,7 +28,7 @@ MatrixResult make_matrix_result(const WorkItem& item, const MatrixSpectrum& spec
 }
 
 void encode_results(std::span<const MatrixResult> results, std::vector<std::byte>& out) {
-  Writer w(out);
+  ByteWriter w(out);
   w.put<std::uint32_t>(kResultEncodingVersion);
   w.put<std::uint64_t>(results.size());
   for (const MatrixResult& r : results) {
@@ -100,7 +47,7 @@ void encode_results(std::span<const MatrixResult> results, std::vector<std::byte
 }
 
 std::vector<MatrixResult> decode_results(std::span<const std::byte> bytes) {
-  Reader rd(bytes);
+  ByteReader rd(bytes);
   if (rd.get<std::uint32_t>() != kResultEncodingVersion) throw InternalError("result buffer of another encoding version");
   const auto count = rd.get<std::uint64_t>();
   std::vector<MatrixResult> results;

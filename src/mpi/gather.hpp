@@ -8,6 +8,9 @@
 
 namespace vindex::mpi {
 
+// Collective. Returns every rank's bytes on rank 0 (index = rank) and nothing elsewhere.
+std::vector<std::vector<std::byte>> gather_bytes(const Communicator& comm, const std::vector<std::byte>& local);
+
 // Collective. Returns all ranks' results on rank 0 (in rank order) and nothing elsewhere.
 std::vector<MatrixResult> gather_results(const Communicator& comm, const std::vector<std::byte>& local_encoded);
 

@@ -206,6 +206,13 @@ def cases(fixture_dir):
     def unknown_architecture(model, out):
         edit_json(os.path.join(model, "config.json"), lambda c: c.update(model_type="mamba", architectures=["MambaForCausalLM"]))
 
+    def bad_capture(name):
+        def prepare(model, out):
+            import phase3_reference  # numpy + h5py: writes the defective copies of a good capture
+            good = os.path.join(os.path.dirname(fixture_dir), "capture", "deepseek_v3.h5")
+            phase3_reference.make_bad_captures(good, os.path.join(os.path.dirname(model), "captures"))
+        return prepare
+
     def out_not_empty(model, out):
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").write("mine")
@@ -247,7 +254,13 @@ def cases(fixture_dir):
                                              "GPT-OSS", "BERT-style"], unknown_architecture, [], "hf/olmoe"),
         ("projection_the_mlp_lacks", USAGE, ["--projections", "has no gate_proj"], None, ["--projections", "gate,down"],
          "hf/bert_dense"),
-        ("phase_3_not_yet", USAGE, ["--phases", "phase 3"], None, ["--phases", "1,3"]),
+        ("phase_3_without_activations", USAGE, ["--phases 3 needs --activations"], None, ["--phases", "1,3"]),
+        *[(f"capture_{name}", BAD_INPUT, [f"captures/{name}.h5", *needles], bad_capture(name),
+           ["--phases", "1,3", "--activations", "{case}/captures/" + name + ".h5"], "hf/deepseek_v3")
+          for name, needles in (("missing_layer", ["/layers/layer_001/mlp_input", "is missing"]),
+                                ("wrong_hidden_size", ["/layers/layer_000/mlp_input", "hidden size 64"]),
+                                ("nan_mlp_input", ["/layers/layer_000/mlp_input", "[3, 5] is NaN"]),
+                                ("token_count_mismatch", ["/output/top_probs", "has shape [11, 16]"]))],
         ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
         ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),
         ("unknown_option", USAGE, ["--frobnicate"], None, ["--frobnicate"]),
@@ -275,6 +288,7 @@ def main():
         if os.path.isdir(out):
             before = sorted(os.listdir(out))
         start = time.monotonic()
+        extra = [e.replace("{case}", os.path.dirname(model)) for e in extra]
         code, stdout, stderr = mpi_runner.run(args, 2, ["--model", model, "--out", out] + extra, timeout=120)
         seconds = time.monotonic() - start
         errors = [l for l in stderr.splitlines() if l.startswith("vindex_mpi: error")]

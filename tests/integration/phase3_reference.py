@@ -182,8 +182,8 @@ class Model:
         self.n_layers = int(self.text["num_hidden_layers"])
         self.hidden = int(self.text["hidden_size"])
         self.prefix = "language_model.model.layers" if self.family == "llama4" else "model.layers"
-        self.mlp = {"llama4": "feed_forward", "mixtral": "block_sparse_moe"}.get(
-            self.family if self.family == "llama4" else self.model_type, "mlp")
+        self.mlp = "feed_forward" if self.family == "llama4" else (
+            "block_sparse_moe" if self.model_type == "mixtral" else "mlp")
         if self.family == "deepseek_v3":
             if self.text.get("topk_method", "noaux_tc") != "noaux_tc" or self.text.get("scoring_func",
                                                                                         "sigmoid") != "sigmoid":

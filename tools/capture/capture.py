@@ -386,13 +386,18 @@ def load_model(model_dir: Path, device: str, dtype_name: str):
     return config, model
 
 
-def check_deepseek_router(layers, moe_layers, model_dir: Path):
-    """The loaded DeepseekV3TopkRouter must carry the checkpoint's e_score_correction_bias (transformers
-    zero-initialises that buffer; a silently missing key would route without it)."""
+def fix_deepseek_router_bias(layers, moe_layers, model_dir: Path) -> int:
+    """Give every DeepseekV3TopkRouter the checkpoint's e_score_correction_bias in the checkpoint's dtype
+    (float32 in the published DeepSeek-V3 / Kimi-K2 and in our fixture). transformers zero-initialises the
+    buffer (a missing key would route without it) and from_pretrained(dtype=bfloat16) rounds it to bfloat16,
+    which changes choices (on the tiny fixture 24 of 2626 in a bf16 run); the official DeepSeek inference
+    code and vLLM keep it float32. The router adds it to its float32 sigmoid scores either way.
+    Returns how many layers needed the float32 restored."""
     import torch
     from safetensors import safe_open
     idx_path = model_dir / "model.safetensors.index.json"
     weight_map = json.loads(idx_path.read_text())["weight_map"] if idx_path.exists() else None
+    restored = 0
     for i in moe_layers:
         gate = mlp_of(layers[i])[1].gate
         name = f"model.layers.{i}.mlp.gate.e_score_correction_bias"
@@ -403,9 +408,13 @@ def check_deepseek_router(layers, moe_layers, model_dir: Path):
             if name not in f.keys():
                 raise CaptureError(f"{fname} has no {name}; DeepSeek-V3 routing needs e_score_correction_bias")
             want = f.get_tensor(name)
-        got = gate.e_score_correction_bias.detach().cpu()
-        if not torch.equal(want.to(got.dtype), got):
+        got = gate.e_score_correction_bias
+        if not torch.equal(want.to(got.dtype), got.detach().cpu()):
             raise CaptureError(f"layer {i}: the loaded e_score_correction_bias differs from {name} in {fname}")
+        if got.dtype != want.dtype:
+            gate.e_score_correction_bias = want.to(got.device)  # assigning a tensor to a buffer name replaces it
+            restored += 1
+    return restored
 
 
 class CaptureWriter:
@@ -516,8 +525,9 @@ def run_capture(args) -> dict:
 
     layers_name, layers = find_decoder_layers(model, n_layers)
     hooks = Hooks(model, layers, family, tc, args.verify_experts)
+    bias_restored = 0
     if family == "deepseek_v3" and hooks.moe_layers:
-        check_deepseek_router(layers, hooks.moe_layers, model_dir)
+        bias_restored = fix_deepseek_router_bias(layers, hooks.moe_layers, model_dir)
     n_experts, top_k = hooks.n_experts, hooks.top_k
 
     attrs = dict(model=args.model_name or model_dir.resolve().name, model_type=model_type,
@@ -588,7 +598,7 @@ def run_capture(args) -> dict:
         writer.abort()
         raise
     return dict(attrs=attrs, moe_layers=hooks.moe_layers, experts_checked=hooks.experts_checked, top_p=top_p,
-                decoder_layers=layers_name)
+                decoder_layers=layers_name, bias_restored=bias_restored)
 
 
 def parse_args(argv=None):
@@ -636,7 +646,9 @@ def main(argv=None) -> int:
           f"{a['num_hidden_layers']} layers (MoE: {cap['moe_layers']}), hidden {a['hidden_size']}, "
           f"{cap['top_p']} next-token probabilities; {a['engine']}, {a['capture_dtype']}"
           + (f"; expert inputs checked for {cap['experts_checked']} (layer, expert, batch)" if cap["experts_checked"]
-             else ""))
+             else "")
+          + (f"; e_score_correction_bias kept in the checkpoint's float32 in {cap['bias_restored']} layers"
+             if cap["bias_restored"] else ""))
     return 0
 
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import capture  # noqa: E402
 import phase3_reference as p3  # noqa: E402
 
+EXPECTED_TRANSFORMERS = "4.57.1"
 FIXTURES = ("deepseek_v3", "qwen3_moe")
 TOKENS_PER_PROMPT = 12
 TOP_P = 16
@@ -139,8 +140,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "capture")
     ap.add_argument("--check", action="store_true", help="rebuild in a temporary directory and compare bytes")
     args = ap.parse_args(argv)
-    if capture.__name__ and __import__("transformers").__version__ != "4.57.1":
-        print(f"warning: transformers {__import__('transformers').__version__}; the fixtures were made with 4.57.1",
+    import transformers
+    if transformers.__version__ != EXPECTED_TRANSFORMERS:
+        print(f"warning: transformers {transformers.__version__}; the fixtures were made with {EXPECTED_TRANSFORMERS}",
               file=sys.stderr)
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,51 @@
+// A vindex-capture file (docs/phase3.md): the hidden states an inference engine captured on a
+// prompt set -- per layer the MLP input of every token, optionally the engine's own routing --
+// and the top next-token probabilities. Opening checks the whole structure against the model's
+// layout; reads check the values. Every problem is an InputError naming the file and the object.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vindex/layout.hpp"
+
+namespace vindex {
+
+struct CaptureInfo {
+  std::string path;
+  std::string model;
+  std::string engine;
+  std::uint64_t n_tokens = 0;
+  std::uint64_t n_prompts = 0;
+  std::uint64_t top_probs_count = 0;  // P
+};
+
+class CaptureFile {
+ public:
+  // Opens `path` and checks it against `layout`: format and version, one mlp_input [N, H] per
+  // layer of the model, token datasets of N, routing datasets of MoE layers [N, E] and [N, k], and
+  // top_probs [N, P >= 8].
+  static CaptureFile open(const std::filesystem::path& path, const ModelLayout& layout);
+  CaptureFile(CaptureFile&&) noexcept;
+  CaptureFile& operator=(CaptureFile&&) noexcept;
+  ~CaptureFile();
+
+  const CaptureInfo& info() const { return info_; }
+  // Rows [r0, r1) of a layer's mlp_input, row-major float32; NaN or Inf is an InputError.
+  std::vector<float> mlp_input(int layer, std::uint64_t r0, std::uint64_t r1) const;
+  // The engine's chosen experts of a layer ([N, k] row-major), empty when the capture has none.
+  std::vector<std::int32_t> selected_experts(int layer) const;
+  // top_probs [N, P] row-major.
+  std::vector<float> top_probs() const;
+
+ private:
+  struct Impl;
+  explicit CaptureFile(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  CaptureInfo info_;
+};
+
+}  // namespace vindex

@@ -1,0 +1,73 @@
+// Phase 3 across ranks (see phase3_stage.hpp).
+#include "phase3_stage.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "../cpu/phase3_layer.hpp"
+#include "../mpi/gather.hpp"
+#include "vindex/capture_file.hpp"
+#include "vindex/plan.hpp"
+#include "vindex/routing.hpp"
+
+namespace vindex::app {
+namespace {
+
+inline constexpr double kAgreementWarning = 0.999;
+
+}  // namespace
+
+std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const Checkpoint& checkpoint,
+                                            const ModelLayout& layout, std::span<const int> layers,
+                                            const std::filesystem::path& activations, int sampled_tokens) {
+  const CaptureFile capture = CaptureFile::open(activations, layout);
+  std::optional<RoutingRule> rule;
+  if (!layout.moe_layers().empty()) rule = routing_rule(layout, checkpoint.config_path().string());
+  const std::vector<std::uint64_t> sampled =
+      sample_tokens(capture.info().n_tokens, static_cast<std::uint64_t>(sampled_tokens));
+  // Contiguous runs of layers, MoE layers weighing more (routing of every token, the experts' weights).
+  std::vector<double> costs;
+  for (int l : layers) costs.push_back(layout.layers.at(static_cast<std::size_t>(l)).kind == LayerKind::moe ? 4.0 : 1.0);
+  const std::vector<std::size_t> bounds = partition_contiguous(costs, comm.size());
+  const auto r = static_cast<std::size_t>(comm.rank());
+  const cpu::Phase3Inputs in{checkpoint, layout, capture, rule, sampled};
+  std::vector<LayerPhase3> mine;
+  for (std::size_t i = bounds[r]; i < bounds[r + 1]; ++i) mine.push_back(cpu::compute_layer_phase3(in, layers[i]));
+  std::vector<std::byte> out;
+  encode_phase3_layers(mine, out);
+  return out;
+}
+
+std::optional<Phase3Results> gather_phase3(const mpi::Communicator& comm, const std::vector<std::byte>& share,
+                                           const ModelLayout& layout, const std::filesystem::path& activations,
+                                           int sampled_tokens) {
+  std::vector<std::vector<std::byte>> buffers = mpi::gather_bytes(comm, share);
+  if (!comm.is_root()) return std::nullopt;
+  Phase3Results results;
+  for (const auto& buffer : buffers) {
+    std::vector<LayerPhase3> part = decode_phase3_layers(buffer);
+    results.layers.insert(results.layers.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  std::sort(results.layers.begin(), results.layers.end(), [](const LayerPhase3& a, const LayerPhase3& b) { return a.layer < b.layer; });
+  const CaptureFile capture = CaptureFile::open(activations, layout);
+  results.capture = capture.info();
+  results.sampled_tokens = std::min<std::uint64_t>(capture.info().n_tokens, static_cast<std::uint64_t>(sampled_tokens));
+  for (const LayerPhase3& l : results.layers) results.cka_layers.push_back(l.layer);
+  results.cka = cka_matrix(results.layers);
+  results.stages = cka_stages(results.cka, results.cka_layers, layout.num_layers);
+  results.top8_concentration =
+      top8_concentration(capture.top_probs(), capture.info().n_tokens, capture.info().top_probs_count);
+  for (const LayerPhase3& l : results.layers)
+    if (l.engine_choices > 0 &&
+        static_cast<double>(l.engine_choices_matched) < kAgreementWarning * static_cast<double>(l.engine_choices))
+      fmt::print(stderr,
+                 "vindex_mpi: warning: layer {}: the recomputed routing makes {} of the engine's {} choices ({:.4f}, below "
+                 "{}); ties, low-precision logits or a capture of another model (docs/phase3.md)\n",
+                 l.layer, l.engine_choices_matched, l.engine_choices,
+                 static_cast<double>(l.engine_choices_matched) / static_cast<double>(l.engine_choices), kAgreementWarning);
+  return results;
+}
+
+}  // namespace vindex::app

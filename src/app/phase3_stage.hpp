@@ -1,0 +1,31 @@
+// Phase 3 across ranks (docs/phase3.md): the selected layers are split into contiguous runs, one
+// per rank; each rank reads its layers' captured MLP inputs and the weights it needs, and rank 0
+// gathers the per-layer results and reduces them to the CKA stages and the constants.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "vindex/checkpoint.hpp"
+#include "vindex/layout.hpp"
+#include "vindex/phase3.hpp"
+#include "../mpi/communicator.hpp"
+
+namespace vindex::app {
+
+// This rank's share, encoded for the gather. Bad captures are InputErrors naming the file and
+// the HDF5 object.
+std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const Checkpoint& checkpoint,
+                                            const ModelLayout& layout, std::span<const int> layers,
+                                            const std::filesystem::path& activations, int sampled_tokens);
+
+// Collective: gathers every share; on rank 0 returns the results, with the CKA matrix, stages and
+// C2 (read from the capture), and warns on stderr about layers whose recomputed routing misses more
+// than 0.1% of the engine's choices. Other ranks return nothing.
+std::optional<Phase3Results> gather_phase3(const mpi::Communicator& comm, const std::vector<std::byte>& share,
+                                           const ModelLayout& layout, const std::filesystem::path& activations,
+                                           int sampled_tokens);
+
+}  // namespace vindex::app

@@ -1,0 +1,178 @@
+// Reading vindex-capture files (see vindex/capture_file.hpp and docs/phase3.md).
+#include "vindex/capture_file.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "hdf5_handle.hpp"
+#include "hdf5_read.hpp"
+
+namespace vindex {
+namespace {
+
+using hdf5::check;
+using hdf5::Context;
+using hdf5::Handle;
+
+constexpr const char* kCaptureFormat = "vindex-capture";
+constexpr const char* kCaptureVersion = "1";
+constexpr hsize_t kMaxTokens = hsize_t{1} << 32;
+
+std::string layer_path(int layer) { return fmt::format("/layers/layer_{:03d}", layer); }
+
+// The dimensions of the dataset at `path` (absolute), after checking it is a plain dataset of this
+// file; empty when `optional` and absent.
+std::vector<hsize_t> dataset_dims(const Context& ctx, hid_t file, const std::string& path, bool optional) {
+  if (H5Lexists(file, path.substr(0, path.rfind('/')).c_str(), H5P_DEFAULT) <= 0 ||
+      H5Lexists(file, path.c_str(), H5P_DEFAULT) <= 0) {
+    if (optional) return {};
+    ctx.fail(path, "is missing");
+  }
+  const auto slash = path.rfind('/');
+  const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+  const Handle group(H5Oopen(file, parent.c_str(), H5P_DEFAULT), H5Oclose, "H5Oopen", parent);
+  hdf5::require_hard_link(ctx, group.get(), path.substr(slash + 1).c_str(), path);
+  const Handle set(H5Dopen2(file, path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", path);
+  {
+    const Handle plist(H5Dget_create_plist(set.get()), H5Pclose, "H5Dget_create_plist", path);
+    if (H5Pget_external_count(plist.get()) != 0 || H5Pget_layout(plist.get()) == H5D_VIRTUAL)
+      ctx.fail(path, "is stored outside this file (external or virtual dataset)");
+  }
+  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", path);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1 || rank > 4) ctx.fail(path, fmt::format("has {} dimensions", rank));
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+std::string dims_text(const std::vector<hsize_t>& dims) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", dims[i]);
+  return out + "]";
+}
+
+void expect_dims(const Context& ctx, const std::string& path, const std::vector<hsize_t>& got,
+                 const std::vector<hsize_t>& want, const std::string& why) {
+  if (got != want)
+    ctx.fail(path, fmt::format("has shape {}, expected {} ({})", dims_text(got), dims_text(want), why));
+}
+
+// Reads rows [r0, r1) of a 2-d dataset of `cols` columns.
+template <typename T>
+std::vector<T> read_rows(hid_t file, const std::string& path, hid_t mem_type, hsize_t r0, hsize_t r1, hsize_t cols) {
+  const Handle set(H5Dopen2(file, path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", path);
+  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", path);
+  const hsize_t start[2] = {r0, 0}, count[2] = {r1 - r0, cols};
+  check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), "H5Sselect_hyperslab", path);
+  const Handle memory(H5Screate_simple(2, count, nullptr), H5Sclose, "H5Screate_simple", path);
+  std::vector<T> out((r1 - r0) * cols);
+  if (!out.empty()) check(H5Dread(set.get(), mem_type, memory.get(), space.get(), H5P_DEFAULT, out.data()), "H5Dread", path);
+  return out;
+}
+
+}  // namespace
+
+struct CaptureFile::Impl {
+  Impl(const Context& c, hid_t id) : ctx(c), file(id, H5Fclose, "H5Fopen", c.file) {}
+  Context ctx;
+  Handle file;
+  std::uint64_t hidden = 0;
+  std::vector<std::uint64_t> choices;  // per layer: k of selected_experts, 0 when absent
+};
+
+CaptureFile::CaptureFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CaptureFile::CaptureFile(CaptureFile&&) noexcept = default;
+CaptureFile& CaptureFile::operator=(CaptureFile&&) noexcept = default;
+CaptureFile::~CaptureFile() = default;
+
+CaptureFile CaptureFile::open(const std::filesystem::path& path, const ModelLayout& layout) {
+  hdf5::silence_errors();
+  const Context ctx{path.string()};
+  if (!std::filesystem::is_regular_file(path)) ctx.fail("", "does not exist or is not a file");
+  if (H5Fis_hdf5(ctx.file.c_str()) <= 0) ctx.fail("", "is not an HDF5 file");
+  auto impl = std::make_unique<Impl>(ctx, H5Fopen(ctx.file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  const hid_t file = impl->file.get();
+  if (hdf5::read_string_attribute(ctx, file, "format", "/") != kCaptureFormat)
+    ctx.fail("/", fmt::format("is not a capture file (attribute 'format' is not '{}')", kCaptureFormat));
+  if (const auto v = hdf5::read_string_attribute(ctx, file, "format_version", "/"); v != kCaptureVersion)
+    ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, kCaptureVersion));
+  CaptureInfo info;
+  info.path = ctx.file;
+  info.model = hdf5::read_string_attribute(ctx, file, "model", "/");
+  info.engine = hdf5::read_string_attribute(ctx, file, "engine", "/");
+
+  const std::vector<hsize_t> ids = dataset_dims(ctx, file, "/tokens/token_ids", false);
+  if (ids.size() != 1 || ids[0] == 0 || ids[0] > kMaxTokens) ctx.fail("/tokens/token_ids", "is not a list of 1 to 2^32 tokens");
+  const hsize_t n = ids[0];
+  info.n_tokens = n;
+  for (const char* name : {"/tokens/prompt_index", "/tokens/position"})
+    expect_dims(ctx, name, dataset_dims(ctx, file, name, false), {n}, "one per token of /tokens/token_ids");
+  {
+    const std::vector<std::int32_t> prompts = read_rows<std::int32_t>(file, "/tokens/prompt_index", H5T_NATIVE_INT32, 0, n, 1);
+    for (std::size_t i = 1; i < prompts.size(); ++i)
+      if (prompts[i] < prompts[i - 1]) ctx.fail("/tokens/prompt_index", fmt::format("decreases at token {}", i));
+    info.n_prompts = prompts.empty() || prompts.front() < 0 ? 0 : static_cast<std::uint64_t>(prompts.back()) + 1;
+  }
+  const auto attr = hdf5::read_int_attribute(ctx, file, "num_hidden_layers", "/");
+  if (attr.size() != 1 || attr[0] != layout.num_layers)
+    ctx.fail("/", fmt::format("num_hidden_layers is {}, the model has {}", attr.empty() ? -1 : attr[0], layout.num_layers));
+
+  const hsize_t H = layout.hidden_size;
+  impl->hidden = H;
+  for (const LayerLayout& l : layout.layers) {
+    const std::string base = layer_path(l.index);
+    expect_dims(ctx, base + "/mlp_input", dataset_dims(ctx, file, base + "/mlp_input", false), {n, H},
+                fmt::format("tokens x the model's hidden size {}", H));
+    hsize_t k = 0;
+    if (l.kind == LayerKind::moe) {
+      const auto E = static_cast<hsize_t>(l.routed.size());
+      if (const auto d = dataset_dims(ctx, file, base + "/router_logits", true); !d.empty())
+        expect_dims(ctx, base + "/router_logits", d, {n, E}, "tokens x the layer's experts");
+      if (const auto d = dataset_dims(ctx, file, base + "/selected_experts", true); !d.empty()) {
+        if (d.size() != 2 || d[0] != n || d[1] == 0 || d[1] > E)
+          ctx.fail(base + "/selected_experts", fmt::format("has shape {}, expected [{}, k] with 1 <= k <= {}", dims_text(d), n, E));
+        k = d[1];
+      }
+    }
+    impl->choices.push_back(k);
+  }
+  const std::vector<hsize_t> probs = dataset_dims(ctx, file, "/output/top_probs", false);
+  if (probs.size() != 2 || probs[0] != n || probs[1] < 8 || probs[1] > 1'000'000)
+    ctx.fail("/output/top_probs", fmt::format("has shape {}, expected [{}, P] with P >= 8", dims_text(probs), n));
+  info.top_probs_count = probs[1];
+  CaptureFile capture(std::move(impl));
+  capture.info_ = std::move(info);
+  return capture;
+}
+
+std::vector<float> CaptureFile::mlp_input(int layer, std::uint64_t r0, std::uint64_t r1) const {
+  const std::string path = layer_path(layer) + "/mlp_input";
+  std::vector<float> rows = read_rows<float>(impl_->file.get(), path, H5T_NATIVE_FLOAT, r0, r1, impl_->hidden);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (!std::isfinite(rows[i]))
+      impl_->ctx.fail(path, fmt::format("value [{}, {}] is {}", r0 + i / impl_->hidden, i % impl_->hidden,
+                                        std::isnan(rows[i]) ? "NaN" : "Inf"));
+  return rows;
+}
+
+std::vector<std::int32_t> CaptureFile::selected_experts(int layer) const {
+  const hsize_t k = impl_->choices.at(static_cast<std::size_t>(layer));
+  if (k == 0) return {};
+  return read_rows<std::int32_t>(impl_->file.get(), layer_path(layer) + "/selected_experts", H5T_NATIVE_INT32, 0,
+                                 info_.n_tokens, k);
+}
+
+std::vector<float> CaptureFile::top_probs() const {
+  const std::string path = "/output/top_probs";
+  std::vector<float> probs = read_rows<float>(impl_->file.get(), path, H5T_NATIVE_FLOAT, 0, info_.n_tokens,
+                                              info_.top_probs_count);
+  for (std::size_t i = 0; i < probs.size(); ++i)
+    if (!std::isfinite(probs[i]) || probs[i] < 0 || probs[i] > 1)
+      impl_->ctx.fail(path, fmt::format("value [{}, {}] = {} is not a probability", i / info_.top_probs_count,
+                                        i % info_.top_probs_count, probs[i]));
+  return probs;
+}
+
+}  // namespace vindex
