@@ -74,47 +74,40 @@ FamilySpec qwen_moe(const ConfigReader& c, ModelLayout& l, bool qwen2) {
   return spec;
 }
 
-// Mixtral: every layer MoE, experts' w1 (gate), w3 (up), w2 (down).
-FamilySpec mixtral(const ConfigReader& c, ModelLayout& l) {
-  l.family = "mixtral";
-  l.n_routed_experts = c.integer("num_local_experts", std::nullopt, 1, kMaxExperts);
+// Families whose every layer is MoE with experts of width intermediate_size, counted by `experts_key`.
+FamilySpec every_layer_moe(const ConfigReader& c, ModelLayout& l, const char* family, const char* experts_key,
+                           Naming naming) {
+  l.family = family;
+  l.n_routed_experts = c.integer(experts_key, std::nullopt, 1, kMaxExperts);
   l.moe_intermediate_size = dimension(c, "intermediate_size");
-  l.experts_per_token = c.integer("num_experts_per_tok", 0, 0, kMaxExperts);
-  l.moe_layer_rule = "every layer";
-  FamilySpec spec;
-  spec.naming = {kDecoderPrefixes, "block_sparse_moe", "gate", {}, ""};
-  spec.naming.expert_projections = {"w1", "w3", "w2"};
-  spec.moe_layer = all_layers(l.num_layers, true);
-  return spec;
-}
-
-// OLMoE: every layer MoE; intermediate_size is the experts' width.
-FamilySpec olmoe(const ConfigReader& c, ModelLayout& l) {
-  l.family = "olmoe";
-  l.n_routed_experts = c.integer("num_experts", std::nullopt, 1, kMaxExperts);
-  l.moe_intermediate_size = dimension(c, "intermediate_size");
-  l.experts_per_token = c.integer("num_experts_per_tok", 0, 0, kMaxExperts);
-  l.moe_layer_rule = "every layer";
-  FamilySpec spec;
-  spec.naming = {kDecoderPrefixes, "mlp", "gate", {}, ""};
-  spec.moe_layer = all_layers(l.num_layers, true);
-  return spec;
-}
-
-// GPT-OSS: every layer MoE; experts fused (bf16 as transformers saves them, or MXFP4 blocks as
-// openai/gpt-oss-* publish them); the router has a bias.
-FamilySpec gpt_oss(const ConfigReader& c, ModelLayout& l) {
-  l.family = "gpt_oss";
-  l.n_routed_experts = c.integer("num_local_experts", std::nullopt, 1, kMaxExperts);
-  l.moe_intermediate_size = dimension(c, "intermediate_size");
+  // GPT-OSS's config names it experts_per_token (transformers adds num_experts_per_tok).
   l.experts_per_token = c.has("num_experts_per_tok") ? c.integer("num_experts_per_tok", 0, 0, kMaxExperts)
                                                       : c.integer("experts_per_token", 0, 0, kMaxExperts);
   l.moe_layer_rule = "every layer";
   FamilySpec spec;
-  spec.naming = {kDecoderPrefixes, "mlp", "router", {"router.bias"}, ""};
-  spec.naming.storage = ExpertStorage::fused_interleaved;
+  spec.naming = std::move(naming);
   spec.moe_layer = all_layers(l.num_layers, true);
   return spec;
+}
+
+// Mixtral: experts' w1 (gate), w3 (up), w2 (down) under block_sparse_moe.
+FamilySpec mixtral(const ConfigReader& c, ModelLayout& l) {
+  Naming naming{kDecoderPrefixes, "block_sparse_moe", "gate", {}, ""};
+  naming.expert_projections = {"w1", "w3", "w2"};
+  return every_layer_moe(c, l, "mixtral", "num_local_experts", std::move(naming));
+}
+
+// OLMoE: mlp.experts.E.{gate,up,down}_proj.
+FamilySpec olmoe(const ConfigReader& c, ModelLayout& l) {
+  return every_layer_moe(c, l, "olmoe", "num_experts", {kDecoderPrefixes, "mlp", "gate", {}, ""});
+}
+
+// GPT-OSS: experts fused (bf16 as transformers saves them, or MXFP4 blocks as openai/gpt-oss-*
+// publish them); the router has a bias.
+FamilySpec gpt_oss(const ConfigReader& c, ModelLayout& l) {
+  Naming naming{kDecoderPrefixes, "mlp", "router", {"router.bias"}, ""};
+  naming.storage = ExpertStorage::fused_interleaved;
+  return every_layer_moe(c, l, "gpt_oss", "num_local_experts", std::move(naming));
 }
 
 // Llama-4: MoE layers from `moe_layers` or every interleave_moe_layer_step-th layer; fused experts;

@@ -107,12 +107,52 @@ class CaptureFormatError(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 _ST_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "BF16": np.uint16,
-              "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+              "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+              "F8_E4M3": np.uint8}
+SCALE_SUFFIX = "_scale_inv"
+DEFAULT_FP8_BLOCK = (128, 128)
+
+
+def _e4m3fn_table() -> np.ndarray:
+    """float32 value of each of the 256 float8_e4m3fn codes, by formula: sign bit 7, exponent bits 6..3 (bias 7),
+    mantissa bits 2..0. Exponent 0: subnormal m/8 * 2^-6; else (1 + m/8) * 2^(e - 7) (largest finite 448);
+    0x7F and 0xFF are NaN (e4m3fn has no infinities), with the bits a float conversion gives them: sign kept, the
+    3 mantissa bits at the top of the float32 mantissa (0x7FF00000 / 0xFFF00000, as torch's float8_e4m3fn ->
+    float32). Every value is exact in float32."""
+    bits = np.zeros(256, dtype=np.uint32)
+    for code in range(256):
+        sign, exp, man = code >> 7, (code >> 3) & 0xF, code & 0x7
+        if exp == 0xF and man == 0x7:
+            bits[code] = (sign << 31) | 0x7F800000 | (man << 20)
+            continue
+        v = (man / 8.0) * 2.0 ** -6 if exp == 0 else (1.0 + man / 8.0) * 2.0 ** (exp - 7)
+        bits[code] = np.array(-v if sign else v, dtype=np.float32).view(np.uint32)
+    return bits.view(np.float32)
+
+
+E4M3FN = _e4m3fn_table()
+
+
+def dequantize_fp8_blocks(codes: np.ndarray, scale_inv: np.ndarray, block=DEFAULT_FP8_BLOCK, name: str = "tensor"):
+    """DeepSeek's weight_dequant: float32(e4m3fn value) * float32(scale_inv of its block), one float32 rounding.
+    codes uint8 [R, C]; scale_inv [ceil(R / br), ceil(C / bc)]; the last block row / column may be partial."""
+    if codes.ndim != 2:
+        raise ValueError(f"{name}: an F8_E4M3 tensor of shape {list(codes.shape)}; block scales need 2-D")
+    rows, cols = codes.shape
+    br, bc = block
+    want = (-(-rows // br), -(-cols // bc))
+    if tuple(scale_inv.shape) != want:
+        raise ValueError(f"{name}: [{rows}, {cols}] in {br}x{bc} blocks needs {name}{SCALE_SUFFIX} of shape "
+                         f"{list(want)}, not {list(scale_inv.shape)}")
+    s = np.repeat(np.repeat(scale_inv.astype(np.float32), br, axis=0)[:rows], bc, axis=1)[:, :cols]
+    return E4M3FN[codes] * s  # float32 * float32
 
 
 class SafetensorsDir:
     """The tensors of a checkpoint directory: model.safetensors, or the shards named by
-    model.safetensors.index.json. get(name) returns float32 (BF16 widened by a 16-bit shift, F16 by numpy)."""
+    model.safetensors.index.json. get(name) returns float32 (BF16 widened by a 16-bit shift, F16 by numpy;
+    F8_E4M3 decoded and multiplied by the 128x128 -- config.json's quantization_config weight_block_size --
+    block scales of <name>_scale_inv, as DeepSeek's weight_dequant does)."""
 
     def __init__(self, model_dir):
         self.dir = Path(model_dir)
@@ -125,6 +165,17 @@ class SafetensorsDir:
             files = ["model.safetensors"]
         else:
             raise FileNotFoundError(f"{self.dir}: no model.safetensors or model.safetensors.index.json")
+        self.fp8_block = DEFAULT_FP8_BLOCK
+        config = self.dir / "config.json"
+        if config.exists():
+            with open(config, encoding="utf-8") as f:
+                cfg = json.load(f)
+            qc = cfg.get("quantization_config") or (cfg.get("text_config") or {}).get("quantization_config") or {}
+            block = qc.get("weight_block_size") if isinstance(qc, dict) else None
+            if block is not None:
+                if not (isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block)):
+                    raise ValueError(f"{config}: quantization_config.weight_block_size {block!r} is not [rows, cols]")
+                self.fp8_block = (block[0], block[1])
         self.entries: dict[str, tuple[Path, dict, int]] = {}
         for name in files:
             path = self.dir / name
@@ -141,7 +192,7 @@ class SafetensorsDir:
     def names(self):
         return self.entries.keys()
 
-    def get(self, name: str) -> np.ndarray:
+    def _raw(self, name: str) -> tuple[str, np.ndarray]:
         if name not in self.entries:
             raise KeyError(f"{self.dir}: no tensor {name}")
         path, info, base = self.entries[name]
@@ -153,7 +204,14 @@ class SafetensorsDir:
         with open(path, "rb") as f:
             f.seek(base + start)
             raw = f.read(end - start)
-        a = np.frombuffer(raw, dtype=np.dtype(_ST_DTYPES[dt]).newbyteorder("<")).reshape(shape)
+        return dt, np.frombuffer(raw, dtype=np.dtype(_ST_DTYPES[dt]).newbyteorder("<")).reshape(shape)
+
+    def get(self, name: str) -> np.ndarray:
+        dt, a = self._raw(name)
+        if dt == "F8_E4M3":
+            if not self.has(name + SCALE_SUFFIX):
+                raise ValueError(f"{self.dir}: F8_E4M3 tensor {name} has no {name}{SCALE_SUFFIX}")
+            return dequantize_fp8_blocks(a, self.get(name + SCALE_SUFFIX), self.fp8_block, name)
         if dt == "BF16":
             return (a.astype(np.uint32) << 16).view(np.float32)
         if dt in ("F16", "F32", "F64"):

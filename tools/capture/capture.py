@@ -349,22 +349,178 @@ class Hooks:
 # ---------------------------------------------------------------------------------------------
 
 
+def read_config_json(model_dir: Path) -> dict:
+    try:
+        with open(model_dir / "config.json", encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CaptureError(f"cannot read {model_dir}/config.json: {e}") from None
+    if not isinstance(raw, dict):
+        raise CaptureError(f"{model_dir}/config.json is not a JSON object")
+    return raw
+
+
+def kimi_k2_as_deepseek_v3(raw: dict, model_dir: Path):
+    """Kimi-K2 (config.json model_type "kimi_k2") is architecturally DeepSeek-V3: its config.json names
+    architectures ["DeepseekV3ForCausalLM"], and the hub's remote code for it is DeepSeek-V3's modeling code
+    with a DeepseekV3Config (MLA attention, shared + routed experts, sigmoid noaux_tc router with
+    e_score_correction_bias, n_group / topk_group, first_k_dense_replace; Kimi-K2 only sets other sizes:
+    384 experts, n_group 1, 64 heads, ...). transformers does not know model_type kimi_k2 and we never run
+    remote code, so the config is built as transformers' own DeepseekV3Config from the same dict with the
+    model_type replaced (auto_map, the pointer to the remote code, is dropped) and the model is loaded as
+    transformers' DeepseekV3ForCausalLM. The capture keeps config.json's model_type, kimi_k2."""
+    from transformers import DeepseekV3Config
+    arch = raw.get("architectures") or []
+    if "DeepseekV3ForCausalLM" not in arch:
+        raise CaptureError(f"{model_dir}/config.json: model_type kimi_k2 with architectures {arch}; only "
+                           f"DeepseekV3ForCausalLM checkpoints are loaded (as transformers' DeepSeek-V3)")
+    d = {k: v for k, v in raw.items() if k not in ("model_type", "auto_map")}
+    try:
+        return DeepseekV3Config.from_dict(d)
+    except Exception as e:  # noqa: BLE001
+        raise CaptureError(f"{model_dir}/config.json (kimi_k2): not a valid DeepSeek-V3 config: {e}") from None
+
+
+def _quant_method(config) -> str | None:
+    qc = getattr(config, "quantization_config", None)
+    m = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
+    return None if m is None else str(getattr(m, "value", m))
+
+
+def fp8_block_size(config, model_dir: Path) -> tuple[int, int]:
+    """(block rows, block cols) of a block-quantized FP8 checkpoint (quantization_config quant_method "fp8",
+    fmt "e4m3", weight_block_size [128, 128] in DeepSeek-V3 / Kimi-K2); anything else is refused."""
+    qc = getattr(config, "quantization_config", None)
+    get = (qc.get if isinstance(qc, dict) else lambda k, d=None: getattr(qc, k, d))
+    fmt = get("fmt", "e4m3")
+    block = get("weight_block_size", None)
+    act = get("activation_scheme", "dynamic")
+    if fmt != "e4m3":
+        raise CaptureError(f"{model_dir}: fp8 checkpoint with fmt {fmt!r}; only e4m3 (float8_e4m3fn) is dequantized "
+                           f"on the CPU")
+    if (not isinstance(block, (list, tuple)) or len(block) != 2
+            or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)):
+        raise CaptureError(f"{model_dir}: fp8 checkpoint with weight_block_size {block!r}; only block-quantized "
+                           f"checkpoints (weight_block_size [rows, cols], weight_scale_inv per block) are "
+                           f"dequantized on the CPU")
+    if act != "dynamic":
+        raise CaptureError(f"{model_dir}: fp8 checkpoint with activation_scheme {act!r}; only 'dynamic' (no stored "
+                           f"activation scales) is dequantized on the CPU")
+    return int(block[0]), int(block[1])
+
+
+def dequantize_fp8_blocks(q, scale_inv, block: tuple[int, int], name: str = "tensor"):
+    """DeepSeek's weight_dequant (DeepSeek-V3 inference/kernel.py, also fp8_cast_bf16.py): every element is
+    float32(fp8 value) * float32(scale_inv of its block), one float32 rounding; block (i, j) covers rows
+    i*br .. i*br+br-1 and columns j*bc .. j*bc+bc-1, the last block row / column partial when the shape is not a
+    multiple (scale_inv is [ceil(rows / br), ceil(cols / bc)])."""
+    import torch
+    if q.dim() != 2:
+        raise CaptureError(f"{name}: an FP8 tensor of shape {list(q.shape)}; block dequantization needs 2-D")
+    rows, cols = q.shape
+    br, bc = block
+    want = (-(-rows // br), -(-cols // bc))
+    if tuple(scale_inv.shape) != want:
+        raise CaptureError(f"{name}: [{rows}, {cols}] in {br}x{bc} blocks needs a weight_scale_inv of shape "
+                           f"{list(want)}, the checkpoint's is {list(scale_inv.shape)}")
+    s = scale_inv.to(torch.float32).repeat_interleave(br, dim=0)[:rows].repeat_interleave(bc, dim=1)[:, :cols]
+    return q.to(torch.float32) * s
+
+
+def load_fp8_state_dict_dequantized(model_dir: Path, block: tuple[int, int], n_layers: int | None):
+    """The checkpoint's tensors with every float8_e4m3fn weight W dequantized with its W_scale_inv (float32;
+    the *_scale_inv tensors themselves are consumed); other tensors as stored. Tensors of decoder layers
+    >= n_layers (DeepSeek-V3's multi-token-prediction layer, which transformers' DeepseekV3 does not implement
+    and ignores on loading) are skipped. Returns (state dict, number of dequantized tensors, skipped names)."""
+    import re
+    import torch
+    from safetensors import safe_open
+    idx_path = model_dir / "model.safetensors.index.json"
+    if idx_path.is_file():
+        try:
+            weight_map = json.loads(idx_path.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError) as e:
+            raise CaptureError(f"cannot read {idx_path}: {e}") from None
+        files = sorted(set(weight_map.values()))
+    elif (model_dir / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    else:
+        raise CaptureError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
+    where = {}
+    handles = {}
+    try:
+        for fname in files:
+            path = model_dir / fname
+            try:
+                handles[fname] = safe_open(str(path), "pt")
+            except Exception as e:  # noqa: BLE001
+                raise CaptureError(f"cannot open {path}: {e}") from None
+            for name in handles[fname].keys():
+                if name in where:
+                    raise CaptureError(f"{model_dir}: tensor {name} is in both {where[name]} and {fname}")
+                where[name] = fname
+        layer_re = re.compile(r"^model\.layers\.(\d+)\.")
+        scale_suffix = "_scale_inv"
+        state, used_scales, skipped, n_deq = {}, set(), [], 0
+        for name in sorted(where):
+            if name.endswith(scale_suffix):
+                continue
+            m = layer_re.match(name)
+            if n_layers is not None and m and int(m.group(1)) >= n_layers:
+                skipped.append(name)
+                continue
+            t = handles[where[name]].get_tensor(name)
+            if t.dtype == torch.float8_e4m3fn:
+                sname = name + scale_suffix
+                if sname not in where:
+                    raise CaptureError(f"{model_dir}: FP8 tensor {name} has no {sname}")
+                t = dequantize_fp8_blocks(t, handles[where[sname]].get_tensor(sname), block, name)
+                used_scales.add(sname)
+                n_deq += 1
+            elif t.dtype in (getattr(torch, "float8_e5m2", None), getattr(torch, "float8_e4m3fnuz", None),
+                             getattr(torch, "float8_e5m2fnuz", None)):
+                raise CaptureError(f"{model_dir}: {name} is {t.dtype}; only float8_e4m3fn is dequantized")
+            state[name] = t
+        for sname in sorted(where):
+            if sname.endswith(scale_suffix) and sname not in used_scales:
+                m = layer_re.match(sname)
+                if n_layers is not None and m and int(m.group(1)) >= n_layers:
+                    skipped.append(sname)
+                    continue
+                raise CaptureError(f"{model_dir}: {sname} belongs to no float8_e4m3fn tensor")
+    finally:
+        handles.clear()
+    return state, n_deq, skipped
+
+
 def load_model(model_dir: Path, device: str, dtype_name: str):
+    """Returns (config, model, note): note says how the weights were loaded when it is not stock
+    from_pretrained ("" otherwise)."""
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM
-    try:
-        config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)
-    except Exception as e:  # noqa: BLE001
-        raise CaptureError(f"cannot read {model_dir}/config.json: {e}") from None
+    raw = read_config_json(model_dir)
+    loaded_as = ""
+    if raw.get("model_type") == "kimi_k2":
+        config = kimi_k2_as_deepseek_v3(raw, model_dir)
+        loaded_as = "kimi_k2 loaded as transformers' deepseek_v3"
+    else:
+        try:
+            config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)
+        except Exception as e:  # noqa: BLE001
+            raise CaptureError(f"cannot read {model_dir}/config.json: {e}") from None
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
+    qmethod = _quant_method(config)
+    if device == "cpu" and qmethod == "fp8":
+        model, note = load_fp8_dequantized(config, model_dir, dtype)
+        return config, model, "; ".join(x for x in (loaded_as, note) if x)
     kwargs = dict(trust_remote_code=False, dtype=dtype, low_cpu_mem_usage=True)
+    if loaded_as:
+        kwargs["config"] = config  # AutoConfig cannot read it (see kimi_k2_as_deepseek_v3)
     if device == "cuda":
         if not torch.cuda.is_available():
             raise CaptureError("--device cuda: torch sees no CUDA device")
         kwargs["device_map"] = "auto"
-    qc = getattr(config, "quantization_config", None)
-    qmethod = (qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None))
     if str(qmethod).lower().endswith("mxfp4"):
         # With the triton MXFP4 kernels (GPU), transformers replaces GptOssMLP.forward by one that never calls
         # the router module (integrations/mxfp4.py: mlp_forward), so its choice could not be captured.
@@ -383,7 +539,59 @@ def load_model(model_dir: Path, device: str, dtype_name: str):
     if device == "cpu":
         # to(dtype) too: a CPU-dequantized MXFP4 checkpoint (gpt-oss) keeps its experts in bfloat16
         model.to(device="cpu", dtype=dtype)
-    return config, model
+    return config, model, loaded_as
+
+
+def load_fp8_dequantized(config, model_dir: Path, dtype):
+    """A block-quantized FP8 checkpoint (DeepSeek-V3, Kimi-K2) on the CPU. transformers' own FP8 path
+    (FineGrainedFP8, quantization_config quant_method "fp8") needs a GPU, so the weights are dequantized here
+    exactly as DeepSeek's weight_dequant does (dequantize_fp8_blocks), loaded in float32 into the model built
+    from the same config without its quantization_config (plain nn.Linear layers), and the model is then cast
+    to the compute dtype. Activations are not quantized (the FP8 kernels quantize them per 1 x 128 block);
+    the capture is of the dequantized model. Needs 4 bytes per parameter twice over while loading."""
+    import torch
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+    block = fp8_block_size(config, model_dir)
+    config = copy_config_without_quantization(config)
+    n_layers = getattr(text_config(config), "num_hidden_layers", None)
+    state, n_deq, skipped = load_fp8_state_dict_dequantized(model_dir, block, n_layers)
+    if n_deq == 0:
+        raise CaptureError(f"{model_dir}: quantization_config says fp8 but no tensor is float8_e4m3fn")
+    if config.model_type == "llama4":
+        cls = transformers.Llama4ForConditionalGeneration
+    else:
+        try:
+            cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+        except KeyError:
+            raise CaptureError(f"{model_dir}: transformers has no causal-LM class for {type(config).__name__}") from None
+    try:
+        model, info = cls.from_pretrained(None, config=config, state_dict=state, dtype=torch.float32,
+                                          output_loading_info=True)
+    except Exception as e:  # noqa: BLE001
+        raise CaptureError(f"cannot load the dequantized weights of {model_dir} into {cls.__name__} "
+                           f"(transformers {transformers.__version__}): {e}") from None
+    del state
+    for what in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
+        bad = list(info.get(what) or [])
+        if bad:
+            raise CaptureError(f"{model_dir}: loading the dequantized weights into {cls.__name__}: {what.replace('_', ' ')}"
+                               f" {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all)")
+    model.eval()
+    model.to(device="cpu", dtype=dtype)
+    note = (f"fp8 e4m3 {block[0]}x{block[1]} blocks: {n_deq} tensors dequantized to float32 on the CPU"
+            + (f" (skipped {len(skipped)} tensors of layers >= num_hidden_layers)" if skipped else ""))
+    return model, note
+
+
+def copy_config_without_quantization(config):
+    """A deep copy of config without quantization_config, so from_pretrained builds plain float layers."""
+    import copy
+    c = copy.deepcopy(config)
+    for obj in {id(c): c, id(text_config(c)): text_config(c)}.values():
+        if hasattr(obj, "quantization_config"):
+            delattr(obj, "quantization_config")
+    return c
 
 
 def fix_deepseek_router_bias(layers, moe_layers, model_dir: Path) -> int:
@@ -507,12 +715,12 @@ def run_capture(args) -> dict:
     torch.manual_seed(0)
     if args.device == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    config, model = load_model(model_dir, args.device, args.dtype)
+    config, model, load_note = load_model(model_dir, args.device, args.dtype)
     tc = text_config(config)
     n_layers = int(tc.num_hidden_layers)
     hidden = int(tc.hidden_size)
     vocab = int(tc.vocab_size)
-    model_type = config.model_type
+    model_type = read_config_json(model_dir).get("model_type") or config.model_type  # kimi_k2 stays kimi_k2
     family = FAMILIES.get(tc.model_type) or FAMILIES.get(model_type)
     top_p = min(args.top_p_count, vocab)
     if top_p < MIN_TOP_P:
@@ -598,7 +806,7 @@ def run_capture(args) -> dict:
         writer.abort()
         raise
     return dict(attrs=attrs, moe_layers=hooks.moe_layers, experts_checked=hooks.experts_checked, top_p=top_p,
-                decoder_layers=layers_name, bias_restored=bias_restored)
+                decoder_layers=layers_name, bias_restored=bias_restored, load_note=load_note)
 
 
 def parse_args(argv=None):
@@ -648,7 +856,8 @@ def main(argv=None) -> int:
           + (f"; expert inputs checked for {cap['experts_checked']} (layer, expert, batch)" if cap["experts_checked"]
              else "")
           + (f"; e_score_correction_bias kept in the checkpoint's float32 in {cap['bias_restored']} layers"
-             if cap["bias_restored"] else ""))
+             if cap["bias_restored"] else "")
+          + (f"; {cap['load_note']}" if cap["load_note"] else ""))
     return 0
 
 
