@@ -221,6 +221,8 @@ int run_spectra(const RunContext& ctx) {
   std::optional<OutputLock> lock;  // rank 0 holds --out for the whole run
   if (auto code = run_stage(ctx, [&] {
         if (!comm.is_root() || o.dry_run) return;
+        // The router biases are written at the end; a NaN among them must not cost the whole run.
+        if (prep->identity.plan_request().routers) read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
         const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
         lock.emplace(prepare_output_directory(prep->out, mode, vindex_output_files()));
         if (o.resume) resumed = read_resume_journal(*prep);

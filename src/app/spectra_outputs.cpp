@@ -1,12 +1,14 @@
 // Writing the output files of phases 1 and 2 (see spectra_outputs.hpp).
 #include "spectra_outputs.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "vindex/errors.hpp"
 #include "vindex/hdf5_output.hpp"
 #include "vindex/json_output.hpp"
 #include "vindex/output_files.hpp"
@@ -67,6 +69,15 @@ void write_spectra_outputs(const std::filesystem::path& out, const VindexTables&
   write_file_synced(stage("moe_config.json").temp_path(), layout.to_json(model_name).dump(2) + "\n");
   std::vector<StagedFile*> files;
   for (auto& f : staged) files.push_back(f.get());
+  // A file of a phase this run did not compute may be an earlier run's (--overwrite, --resume,
+  // merge --overwrite): it goes, so the directory never holds a mixed set.
+  for (const std::string& name : vindex_output_files()) {
+    if (std::any_of(files.begin(), files.end(), [&](const StagedFile* f) { return f->final_path().filename() == name; }))
+      continue;
+    std::error_code ec;
+    std::filesystem::remove(out / name, ec);
+    if (ec) throw IoError((out / name).string(), "cannot remove this output of an earlier run: " + ec.message());
+  }
   commit_all(files);
 
   fmt::print("\n{}\n{}", headline, format_layer_table(tables));

@@ -21,23 +21,30 @@ constexpr hsize_t kMaxTokens = hsize_t{1} << 32;
 
 std::string layer_path(int layer) { return fmt::format("/layers/layer_{:03d}", layer); }
 
-// The dimensions of the dataset at `path` (absolute), after checking it is a plain dataset of this
-// file; empty when `optional` and absent.
+// The dimensions of the dataset at `path` (absolute), after checking it is a plain dataset of
+// numbers in this file; empty when `optional` and absent.
 std::vector<hsize_t> dataset_dims(const Context& ctx, hid_t file, const std::string& path, bool optional) {
-  if (H5Lexists(file, path.substr(0, path.rfind('/')).c_str(), H5P_DEFAULT) <= 0 ||
-      H5Lexists(file, path.c_str(), H5P_DEFAULT) <= 0) {
-    if (optional) return {};
-    ctx.fail(path, "is missing");
+  // Every link on the path, the groups' too (/layers, /layers/layer_000), must be a hard link:
+  // a soft or external link to a group would otherwise be followed into another file.
+  for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    const std::string prefix = path.substr(0, slash);
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) {
+      if (optional) return {};
+      ctx.fail(path, "is missing");
+    }
+    hdf5::require_hard_link(ctx, file, prefix.c_str(), prefix);
+    if (slash == std::string::npos) break;
   }
-  const auto slash = path.rfind('/');
-  const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
-  const Handle group(H5Oopen(file, parent.c_str(), H5P_DEFAULT), H5Oclose, "H5Oopen", parent);
-  hdf5::require_hard_link(ctx, group.get(), path.substr(slash + 1).c_str(), path);
   const Handle set(H5Dopen2(file, path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", path);
   {
     const Handle plist(H5Dget_create_plist(set.get()), H5Pclose, "H5Dget_create_plist", path);
     if (H5Pget_external_count(plist.get()) != 0 || H5Pget_layout(plist.get()) == H5D_VIRTUAL)
       ctx.fail(path, "is stored outside this file (external or virtual dataset)");
+  }
+  {
+    const Handle type(H5Dget_type(set.get()), H5Tclose, "H5Dget_type", path);
+    const H5T_class_t type_class = H5Tget_class(type.get());
+    if (type_class != H5T_INTEGER && type_class != H5T_FLOAT) ctx.fail(path, "is not a dataset of numbers");
   }
   const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", path);
   const int rank = H5Sget_simple_extent_ndims(space.get());

@@ -52,6 +52,10 @@ inline std::vector<long long> read_int_attribute(const Context& ctx, hid_t objec
   const Handle space(H5Aget_space(attr.get()), H5Sclose, "H5Aget_space", name);
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0 || n > 4096) ctx.fail(where, fmt::format("attribute '{}' has {} values", name, n));
+  {
+    const Handle type(H5Aget_type(attr.get()), H5Tclose, "H5Aget_type", name);
+    if (H5Tget_class(type.get()) != H5T_INTEGER) ctx.fail(where, fmt::format("attribute '{}' is not an integer", name));
+  }
   std::vector<long long> values(static_cast<std::size_t>(n));
   check(H5Aread(attr.get(), H5T_NATIVE_LLONG, values.data()), "H5Aread", name);
   return values;

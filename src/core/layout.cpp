@@ -130,7 +130,10 @@ class LayoutBuilder {
                        fmt::format("shape {} disagrees with config.json, which gives [{}, {}] for a {} matrix",
                                    shape_text(info.shape), rows, cols, what));
     check_plain_dtype(record, true);
-    WeightRef ref{&record, nullptr, rows, cols};
+    WeightRef ref;
+    ref.weight = &record;
+    ref.rows = rows;
+    ref.cols = cols;
     ref.slice.row_stride = cols;
     if (info.dtype == DType::F8_E4M3) {
       ref.encoding = WeightEncoding::fp8_block;

@@ -50,6 +50,10 @@ RoutingRule routing_rule(const ModelLayout& layout, const std::string& file) {
     if (routing.contains("scoring_func") && routing["scoring_func"] != "sigmoid")
       throw InputError(file, "", fmt::format("scoring_func {} is not the sigmoid phase 3 recomputes",
                                              routing["scoring_func"].dump()));
+    // transformers' own DeepseekV2Config has no scoring_func (softmax is implied) but topk_method "greedy".
+    if (routing.contains("topk_method") && routing["topk_method"] != "noaux_tc")
+      throw InputError(file, "", fmt::format("topk_method {} is not the noaux_tc phase 3 recomputes",
+                                             routing["topk_method"].dump()));
     r.n_group = routing_int(routing, "n_group", 1, file);
     r.topk_group = routing_int(routing, "topk_group", r.n_group, file);
     if (r.experts % r.n_group != 0 || r.topk_group > r.n_group || r.k > r.topk_group * (r.experts / r.n_group))

@@ -129,6 +129,11 @@ LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
   ActivationTally activations;
   bool measured = false;
   if (moe && !layer.routed.empty() && plain_swiglu(in.layout, layer.routed.front())) {
+    // The layout requires only every expert's down_proj: one without gate or up would be a null weight.
+    for (std::size_t e = 0; e < layer.routed.size(); ++e)
+      if (!plain_swiglu(in.layout, layer.routed[e]))
+        throw InputError(in.checkpoint.listing_path().string(), fmt::format("routed expert {} of layer {}", e, index),
+                         "has no gate_proj or up_proj (expert 0 has both): phase 3 forms every chosen expert's SwiGLU");
     std::map<std::int32_t, std::vector<std::uint64_t>> rows_of;
     for (std::size_t i = 0; i < sampled_experts.size(); ++i) rows_of[sampled_experts[i]].push_back(i / k);
     for (const auto& [expert, rows] : rows_of)

@@ -176,7 +176,8 @@ def check_identical(a, b):
                     continue
                 same = key in oa.attrs and key in ob.attrs and np.array_equal(np.asarray(oa.attrs[key]), np.asarray(ob.attrs[key]))
                 check(same, f"attribute {key} of /{name} differs")
-    for f in ("phase1_moe_svd.json", "phase2_router_svd.json", "phase1_moe_svd_agg.json", "moe_config.json"):
+    for f in ("phase1_moe_svd.json", "phase2_router_svd.json", "phase3_routing_stats.json", "phase1_moe_svd_agg.json",
+              "moe_config.json"):
         check((a / f).exists() == (b / f).exists(), f"{f} exists in one run only")
         if not (a / f).exists():
             continue

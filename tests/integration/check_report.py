@@ -90,6 +90,7 @@ def main():
     ap.add_argument("--report", required=True, help="tools/report/vindex_report.py")
     ap.add_argument("--run", required=True)
     ap.add_argument("--other", help="a second run for the overlay")
+    ap.add_argument("--phase3-run", help="a run with phase 3 (its CKA figure and routing table)")
     ap.add_argument("--work", required=True)
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -110,6 +111,21 @@ def main():
         if rc == 0:
             check_page(both, [args.run, args.other], "overlay", 7)
             check("models overlaid" in open(os.path.join(both, "report.html")).read(), "overlay: no overlaid profile")
+
+    if args.phase3_run:
+        p3 = os.path.join(args.work, "phase3")
+        rc, out, err = run_report(args.report, args.phase3_run, "--out", p3)
+        check(rc == 0, f"phase 3: rc {rc}, {err!r}")
+        if rc == 0:
+            check_page(p3, [args.phase3_run], "phase 3", 5)
+            page = open(os.path.join(p3, "report.html")).read()
+            text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+            check('data-figure="cka"' in page, "phase 3: no CKA figure")
+            stats = json.load(open(os.path.join(args.phase3_run, "phase3_routing_stats.json")))
+            for layer in stats["layers"]:
+                for key in ("load_entropy", "activation_sparsity"):
+                    if layer.get(key) is not None:
+                        check(f"{layer[key]:.4g}" in text, f"phase 3: layer {layer['layer']} {key} not shown")
 
     # Rerunning into the same directory replaces it whole.
     before = sorted(os.listdir(args.work))

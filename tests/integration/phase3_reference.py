@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Float64 reference for phase 3 (docs/phase3.md): routing and activation statistics from a capture file.
 
-numpy + h5py only (runs under /usr/bin/python3; no torch, no safetensors package). From a vindex-capture
+numpy + h5py only (runs under /usr/bin/python3; no torch, no safetensors package; BF16, F16 and FP8 F8_E4M3
+tensors are decoded here, FP8 with its <name>_scale_inv block scales as DeepSeek's weight_dequant does, so
+block-quantized checkpoints such as tests/fixtures/kimi_k2_tiny are read too). From a vindex-capture
 HDF5 file and the checkpoint directory it was captured from, it recomputes in float64 everything
 docs/phase3.md defines: each family's routing (DeepSeek-V3 / Kimi-K2 noaux_tc, Qwen2-MoE, Qwen3-MoE, OLMoE,
 Mixtral, GPT-OSS, Llama-4), the agreement with the capture's selected_experts, the per-MoE-layer load
@@ -173,7 +175,8 @@ class SafetensorsDir:
             qc = cfg.get("quantization_config") or (cfg.get("text_config") or {}).get("quantization_config") or {}
             block = qc.get("weight_block_size") if isinstance(qc, dict) else None
             if block is not None:
-                if not (isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block)):
+                if not (isinstance(block, list) and len(block) == 2
+                        and all(isinstance(b, int) and b > 0 for b in block)):
                     raise ValueError(f"{config}: quantization_config.weight_block_size {block!r} is not [rows, cols]")
                 self.fp8_block = (block[0], block[1])
         self.entries: dict[str, tuple[Path, dict, int]] = {}

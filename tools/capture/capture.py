@@ -15,6 +15,17 @@ Needs torch, transformers (written against 4.57.1), safetensors, h5py, numpy (an
 transformers itself implements are captured (DeepSeek-V3 / Kimi-K2 as deepseek_v3, Qwen2-MoE, Qwen3-MoE,
 OLMoE, Mixtral, GPT-OSS, Llama-4, and dense decoder-only models such as Llama).
 
+Kimi-K2 (config.json model_type "kimi_k2", remote code on the hub) is architecturally DeepSeek-V3
+(architectures ["DeepseekV3ForCausalLM"]): its config is built as transformers' DeepseekV3Config from the same
+dict with the model_type replaced, and the model is transformers' DeepseekV3ForCausalLM (kimi_k2_as_deepseek_v3).
+The capture's model_type attribute stays kimi_k2.
+
+FP8 block-quantized checkpoints (quantization_config quant_method "fp8", fmt e4m3, weight_block_size, a
+W_scale_inv per float8_e4m3fn weight W: DeepSeek-V3, Kimi-K2) with --device cpu: transformers' FP8 path needs a
+GPU, so every such weight is dequantized here exactly as DeepSeek's weight_dequant does (float32(fp8) *
+float32(scale of its block), one float32 rounding, partial edge blocks) into the model built without
+quantization_config, which is then cast to --dtype. With --device cuda transformers' own FP8 path loads them.
+
 What is captured, per family (transformers 4.57.1 source; see tools/capture/README.md):
   * deepseek_v3: `mlp.gate` is DeepseekV3TopkRouter; its forward returns (topk_indices, topk_weights) --
     the group-limited (n_group / topk_group), e_score_correction_bias-corrected sigmoid top-k and the
@@ -564,7 +575,8 @@ def load_fp8_dequantized(config, model_dir: Path, dtype):
         try:
             cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
         except KeyError:
-            raise CaptureError(f"{model_dir}: transformers has no causal-LM class for {type(config).__name__}") from None
+            raise CaptureError(f"{model_dir}: transformers has no causal-LM class for "
+                               f"{type(config).__name__}") from None
     try:
         model, info = cls.from_pretrained(None, config=config, state_dict=state, dtype=torch.float32,
                                           output_loading_info=True)
@@ -575,8 +587,8 @@ def load_fp8_dequantized(config, model_dir: Path, dtype):
     for what in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
         bad = list(info.get(what) or [])
         if bad:
-            raise CaptureError(f"{model_dir}: loading the dequantized weights into {cls.__name__}: {what.replace('_', ' ')}"
-                               f" {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all)")
+            raise CaptureError(f"{model_dir}: loading the dequantized weights into {cls.__name__}: "
+                               f"{what.replace('_', ' ')} {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all)")
     model.eval()
     model.to(device="cpu", dtype=dtype)
     note = (f"fp8 e4m3 {block[0]}x{block[1]} blocks: {n_deq} tensors dequantized to float32 on the CPU"

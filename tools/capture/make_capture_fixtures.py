@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Regenerate the phase 3 capture fixtures tests/fixtures/capture/{deepseek_v3,qwen3_moe}.h5.
+"""Regenerate the phase 3 capture fixtures tests/fixtures/capture/{deepseek_v3,qwen3_moe,kimi_k2_tiny}.h5.
 
-Each is tools/capture/capture.py run on the matching tiny checkpoint of tests/fixtures/hf/ (transformers'
-own DeepseekV3ForCausalLM / Qwen3MoeForCausalLM, CPU, float32) over the 8 prompts below, token ids from
-UTF-8 bytes mod vocab_size (the fixtures have no tokenizer), 12 tokens per prompt, 16 next-token
-probabilities, with --verify-experts (every expert module received exactly the rows of the tokens the
-captured selection sends to it). After writing, the files are checked with the numpy reference
-(tests/integration/phase3_reference.py):
+Each is tools/capture/capture.py run on its tiny checkpoint -- tests/fixtures/hf/deepseek_v3 and
+tests/fixtures/hf/qwen3_moe (transformers' own DeepseekV3ForCausalLM / Qwen3MoeForCausalLM), and the
+repository's demo checkpoint tests/fixtures/kimi_k2_tiny (model_type kimi_k2, loaded as transformers'
+DeepseekV3ForCausalLM; FP8 e4m3 with 128x128 block scales, dequantized to float32 on the CPU by capture.py)
+-- on CPU in float32 over the 8 prompts below, token ids from UTF-8 bytes mod vocab_size (the fixtures have
+no tokenizer), 12 tokens per prompt (kimi_k2_tiny: 9, to stay under 300 KB with its hidden size 200),
+16 next-token probabilities, with --verify-experts (every expert module received exactly the rows of the
+tokens the captured selection sends to it). After writing, the files are checked with the numpy reference
+(tests/integration/phase3_reference.py, which decodes the FP8 weights itself):
   * the float64 recomputation agrees with the captured selected_experts on >= 99.9% of the choices, and
     the routing weights match (max |diff| < 1e-5);
   * deepseek_v3: the capture really routed group-limited with e_score_correction_bias (n_group 2,
     topk_group 1): every token's experts lie in one group of 4, and on some tokens a plain top-k of c,
     and a group-limited top-k without the correction bias, would have chosen differently;
+  * kimi_k2_tiny (n_group 1, topk_group 1, so the group limit keeps every expert): reported, how many
+    tokens a top-k without the correction bias would have chosen differently;
   * every file < 300 KB.
 The files are deterministic (h5py libver="earliest", no timestamps): --check rebuilds them in a temporary
 directory and compares bytes.
@@ -19,7 +24,7 @@ directory and compares bytes.
     python3 tools/capture/make_capture_fixtures.py            # write tests/fixtures/capture/*.h5
     python3 tools/capture/make_capture_fixtures.py --check    # rebuild in a temp dir, byte-compare
 
-Needs the pyenv python3 with torch, transformers==4.57.1, safetensors, h5py. About 15 s on 2 cores.
+Needs the pyenv python3 with torch, transformers==4.57.1, safetensors, h5py. About 20 s on 2 cores.
 The bad captures of the error tests are not files: phase3_reference.make_bad_captures() derives them from
 deepseek_v3.h5 on the fly.
 """
@@ -43,8 +48,13 @@ import capture  # noqa: E402
 import phase3_reference as p3  # noqa: E402
 
 EXPECTED_TRANSFORMERS = "4.57.1"
-FIXTURES = ("deepseek_v3", "qwen3_moe")
-TOKENS_PER_PROMPT = 12
+# fixture name -> (checkpoint directory, tokens per prompt)
+FIXTURES = {
+    "deepseek_v3": (ROOT / "tests" / "fixtures" / "hf" / "deepseek_v3", 12),
+    "qwen3_moe": (ROOT / "tests" / "fixtures" / "hf" / "qwen3_moe", 12),
+    # hidden size 200 and 4 layers: 12 tokens per prompt would make mlp_input alone 307 KB
+    "kimi_k2_tiny": (ROOT / "tests" / "fixtures" / "kimi_k2_tiny", 9),
+}
 TOP_P = 16
 MAX_BYTES = 300_000
 PROMPTS = [
@@ -65,10 +75,10 @@ def build(out_dir: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         prompts = Path(tmp) / "prompts.txt"
         prompts.write_text("\n".join(PROMPTS) + "\n", encoding="utf-8")
-        for name in FIXTURES:
+        for name, (model_dir, tokens_per_prompt) in FIXTURES.items():
             out = out_dir / f"{name}.h5"
-            rc = capture.main(["--model", str(ROOT / "tests" / "fixtures" / "hf" / name), "--out", str(out),
-                               "--prompts", str(prompts), "--max-tokens-per-prompt", str(TOKENS_PER_PROMPT),
+            rc = capture.main(["--model", str(model_dir), "--out", str(out),
+                               "--prompts", str(prompts), "--max-tokens-per-prompt", str(tokens_per_prompt),
                                "--top-p-count", str(TOP_P), "--device", "cpu", "--dtype", "float32",
                                "--token-ids-from-text", "--model-name", name, "--verify-experts"])
             if rc != 0:
@@ -112,10 +122,25 @@ def check_deepseek_grouping(path: Path, model: p3.Model) -> list[str]:
     return lines
 
 
+def report_correction_bias(path: Path, model: p3.Model) -> list[str]:
+    """How many tokens a top-k of s without e_score_correction_bias would choose differently (n_group 1: no
+    group limit). Informative only."""
+    cap = p3.validate_capture(path, model)
+    k, lines = model.top_k, []
+    for l in model.moe_layers:
+        x = cap["layers"][l]["mlp_input"].astype(np.float64)
+        engine = [frozenset(r) for r in cap["layers"][l]["selected_experts"].astype(np.int64).tolist()]
+        w_r, _, _ = model.router(l)
+        nb = [frozenset(r) for r in p3._top_indices(p3._sigmoid(x @ w_r.T), k).tolist()]
+        lines.append(f"layer {l}: a top-{k} without the correction bias would differ on "
+                     f"{sum(a != b for a, b in zip(engine, nb))}/{len(engine)} tokens")
+    return lines
+
+
 def verify(paths: list[Path]) -> None:
     for path in paths:
         name = path.stem
-        model_dir = ROOT / "tests" / "fixtures" / "hf" / name
+        model_dir = FIXTURES[name][0]
         ref = p3.reference_stats(path, model_dir)
         size = path.stat().st_size
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {size} bytes, "
@@ -132,6 +157,9 @@ def verify(paths: list[Path]) -> None:
                 raise SystemExit(f"{path}: layer {r['layer']}: the reference does not reproduce the capture")
         if name == "deepseek_v3":
             for line in check_deepseek_grouping(path, p3.Model(model_dir)):
+                print("  " + line)
+        if name == "kimi_k2_tiny":
+            for line in report_correction_bias(path, p3.Model(model_dir)):
                 print("  " + line)
 
 

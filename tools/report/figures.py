@@ -3,6 +3,7 @@ runs (report_data.RunOutput) and returns a matplotlib Figure; nothing here reads
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -92,6 +93,30 @@ def heatmap(run, k):
     ax.set_yticklabels([str(moe[i].index) for i in range(0, len(moe), step)])
     fig.colorbar(image, ax=ax, label=f"var@{k}")
     ax.set_title(f"var@{k} of every routed expert's down_proj: {run.model}")
+    fig.tight_layout()
+    return fig
+
+
+def cka(run):
+    """Phase 3: linear CKA between every pair of layers' MLP inputs, with the stages of C5 outlined."""
+    layers = run.phase3["cka"]["layers"]
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in run.phase3["cka"]["matrix"]], dtype=float)
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, interpolation="nearest", cmap="magma")
+    step = max(1, len(layers) // 16)
+    ticks = list(range(0, len(layers), step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(layers[i]) for i in ticks])
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([str(layers[i]) for i in ticks])
+    for stage in run.phase3["stages"]:
+        a, b = layers.index(stage["first_layer"]), layers.index(stage["last_layer"])
+        ax.add_patch(matplotlib.patches.Rectangle((a - 0.5, a - 0.5), b - a + 1, b - a + 1, fill=False,
+                                                  edgecolor="cyan", linewidth=1.5))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("layer")
+    fig.colorbar(image, ax=ax, label="linear CKA")
+    ax.set_title(f"CKA of the MLP inputs, {len(run.phase3['stages'])} stage(s): {run.model}")
     fig.tight_layout()
     return fig
 

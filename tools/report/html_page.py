@@ -106,6 +106,19 @@ def router_table(run, k):
                   "bias std"], rows, numeric=tuple(range(2, 9)))
 
 
+def routing_table(run):
+    """Phase 3: each layer's routing and activation statistics, from phase3_routing_stats.json."""
+    rows = []
+    for e in run.phase3["layers"]:
+        rows.append([str(e["layer"]), esc(e["kind"]), number(e.get("load_entropy")), number(e.get("load_cv")),
+                     number(e.get("max_over_mean_load")), str(e.get("never_chosen", "")),
+                     number(e.get("topk_weight_concentration")), number(e.get("selection_agreement")),
+                     number(e.get("activation_sparsity")), number(e.get("gate_coherence"))])
+    return table(["layer", "kind", "load entropy", "load CV", "max/mean load", "never chosen", "top-1 weight share",
+                  "agreement with the engine", "activation sparsity (C1)", "gate coherence (C3)"], rows,
+                 numeric=tuple(range(2, 10)))
+
+
 def page(runs, k, sections):
     """sections: list of (heading, html) in order."""
     title = "vindex report: " + ", ".join(run.model for run in runs)

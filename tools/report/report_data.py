@@ -50,6 +50,7 @@ class RunOutput:
     provenance: dict
     phases: list                   # phases present in vindex.h5, e.g. [1]
     routers: dict = None           # phase2_router_svd.json, when the run had phase 2
+    phase3: dict = None            # phase3_routing_stats.json, when the run had phase 3
 
     def moe_layers(self):
         return [l for l in self.layers if l.kind == "moe"]
@@ -106,6 +107,8 @@ def load_run(directory):
                                f"run did not compute (projections {summary.get('projections')})")
     routers_path = os.path.join(directory, "phase2_router_svd.json")
     routers = _load_json(routers_path) if os.path.exists(routers_path) else None
+    phase3_path = os.path.join(directory, "phase3_routing_stats.json")
+    phase3 = _load_json(phase3_path) if os.path.exists(phase3_path) else None
     aggregate = _load_json(os.path.join(directory, "phase1_moe_svd_agg.json"))
     moe_config = _load_json(os.path.join(directory, "moe_config.json"))
     try:
@@ -149,7 +152,7 @@ def load_run(directory):
     return RunOutput(directory=directory, model=model, k=k, layers=layers,
                      num_hidden_layers=int(moe_config.get("num_hidden_layers", layers[-1].index + 1)),
                      moe_config=moe_config, summary=summary, aggregate=aggregate,
-                     provenance=summary.get("provenance", {}), phases=phases, routers=routers)
+                     provenance=summary.get("provenance", {}), phases=phases, routers=routers, phase3=phase3)
 
 
 def k_column(run, k):

@@ -104,6 +104,13 @@ def build(runs, k, spectra_text):
         sections.append((f"Constants{title}", html_page.constants_table(run)))
         if run.routers:
             sections.append((f"Routers (phase 2){title}", html_page.router_table(run, k)))
+        if run.phase3:
+            parts = []
+            add(f"{prefix}cka.png", figures.cka(run),
+                "Linear CKA between the layers' MLP inputs on the sampled tokens; the outlined blocks are the stages "
+                "that give C5 (docs/phase3.md).", parts)
+            parts.append(html_page.routing_table(run))
+            sections.append((f"Routing and activations (phase 3){title}", "\n".join(parts)))
         missing = [p for p in (2, 3) if p not in run.phases]
         if missing:
             names = {2: "phase 2 (router spectra)", 3: "phase 3 (routing loads, co-activation, CKA)"}
