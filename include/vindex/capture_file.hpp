@@ -26,8 +26,8 @@ struct CaptureInfo {
 class CaptureFile {
  public:
   // Opens `path` and checks it against `layout`: format and version, one mlp_input [N, H] per
-  // layer of the model, token datasets of N, routing datasets of MoE layers [N, E] and [N, k], and
-  // top_probs [N, P >= 8].
+  // layer of the model, token datasets of N (prompt_index non-decreasing), routing datasets of MoE
+  // layers [N, E] and [N, k] with config.json's k, and top_probs [N, P >= 8].
   static CaptureFile open(const std::filesystem::path& path, const ModelLayout& layout);
   CaptureFile(CaptureFile&&) noexcept;
   CaptureFile& operator=(CaptureFile&&) noexcept;
@@ -36,10 +36,11 @@ class CaptureFile {
   const CaptureInfo& info() const { return info_; }
   // Rows [r0, r1) of a layer's mlp_input, row-major float32; NaN or Inf is an InputError.
   std::vector<float> mlp_input(int layer, std::uint64_t r0, std::uint64_t r1) const;
-  // The engine's chosen experts of a layer ([N, k] row-major), empty when the capture has none.
-  std::vector<std::int32_t> selected_experts(int layer) const;
-  // top_probs [N, P] row-major.
-  std::vector<float> top_probs() const;
+  // Rows [r0, r1) of the engine's chosen experts of a layer ([r1 - r0, k] row-major), empty when
+  // the capture has none; an expert outside the layer's is an InputError.
+  std::vector<std::int32_t> selected_experts(int layer, std::uint64_t r0, std::uint64_t r1) const;
+  // The first 8 columns of top_probs ([N, 8] row-major); a value outside [0, 1] is an InputError.
+  std::vector<float> top8_probs() const;
 
  private:
   struct Impl;

@@ -58,7 +58,7 @@ std::optional<Phase3Results> gather_phase3(const mpi::Communicator& comm, const 
   results.cka = cka_matrix(results.layers);
   results.stages = cka_stages(results.cka, results.cka_layers, layout.num_layers);
   results.top8_concentration =
-      top8_concentration(capture.top_probs(), capture.info().n_tokens, capture.info().top_probs_count);
+      top8_concentration(capture.top8_probs(), capture.info().n_tokens, 8);
   for (const LayerPhase3& l : results.layers)
     if (l.engine_choices > 0 &&
         static_cast<double>(l.engine_choices_matched) < kAgreementWarning * static_cast<double>(l.engine_choices))

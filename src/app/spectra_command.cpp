@@ -229,6 +229,22 @@ int run_spectra(const RunContext& ctx) {
       }))
     return *code;
 
+  // Phase 3 (when asked) first: it takes minutes where the spectra may take hours, so a capture found
+  // bad (a NaN deep in a layer) ends the job before any spectrum is computed. Each rank computes
+  // its share of the layers, rank 0 gathers them; the results go into the same set of files.
+  std::optional<Phase3Results> phase3;
+  if (!o.dry_run && std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) {
+    std::vector<std::byte> share;
+    if (auto code = run_stage(ctx, [&] {
+          share = compute_phase3_share(comm, prep->checkpoint, prep->layout, prep->identity.layers, o.activations,
+                                       o.phase3_tokens);
+        }))
+      return *code;
+    if (auto code = run_stage(ctx, [&] {
+          phase3 = gather_phase3(comm, share, prep->layout, o.activations, o.phase3_tokens);
+        }))
+      return *code;
+  }
   // Every rank learns which matrices are done and plans the rest identically.
   std::vector<bool> done(prep->items.size(), false);
   std::uint64_t run_id = 0;
@@ -275,7 +291,7 @@ int run_spectra(const RunContext& ctx) {
   RankComputation work(*backend, prep->checkpoint, prep->layout, mine, o.ks, &*journal);
 
   std::optional<ProgressPrinter> progress;
-  if (comm.is_root()) {
+  if (comm.is_root() && !prep->items.empty()) {
     fmt::print(stderr, "vindex_mpi {}: {} -- {} matrices on {} rank(s) x {} thread(s), backend {}\n", kVersion,
                prep->model_name, todo.size(), comm.size(), ctx.threads, backend->name());
     if (o.resume)
@@ -304,21 +320,6 @@ int run_spectra(const RunContext& ctx) {
         encode_results(work.take_results(), encoded);
       }))
     return failed(*code);
-  // Phase 3 (when asked): each rank computes its share of the layers from the capture, then rank 0
-  // gathers them; its results go into the same set of files.
-  std::optional<Phase3Results> phase3;
-  if (std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) {
-    std::vector<std::byte> share;
-    if (auto code = run_stage(ctx, [&] {
-          share = compute_phase3_share(comm, prep->checkpoint, prep->layout, prep->identity.layers, o.activations,
-                                       o.phase3_tokens);
-        }))
-      return failed(*code);
-    if (auto code = run_stage(ctx, [&] {
-          phase3 = gather_phase3(comm, share, prep->layout, o.activations, o.phase3_tokens);
-        }))
-      return failed(*code);
-  }
   const double peak_rss = mpi::max_over_ranks(comm, peak_rss_mib());
   const auto code = run_stage(ctx, [&] {
            std::vector<MatrixResult> all = mpi::gather_results(comm, encoded);

@@ -18,6 +18,7 @@ using hdf5::Handle;
 constexpr const char* kCaptureFormat = "vindex-capture";
 constexpr const char* kCaptureVersion = "1";
 constexpr hsize_t kMaxTokens = hsize_t{1} << 32;
+constexpr hsize_t kCheckBatch = hsize_t{1} << 20;  // tokens read at once when a whole dataset is checked
 
 std::string layer_path(int layer) { return fmt::format("/layers/layer_{:03d}", layer); }
 
@@ -87,6 +88,7 @@ struct CaptureFile::Impl {
   Handle file;
   std::uint64_t hidden = 0;
   std::vector<std::uint64_t> choices;  // per layer: k of selected_experts, 0 when absent
+  std::vector<std::uint64_t> experts;  // per layer: routed experts, 0 for a dense layer
 };
 
 CaptureFile::CaptureFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -117,10 +119,18 @@ CaptureFile CaptureFile::open(const std::filesystem::path& path, const ModelLayo
   for (const char* name : {"/tokens/prompt_index", "/tokens/position"})
     expect_dims(ctx, name, dataset_dims(ctx, file, name, false), {n}, "one per token of /tokens/token_ids");
   {
-    const std::vector<std::int32_t> prompts = read_rows<std::int32_t>(file, "/tokens/prompt_index", H5T_NATIVE_INT32, 0, n, 1);
-    for (std::size_t i = 1; i < prompts.size(); ++i)
-      if (prompts[i] < prompts[i - 1]) ctx.fail("/tokens/prompt_index", fmt::format("decreases at token {}", i));
-    info.n_prompts = prompts.empty() || prompts.front() < 0 ? 0 : static_cast<std::uint64_t>(prompts.back()) + 1;
+    // In batches: a crafted file may declare billions of tokens in a few bytes.
+    std::int32_t previous = 0;
+    for (hsize_t r0 = 0; r0 < n; r0 += kCheckBatch) {
+      const std::vector<std::int32_t> prompts =
+          read_rows<std::int32_t>(file, "/tokens/prompt_index", H5T_NATIVE_INT32, r0, std::min(n, r0 + kCheckBatch), 1);
+      for (std::size_t i = 0; i < prompts.size(); ++i) {
+        if (prompts[i] < (r0 + i == 0 ? 0 : previous))
+          ctx.fail("/tokens/prompt_index", fmt::format("decreases or is negative at token {}", r0 + i));
+        previous = prompts[i];
+      }
+    }
+    info.n_prompts = static_cast<std::uint64_t>(previous) + 1;
   }
   const auto attr = hdf5::read_int_attribute(ctx, file, "num_hidden_layers", "/");
   if (attr.size() != 1 || attr[0] != layout.num_layers)
@@ -138,12 +148,14 @@ CaptureFile CaptureFile::open(const std::filesystem::path& path, const ModelLayo
       if (const auto d = dataset_dims(ctx, file, base + "/router_logits", true); !d.empty())
         expect_dims(ctx, base + "/router_logits", d, {n, E}, "tokens x the layer's experts");
       if (const auto d = dataset_dims(ctx, file, base + "/selected_experts", true); !d.empty()) {
-        if (d.size() != 2 || d[0] != n || d[1] == 0 || d[1] > E)
-          ctx.fail(base + "/selected_experts", fmt::format("has shape {}, expected [{}, k] with 1 <= k <= {}", dims_text(d), n, E));
-        k = d[1];
+        const auto want_k = static_cast<hsize_t>(layout.experts_per_token);
+        expect_dims(ctx, base + "/selected_experts", d, {n, want_k},
+                    fmt::format("tokens x the {} experts per token of config.json", want_k));
+        k = want_k;
       }
     }
     impl->choices.push_back(k);
+    impl->experts.push_back(l.kind == LayerKind::moe ? l.routed.size() : 0);
   }
   const std::vector<hsize_t> probs = dataset_dims(ctx, file, "/output/top_probs", false);
   if (probs.size() != 2 || probs[0] != n || probs[1] < 8 || probs[1] > 1'000'000)
@@ -164,21 +176,26 @@ std::vector<float> CaptureFile::mlp_input(int layer, std::uint64_t r0, std::uint
   return rows;
 }
 
-std::vector<std::int32_t> CaptureFile::selected_experts(int layer) const {
+std::vector<std::int32_t> CaptureFile::selected_experts(int layer, std::uint64_t r0, std::uint64_t r1) const {
   const hsize_t k = impl_->choices.at(static_cast<std::size_t>(layer));
   if (k == 0) return {};
-  return read_rows<std::int32_t>(impl_->file.get(), layer_path(layer) + "/selected_experts", H5T_NATIVE_INT32, 0,
-                                 info_.n_tokens, k);
+  const std::string path = layer_path(layer) + "/selected_experts";
+  std::vector<std::int32_t> chosen = read_rows<std::int32_t>(impl_->file.get(), path, H5T_NATIVE_INT32, r0, r1, k);
+  const auto experts = static_cast<std::int32_t>(impl_->experts.at(static_cast<std::size_t>(layer)));
+  for (std::size_t i = 0; i < chosen.size(); ++i)
+    if (chosen[i] < 0 || chosen[i] >= experts)
+      impl_->ctx.fail(path, fmt::format("value [{}, {}] = {} is not an expert of the layer's {}", r0 + i / k, i % k, chosen[i],
+                                        experts));
+  return chosen;
 }
 
-std::vector<float> CaptureFile::top_probs() const {
+std::vector<float> CaptureFile::top8_probs() const {
+  // Only the 8 columns C2 needs: P may be large.
   const std::string path = "/output/top_probs";
-  std::vector<float> probs = read_rows<float>(impl_->file.get(), path, H5T_NATIVE_FLOAT, 0, info_.n_tokens,
-                                              info_.top_probs_count);
+  std::vector<float> probs = read_rows<float>(impl_->file.get(), path, H5T_NATIVE_FLOAT, 0, info_.n_tokens, 8);
   for (std::size_t i = 0; i < probs.size(); ++i)
     if (!std::isfinite(probs[i]) || probs[i] < 0 || probs[i] > 1)
-      impl_->ctx.fail(path, fmt::format("value [{}, {}] = {} is not a probability", i / info_.top_probs_count,
-                                        i % info_.top_probs_count, probs[i]));
+      impl_->ctx.fail(path, fmt::format("value [{}, {}] = {} is not a probability", i / 8, i % 8, probs[i]));
   return probs;
 }
 

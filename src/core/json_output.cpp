@@ -113,6 +113,8 @@ ojson phase2_router_json(const VindexTables& tables, const std::string& model, c
       all.expert_ids.push_back(g->layer);
       all.var_at_k.insert(all.var_at_k.end(), g->var_at_k.begin(), g->var_at_k.end());
       for (std::size_t i = 0; i < kScalarStats.size(); ++i) all.scalars[i].push_back(g->scalars[i][0]);
+      all.gram_bits.push_back(g->gram_bits[0]);
+      all.eigen_bits.push_back(g->eigen_bits[0]);
     }
     j["across_layers"] = group_json(all, tables.ks);
     j["across_layers"].erase("shape");

@@ -54,14 +54,20 @@ RoutingRule routing_rule(const ModelLayout& layout, const std::string& file) {
     if (routing.contains("topk_method") && routing["topk_method"] != "noaux_tc")
       throw InputError(file, "", fmt::format("topk_method {} is not the noaux_tc phase 3 recomputes",
                                              routing["topk_method"].dump()));
+    // No defaults: engines and configs disagree on them, and a guess would route differently.
+    for (const char* key : {"n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor"})
+      if (!routing.contains(key) || routing[key].is_null())
+        throw InputError(file, "", fmt::format("has no '{}', which phase 3 needs to route as DeepSeek-V3 does", key));
+    if (!routing["norm_topk_prob"].is_boolean() || !routing["routed_scaling_factor"].is_number() ||
+        !(routing["routed_scaling_factor"].get<double>() > 0))
+      throw InputError(file, "", "norm_topk_prob is not a boolean or routed_scaling_factor not a positive number");
     r.n_group = routing_int(routing, "n_group", 1, file);
     r.topk_group = routing_int(routing, "topk_group", r.n_group, file);
     if (r.experts % r.n_group != 0 || r.topk_group > r.n_group || r.k > r.topk_group * (r.experts / r.n_group))
       throw InputError(file, "", fmt::format("n_group {} and topk_group {} do not fit {} experts and top-{}", r.n_group,
                                              r.topk_group, r.experts, r.k));
-    r.normalize = flag("norm_topk_prob", true);
-    if (routing.contains("routed_scaling_factor") && routing["routed_scaling_factor"].is_number())
-      r.scaling = routing["routed_scaling_factor"].get<double>();
+    r.normalize = routing["norm_topk_prob"].get<bool>();
+    r.scaling = routing["routed_scaling_factor"].get<double>();
   } else if (layout.family == "gpt_oss") {
     r.kind = RoutingRule::Kind::topk_softmax;
     r.router_bias_in_logits = true;

@@ -58,6 +58,7 @@ void tally_activations(const Checkpoint& ckpt, const ModelLayout& layout, const 
 }  // namespace
 
 LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
+  openblas_set_num_threads(1);  // ranks are the parallelism, as in the CPU backend
   const LayerLayout& layer = in.layout.layers.at(static_cast<std::size_t>(index));
   const std::uint64_t n = in.capture.info().n_tokens;
   const std::uint64_t h = in.layout.hidden_size;
@@ -80,11 +81,9 @@ LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
       (in.rule->router_bias_in_logits ? logit_bias : selection_bias) = std::move(bias);
     }
     routing.emplace(in.rule->experts, in.rule->k);
-    engine = in.capture.selected_experts(index);
   }
   const auto E = static_cast<std::uint64_t>(in.rule ? in.rule->experts : 0);
   const auto k = static_cast<std::uint64_t>(in.rule ? in.rule->k : 0);
-  const std::uint64_t engine_k = moe && !engine.empty() ? engine.size() / n : 0;
 
   // Stream the tokens: routing of all, and the sampled rows kept with their chosen experts.
   std::vector<double> sampled_x(in.sampled.size() * h);
@@ -98,6 +97,8 @@ LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
     const std::vector<float> x = in.capture.mlp_input(index, r0, r1);
     xd.assign(x.begin(), x.end());
     if (moe) {
+      engine = in.capture.selected_experts(index, r0, r1);
+      const std::uint64_t engine_k = engine.size() / m;
       logits.resize(m * E);
       multiply_transposed(xd.data(), router.data(), logits.data(), m, E, h);
       if (!logit_bias.empty())
@@ -109,7 +110,7 @@ LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
       routing->add(experts, weights);
       for (std::uint64_t t = 0; t < m && engine_k; ++t)
         for (std::uint64_t j = 0; j < engine_k; ++j) {
-          const std::int32_t chosen = engine[(r0 + t) * engine_k + j];
+          const std::int32_t chosen = engine[t * engine_k + j];
           ++out.engine_choices;
           const auto begin = experts.begin() + static_cast<std::ptrdiff_t>(t * k);
           if (std::find(begin, begin + static_cast<std::ptrdiff_t>(k), chosen) != begin + static_cast<std::ptrdiff_t>(k))
