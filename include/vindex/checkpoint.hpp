@@ -47,6 +47,9 @@ class TensorView {
   std::span<const std::byte> bytes() const;
   void prefetch() const noexcept;
   void release() const noexcept;
+  // The same for bytes [begin, end) of the tensor (one expert's slice of a fused tensor).
+  void prefetch(std::uint64_t begin, std::uint64_t end) const noexcept;
+  void release(std::uint64_t begin, std::uint64_t end) const noexcept;
 
  private:
   std::shared_ptr<const MappedFile> mapping_;

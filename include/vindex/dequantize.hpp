@@ -46,6 +46,10 @@ struct EncodedMatrix {
   std::uint64_t min_dim() const { return rows < cols ? rows : cols; }
   std::uint64_t max_dim() const { return rows < cols ? cols : rows; }
   std::uint64_t row_stride() const { return slice.row_stride ? slice.row_stride : cols; }
+  // Reads ahead, or hands back, the pages of the bytes this matrix spans in its tensor (for a
+  // slice of a fused tensor, not the whole tensor other threads are reading).
+  void prefetch() const noexcept;
+  void release() const noexcept;
   // The whole tensor, row-major, in its own elements: what a device can copy and decode as is.
   bool is_whole_tensor() const {
     return encoding != WeightEncoding::mxfp4 && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&

@@ -1,6 +1,8 @@
 // Opening a checkpoint directory: config, shard index, header validation, lazy shard mapping.
 #include "vindex/checkpoint.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "vindex/errors.hpp"
@@ -52,6 +54,14 @@ std::span<const std::byte> TensorView::bytes() const {
 
 void TensorView::prefetch() const noexcept { mapping_->prefetch(file_offset_, info_->byte_size()); }
 void TensorView::release() const noexcept { mapping_->release(file_offset_, info_->byte_size()); }
+void TensorView::prefetch(std::uint64_t begin, std::uint64_t end) const noexcept {
+  end = std::min(end, info_->byte_size());
+  if (begin < end) mapping_->prefetch(file_offset_ + begin, end - begin);
+}
+void TensorView::release(std::uint64_t begin, std::uint64_t end) const noexcept {
+  end = std::min(end, info_->byte_size());
+  if (begin < end) mapping_->release(file_offset_ + begin, end - begin);
+}
 
 Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
 Checkpoint& Checkpoint::operator=(Checkpoint&&) noexcept = default;

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <bit>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -117,6 +118,31 @@ float f16_to_float(std::uint16_t bits) {
   }
   if (exponent == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mantissa << 13));  // Inf, NaN
   return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+}
+
+namespace {
+
+// Bytes [begin, end) of the tensor that hold the matrix's elements (scales aside: they are small).
+std::pair<std::uint64_t, std::uint64_t> byte_range(const EncodedMatrix& m) {
+  const std::uint64_t first = m.slice.offset;
+  const std::uint64_t last = m.slice.offset + (m.rows - 1) * m.row_stride() + (m.cols - 1) * m.slice.col_stride;
+  if (m.encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
+  const std::uint64_t bytes = std::max<std::uint64_t>(dtype_bits(m.weight.info().dtype) / 8, 1);
+  return {first * bytes, (last + 1) * bytes};
+}
+
+}  // namespace
+
+void EncodedMatrix::prefetch() const noexcept {
+  if (rows == 0 || cols == 0) return;
+  const auto [begin, end] = byte_range(*this);
+  weight.prefetch(begin, end);
+}
+
+void EncodedMatrix::release() const noexcept {
+  if (rows == 0 || cols == 0) return;
+  const auto [begin, end] = byte_range(*this);
+  weight.release(begin, end);
 }
 
 MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix)

@@ -273,8 +273,12 @@ class LayoutBuilder {
   const ModelLayout& layout_;
 };
 
-// Sorts every tensor name into its layer's Found; counts what is not an MLP tensor.
-std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const Naming& naming, ModelLayout& layout) {
+// Sorts every tensor name into its layer's Found; counts what is not an MLP tensor. `layer_prefix` gets
+// the layer prefix the checkpoint uses (the family's first when none matched).
+std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const Naming& naming, ModelLayout& layout,
+                                    std::string& layer_prefix) {
+  layer_prefix = naming.layer_prefixes.front();
+  bool prefix_seen = false;
   std::vector<Found> found(static_cast<std::size_t>(layout.num_layers));
   std::set<int> skipped;
   for (const std::string& name : ckpt.tensor_names()) {
@@ -285,6 +289,10 @@ std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const Naming& naming
     if (prefix == naming.layer_prefixes.end()) {
       ++layout.ignored_tensors;
       continue;
+    }
+    if (!prefix_seen) {
+      layer_prefix = *prefix;
+      prefix_seen = true;
     }
     rest.remove_prefix(prefix->size());
     const auto layer = parse_index(take_component(rest));
@@ -366,14 +374,14 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
   ModelLayout layout;
   const layout_detail::ConfigReader config(ckpt.config(), ckpt.config_path().string());
   const layout_detail::FamilySpec spec = layout_detail::read_family(config, layout);
-  std::vector<Found> found = find_mlp_tensors(ckpt, spec.naming, layout);
+  std::string layer_prefix;
+  std::vector<Found> found = find_mlp_tensors(ckpt, spec.naming, layout, layer_prefix);
 
   const std::string listing = ckpt.listing_path().string();
   const LayoutBuilder builder(ckpt, layout);
   const auto missing = [&](const std::string& tensor, const std::string& why) {
     return InputError(listing, tensor, fmt::format("is missing: {}", why));
   };
-  const std::string& layer_prefix = spec.naming.layer_prefixes.front();
   const std::string module = spec.naming.mlp_module.empty() ? "" : spec.naming.mlp_module + ".";
   const std::uint64_t H = layout.hidden_size;
   for (int L = 0; L < layout.num_layers; ++L) {

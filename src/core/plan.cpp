@@ -61,8 +61,10 @@ std::vector<WorkItem> plan_items(const ModelLayout& layout, const Checkpoint& ck
           if (!layer.routed[e][projection].present()) throw lacks(index, "routed expert", projection);
           add({index, MatrixRole::routed, projection, static_cast<int>(e)}, layer.routed[e][projection]);
         }
-        if (layer.shared && (*layer.shared)[projection].present())
+        if (layer.shared) {
+          if (!(*layer.shared)[projection].present()) throw lacks(index, "shared expert", projection);
           add({index, MatrixRole::shared, projection, 0}, (*layer.shared)[projection]);
+        }
       }
     }
     if (request.routers && layer.kind == LayerKind::moe) {

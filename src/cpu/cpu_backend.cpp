@@ -37,11 +37,11 @@ class CpuBackend final : public SpectrumBackend {
         const std::size_t i = next.fetch_add(1);
         if (i >= matrices.size()) return;
         // Start reading the matrix a worker will take next while this one computes.
-        if (i + lookahead < matrices.size()) matrices[i + lookahead].weight.prefetch();
+        if (i + lookahead < matrices.size()) matrices[i + lookahead].prefetch();
         const EncodedMatrix& m = matrices[i];
         try {
           MatrixSpectrum spectrum = solver.solve(m, options_.precision, options_.ks);
-          m.weight.release();
+          m.release();
           sink.deliver(i, std::move(spectrum));
         } catch (...) {
           failed.store(true);
@@ -50,7 +50,7 @@ class CpuBackend final : public SpectrumBackend {
         }
       }
     };
-    for (std::size_t i = 0; i < std::min(lookahead, matrices.size()); ++i) matrices[i].weight.prefetch();
+    for (std::size_t i = 0; i < std::min(lookahead, matrices.size()); ++i) matrices[i].prefetch();
     std::vector<std::jthread> pool;
     for (int t = 1; t < options_.threads; ++t) pool.emplace_back(worker);
     worker();

@@ -159,12 +159,12 @@ class Pipeline {
     // Read: memory map -> pinned staging (the page cache, or the disk), then hand the pages back.
     const auto t0 = Clock::now();
     s.staging.reserve(upload_bytes);
-    m.weight.prefetch();
+    m.prefetch();
     if (whole)
       std::memcpy(s.staging.get(), m.weight.bytes().data(), upload_bytes);
     else
       s.decoder->decode(0, rows, 0, cols, reinterpret_cast<float*>(s.staging.get()), cols);
-    m.weight.release();
+    m.release();
     static const std::vector<float> kNoScales;
     const auto& scales = whole ? s.decoder->scales() : kNoScales;
     s.scales_host.reserve(scales.size());
