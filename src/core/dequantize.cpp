@@ -184,19 +184,22 @@ MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix)
     case WeightEncoding::mxfp4: {
       if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().dtype != DType::U8 || m_.slice.col_stride != 1)
         throw InternalError(fmt::format("'{}' is not a U8 MXFP4 block tensor with U8 scales", info.name));
-      // Only the scales of this matrix's elements: a fused tensor holds every expert's.
+      // Only the scales of this matrix's own rows: a fused tensor holds every expert's, and the
+      // rows of an interleaved gate alternate with those of its up projection.
       const TensorView& scale = *m_.scale;
       scale_base_ = m_.slice.offset / 32;
       const std::uint64_t end = last / 32 + 1;
-      if (end > scale.info().num_elements() || scale.info().num_elements() * 32 != elements)
+      if (end > scale.info().num_elements() || scale.info().num_elements() * 32 != elements || m_.slice.offset % 32 ||
+          row_stride_ % 32 || m_.cols % 32)
         throw InputError(scale.file(), scale.name(), "MXFP4 scales do not cover the blocks (one per 32 values)");
-      scales_.resize(end - scale_base_);
+      scales_.assign(end - scale_base_, std::numeric_limits<float>::quiet_NaN());  // others' entries: never read
       const auto* codes = reinterpret_cast<const std::uint8_t*>(scale.bytes().data());
-      for (std::uint64_t i = scale_base_; i < end; ++i) {
-        if (codes[i] == 0xFF)
-          throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale {} is 255 (NaN)", multi_index(scale.info(), i)));
-        scales_[i - scale_base_] = e8m0_to_float(codes[i]);
-      }
+      for (std::uint64_t r = 0; r < m_.rows; ++r)
+        for (std::uint64_t i = element_index(r, 0) / 32; i < (element_index(r, 0) + m_.cols) / 32; ++i) {
+          if (codes[i] == 0xFF)
+            throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale {} is 255 (NaN)", multi_index(scale.info(), i)));
+          scales_[i - scale_base_] = e8m0_to_float(codes[i]);
+        }
       return;
     }
   }

@@ -12,8 +12,7 @@
 namespace vindex {
 namespace {
 
-// Indices of the `k` largest of `score` among `allowed` (all when empty), largest first; ties
-// to the lower index.
+// Indices of the `k` largest of `score`, largest first; ties to the lower index.
 void top_k(std::span<const double> score, int k, std::vector<int>& order) {
   order.resize(score.size());
   std::iota(order.begin(), order.end(), 0);

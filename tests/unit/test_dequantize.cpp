@@ -256,6 +256,9 @@ TEST_CASE("MXFP4 slices of a fused tensor read their own rows and scales; scale 
   scales[6] = std::byte{0xFF};  // expert 1, row 2
   const Mxfp4File bad = write_mxfp4(tmp.path() / "bad.safetensors", {2, 4, 1, 16}, blocks, scales);
   REQUIRE_NOTHROW(MatrixDecoder(bad.matrix(4, 32)));  // expert 0 does not read that scale
+  REQUIRE_NOTHROW(MatrixDecoder(bad.matrix(2, 32, {4 * 32 + 32, 64, 1, false})));  // nor expert 1's odd rows
+  REQUIRE_THROWS_WITH(MatrixDecoder(bad.matrix(2, 32, {4 * 32, 64, 1, false})),    // its even rows do
+                      contains("scale [1, 2, 0] is 255 (NaN)"));
   REQUIRE_THROWS_WITH(MatrixDecoder(bad.matrix(4, 32, {4 * 32, 32, 1, false})),
                       contains("tensor 'scales'") && contains("is 255 (NaN)"));
 }
