@@ -136,27 +136,28 @@ FamilySpec llama4(const ConfigReader& c, ModelLayout& l) {
   return spec;
 }
 
-// Dense decoders (Llama, Mistral, Qwen2/3, Gemma 1-3, OLMo...): mlp.{gate,up,down}_proj per layer.
-FamilySpec dense_decoder(const ConfigReader& c, ModelLayout& l) {
+// Dense models: one MLP per layer of width intermediate_size, named as `naming` says.
+FamilySpec dense(const ConfigReader& c, ModelLayout& l, Naming naming) {
   l.family = "dense";
   l.intermediate_size = dimension(c, "intermediate_size");
   l.moe_layer_rule = "no MoE layers";
   FamilySpec spec;
-  spec.naming = {kDecoderPrefixes, "mlp", "", {}, ""};
+  spec.naming = std::move(naming);
   spec.moe_layer = all_layers(l.num_layers, false);
   return spec;
 }
 
+// Dense decoders (Llama, Mistral, Qwen2/3, Gemma 1-3, OLMo...): mlp.{gate,up,down}_proj per layer.
+FamilySpec dense_decoder(const ConfigReader& c, ModelLayout& l) {
+  return dense(c, l, {kDecoderPrefixes, "mlp", "", {}, ""});
+}
+
 // BERT-style encoders: intermediate.dense (up, [inter, hidden]) and output.dense (down).
 FamilySpec dense_encoder(const ConfigReader& c, ModelLayout& l) {
-  l.family = "dense";
-  l.intermediate_size = dimension(c, "intermediate_size");
-  l.moe_layer_rule = "no MoE layers";
-  FamilySpec spec;
-  spec.naming.layer_prefixes = {"bert.encoder.layer.", "roberta.encoder.layer.", "encoder.layer."};
-  spec.naming.bert_style = true;
-  spec.moe_layer = all_layers(l.num_layers, false);
-  return spec;
+  Naming naming;
+  naming.layer_prefixes = {"bert.encoder.layer.", "roberta.encoder.layer.", "encoder.layer."};
+  naming.bert_style = true;
+  return dense(c, l, std::move(naming));
 }
 
 struct KnownFamily {
