@@ -26,6 +26,9 @@ nlohmann::ordered_json phase3_routing_json(const VindexTables& tables, const std
 nlohmann::ordered_json phase1_constants_json(const VindexTables& tables, const std::string& model,
                                              const nlohmann::ordered_json& provenance);
 
+// Phase 3's per-layer table and constants, printed at the end of a run with phase 3.
+std::string format_phase3_table(const Phase3Results& results);
+
 // The per-layer table printed at the end of a run.
 std::string format_layer_table(const VindexTables& tables);
 

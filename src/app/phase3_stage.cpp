@@ -2,6 +2,7 @@
 #include "phase3_stage.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -33,8 +34,18 @@ std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const
   const std::vector<std::size_t> bounds = partition_contiguous(costs, comm.size());
   const auto r = static_cast<std::size_t>(comm.rank());
   const cpu::Phase3Inputs in{checkpoint, layout, capture, rule, sampled};
+  // Rank 0 speaks for the job: the start, then its own layers as they finish (the others' run alongside).
+  const auto started = std::chrono::steady_clock::now();
+  if (comm.is_root())
+    fmt::print(stderr, "vindex_mpi: phase 3: {} layers on {} rank(s) from {} ({} tokens, {} sampled)\n", layers.size(),
+               comm.size(), activations.string(), capture.info().n_tokens, sampled.size());
   std::vector<LayerPhase3> mine;
-  for (std::size_t i = bounds[r]; i < bounds[r + 1]; ++i) mine.push_back(cpu::compute_layer_phase3(in, layers[i]));
+  for (std::size_t i = bounds[r]; i < bounds[r + 1]; ++i) {
+    mine.push_back(cpu::compute_layer_phase3(in, layers[i]));
+    if (comm.is_root())
+      fmt::print(stderr, "[phase 3] layer {} done ({} of rank 0's {}), {:.1f} s\n", layers[i], i - bounds[r] + 1,
+                 bounds[r + 1] - bounds[r], std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
   std::vector<std::byte> out;
   encode_phase3_layers(mine, out);
   return out;

@@ -80,7 +80,8 @@ void write_spectra_outputs(const std::filesystem::path& out, const VindexTables&
   }
   commit_all(files);
 
-  fmt::print("\n{}\n{}", headline, format_layer_table(tables));
+  fmt::print("\n{}\n{}", headline, tables.groups.empty() ? std::string() : format_layer_table(tables));
+  if (tables.phase3) fmt::print("\n{}", format_phase3_table(*tables.phase3));
   std::vector<std::string> paths;
   for (const StagedFile* f : files) paths.push_back(f->final_path().string());
   fmt::print("Wrote {}\n", fmt::join(paths, ", "));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -297,6 +298,30 @@ std::string format_layer_table(const VindexTables& tables) {
     out += fmt::format("C4 (median over {} MoE layers of median var@64) = {:.4f}, range [{:.4f}, {:.4f}]: {}\n",
                        t->layers.size(), t->value, t->min, t->max,
                        t->value < kDissolutionThreshold ? "dissolved (< 0.15)" : "non-dissolved (>= 0.15)");
+  return out;
+}
+
+}  // namespace vindex
+
+namespace vindex {
+
+std::string format_phase3_table(const Phase3Results& p) {
+  std::string out = fmt::format("{:>5}  {:<6}  {:>9}  {:>8}  {:>8}  {:>6}  {:>9}  {:>9}  {:>9}\n", "layer", "kind",
+                                "load ent.", "load CV", "max/mean", "never", "agreement", "C1 spars.", "C3 coh.");
+  const auto cell = [](double v, int width) {
+    return std::isfinite(v) ? fmt::format("{:>{}.4f}", v, width) : fmt::format("{:>{}}", "-", width);
+  };
+  for (const LayerPhase3& l : p.layers) {
+    const double agreement = l.engine_choices ? static_cast<double>(l.engine_choices_matched) / static_cast<double>(l.engine_choices)
+                                              : std::numeric_limits<double>::quiet_NaN();
+    out += fmt::format("{:>5}  {:<6}  {}  {}  {}  {:>6}  {}  {}  {}\n", l.layer, layer_kind_name(l.kind), cell(l.load_entropy, 9),
+                       cell(l.load_cv, 8), cell(l.max_over_mean_load, 8),
+                       l.experts ? fmt::format("{}", l.never_chosen) : std::string("-"), cell(agreement, 9),
+                       cell(l.activation_sparsity, 9), cell(l.gate_coherence, 9));
+  }
+  out += fmt::format("C1 {:.4f}, C2 {:.4f}, C3 {:.4f}, C5 {} stage(s) over {} layers (docs/phase3.md)\n",
+                     median_over_layers(p.layers, &LayerPhase3::activation_sparsity), p.top8_concentration,
+                     median_over_layers(p.layers, &LayerPhase3::gate_coherence), p.stages.size(), p.cka_layers.size());
   return out;
 }
 
