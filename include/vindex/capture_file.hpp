@@ -20,7 +20,6 @@ struct CaptureInfo {
   std::string engine;
   std::uint64_t n_tokens = 0;
   std::uint64_t n_prompts = 0;
-  std::uint64_t top_probs_count = 0;  // P
 };
 
 class CaptureFile {

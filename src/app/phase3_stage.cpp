@@ -22,8 +22,7 @@ inline constexpr double kAgreementWarning = 0.999;
 
 std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const Checkpoint& checkpoint,
                                             const ModelLayout& layout, std::span<const int> layers,
-                                            const std::filesystem::path& activations, int sampled_tokens) {
-  const CaptureFile capture = CaptureFile::open(activations, layout);
+                                            const CaptureFile& capture, int sampled_tokens) {
   std::optional<RoutingRule> rule;
   if (!layout.moe_layers().empty()) rule = routing_rule(layout, checkpoint.config_path().string());
   const std::vector<std::uint64_t> sampled =
@@ -38,7 +37,7 @@ std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const
   const auto started = std::chrono::steady_clock::now();
   if (comm.is_root())
     fmt::print(stderr, "vindex_mpi: phase 3: {} layers on {} rank(s) from {} ({} tokens, {} sampled)\n", layers.size(),
-               comm.size(), activations.string(), capture.info().n_tokens, sampled.size());
+               comm.size(), capture.info().path, capture.info().n_tokens, sampled.size());
   std::vector<LayerPhase3> mine;
   for (std::size_t i = bounds[r]; i < bounds[r + 1]; ++i) {
     mine.push_back(cpu::compute_layer_phase3(in, layers[i]));
@@ -52,7 +51,7 @@ std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const
 }
 
 std::optional<Phase3Results> gather_phase3(const mpi::Communicator& comm, const std::vector<std::byte>& share,
-                                           const ModelLayout& layout, const std::filesystem::path& activations,
+                                           const ModelLayout& layout, const CaptureFile& capture,
                                            int sampled_tokens) {
   std::vector<std::vector<std::byte>> buffers = mpi::gather_bytes(comm, share);
   if (!comm.is_root()) return std::nullopt;
@@ -62,7 +61,6 @@ std::optional<Phase3Results> gather_phase3(const mpi::Communicator& comm, const 
     results.layers.insert(results.layers.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
   }
   std::sort(results.layers.begin(), results.layers.end(), [](const LayerPhase3& a, const LayerPhase3& b) { return a.layer < b.layer; });
-  const CaptureFile capture = CaptureFile::open(activations, layout);
   results.capture = capture.info();
   results.sampled_tokens = std::min<std::uint64_t>(capture.info().n_tokens, static_cast<std::uint64_t>(sampled_tokens));
   for (const LayerPhase3& l : results.layers) results.cka_layers.push_back(l.layer);

@@ -3,11 +3,11 @@
 // gathers the per-layer results and reduces them to the CKA stages and the constants.
 #pragma once
 
-#include <filesystem>
 #include <optional>
 #include <span>
 #include <vector>
 
+#include "vindex/capture_file.hpp"
 #include "vindex/checkpoint.hpp"
 #include "vindex/layout.hpp"
 #include "vindex/phase3.hpp"
@@ -15,17 +15,17 @@
 
 namespace vindex::app {
 
-// This rank's share, encoded for the gather. Bad captures are InputErrors naming the file and
-// the HDF5 object.
+// This rank's share, encoded for the gather, from the capture opened (and checked against the
+// layout) by the caller. Bad values are InputErrors naming the file and the HDF5 object.
 std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const Checkpoint& checkpoint,
                                             const ModelLayout& layout, std::span<const int> layers,
-                                            const std::filesystem::path& activations, int sampled_tokens);
+                                            const CaptureFile& capture, int sampled_tokens);
 
 // Collective: gathers every share; on rank 0 returns the results, with the CKA matrix, stages and
 // C2 (read from the capture), and warns on stderr about layers whose recomputed routing misses more
 // than 0.1% of the engine's choices. Other ranks return nothing.
 std::optional<Phase3Results> gather_phase3(const mpi::Communicator& comm, const std::vector<std::byte>& share,
-                                           const ModelLayout& layout, const std::filesystem::path& activations,
+                                           const ModelLayout& layout, const CaptureFile& capture,
                                            int sampled_tokens);
 
 }  // namespace vindex::app

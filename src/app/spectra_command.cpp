@@ -56,6 +56,7 @@ struct Prepared {
   std::filesystem::path out;        // --out, or the slice's directory
   std::string model_name;
   BackendKind backend = BackendKind::cpu;
+  std::optional<CaptureFile> capture;  // phase 3's, opened and checked against the layout once
 };
 
 std::vector<int> select_layers(const Options& o, const ModelLayout& layout) {
@@ -78,7 +79,8 @@ Prepared prepare(const Options& o) {
   std::vector<int> selected = select_layers(o, layout);
   std::vector<int> layers = selected;
   // A capture that does not fit the model is refused now, before any spectrum is computed.
-  if (std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) CaptureFile::open(o.activations, layout);
+  std::optional<CaptureFile> capture;
+  if (std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) capture = CaptureFile::open(o.activations, layout);
   const BackendKind backend = choose_backend(o);
   std::vector<std::string> projections;
   for (Projection p : o.projections) projections.push_back(projection_name(p));
@@ -103,8 +105,8 @@ Prepared prepare(const Options& o) {
   }
   identity.layers = layers;
   std::string name = model_name_of(o.name, ckpt);
-  return Prepared{std::move(ckpt), std::move(layout), std::move(items), std::move(selected), std::move(identity),
-                  std::move(out), std::move(name), backend};
+  return Prepared{std::move(ckpt),  std::move(layout), std::move(items), std::move(selected), std::move(identity),
+                  std::move(out),   std::move(name),   backend,          std::move(capture)};
 }
 
 void report_failure(const RunContext& ctx, const std::exception_ptr& error) {
@@ -218,11 +220,13 @@ int run_spectra(const RunContext& ctx) {
     }
   }
   Resumed resumed;
+  std::vector<RouterBias> router_biases;  // rank 0, phase 2: read (and checked) before any spectrum
   std::optional<OutputLock> lock;  // rank 0 holds --out for the whole run
   if (auto code = run_stage(ctx, [&] {
         if (!comm.is_root() || o.dry_run) return;
         // The router biases are written at the end; a NaN among them must not cost the whole run.
-        if (prep->identity.plan_request().routers) read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
+        if (prep->identity.plan_request().routers)
+          router_biases = read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
         const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
         lock.emplace(prepare_output_directory(prep->out, mode, vindex_output_files()));
         if (o.resume) resumed = read_resume_journal(*prep);
@@ -233,15 +237,15 @@ int run_spectra(const RunContext& ctx) {
   // bad (a NaN deep in a layer) ends the job before any spectrum is computed. Each rank computes
   // its share of the layers, rank 0 gathers them; the results go into the same set of files.
   std::optional<Phase3Results> phase3;
-  if (!o.dry_run && std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end()) {
+  if (!o.dry_run && prep->capture) {
     std::vector<std::byte> share;
     if (auto code = run_stage(ctx, [&] {
-          share = compute_phase3_share(comm, prep->checkpoint, prep->layout, prep->identity.layers, o.activations,
+          share = compute_phase3_share(comm, prep->checkpoint, prep->layout, prep->identity.layers, *prep->capture,
                                        o.phase3_tokens);
         }))
       return *code;
     if (auto code = run_stage(ctx, [&] {
-          phase3 = gather_phase3(comm, share, prep->layout, o.activations, o.phase3_tokens);
+          phase3 = gather_phase3(comm, share, prep->layout, *prep->capture, o.phase3_tokens);
         }))
       return *code;
   }
@@ -329,7 +333,7 @@ int run_spectra(const RunContext& ctx) {
            for (MatrixResult& m : resumed.results) all.push_back(std::move(m));
            const PlanRequest request = prep->identity.plan_request();
            VindexTables tables = assemble_tables(std::move(all), prep->items, prep->layout, o.ks, request);
-           if (request.routers) tables.router_biases = read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
+           tables.router_biases = std::move(router_biases);
            tables.phase3 = std::move(phase3);
            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
            const ojson provenance = provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size());

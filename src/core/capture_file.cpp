@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "hdf5_handle.hpp"
 #include "hdf5_read.hpp"
@@ -55,11 +56,7 @@ std::vector<hsize_t> dataset_dims(const Context& ctx, hid_t file, const std::str
   return dims;
 }
 
-std::string dims_text(const std::vector<hsize_t>& dims) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < dims.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", dims[i]);
-  return out + "]";
-}
+std::string dims_text(const std::vector<hsize_t>& dims) { return fmt::format("[{}]", fmt::join(dims, ", ")); }
 
 void expect_dims(const Context& ctx, const std::string& path, const std::vector<hsize_t>& got,
                  const std::vector<hsize_t>& want, const std::string& why) {
@@ -160,7 +157,6 @@ CaptureFile CaptureFile::open(const std::filesystem::path& path, const ModelLayo
   const std::vector<hsize_t> probs = dataset_dims(ctx, file, "/output/top_probs", false);
   if (probs.size() != 2 || probs[0] != n || probs[1] < 8 || probs[1] > 1'000'000)
     ctx.fail("/output/top_probs", fmt::format("has shape {}, expected [{}, P] with P >= 8", dims_text(probs), n));
-  info.top_probs_count = probs[1];
   CaptureFile capture(std::move(impl));
   capture.info_ = std::move(info);
   return capture;

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "vindex/errors.hpp"
 
@@ -75,9 +76,7 @@ std::string multi_index(const TensorInfo& info, std::uint64_t flat) {
     index[d] = flat % extent;
     flat /= extent;
   }
-  std::string out = "[";
-  for (std::size_t d = 0; d < index.size(); ++d) out += fmt::format("{}{}", d ? ", " : "", index[d]);
-  return out + "]";
+  return fmt::format("[{}]", fmt::join(index, ", "));
 }
 
 }  // namespace

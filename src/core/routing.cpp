@@ -89,7 +89,7 @@ void route_tokens(const RoutingRule& rule, std::span<const double> logits, std::
                   std::vector<double>& weights) {
   const auto E = static_cast<std::size_t>(rule.experts);
   VINDEX_ASSERT(logits.size() == n * E);
-  std::vector<double> score(E), choice(E), group_score;
+  std::vector<double> score(E), choice(E), masked(E), group_score, w;  // reused for every token
   std::vector<int> order, groups;
   for (std::size_t t = 0; t < n; ++t) {
     const std::span<const double> row = logits.subspan(t * E, E);
@@ -107,7 +107,7 @@ void route_tokens(const RoutingRule& rule, std::span<const double> logits, std::
           for (int i : order) group_score[g] += choice[g * per_group + static_cast<std::size_t>(i)];
         }
         top_k(group_score, rule.topk_group, groups);
-        std::vector<double> masked(E, -std::numeric_limits<double>::infinity());
+        masked.assign(E, -std::numeric_limits<double>::infinity());
         for (int g : groups)
           for (std::size_t i = 0; i < per_group; ++i) masked[static_cast<std::size_t>(g) * per_group + i] = choice[static_cast<std::size_t>(g) * per_group + i];
         top_k(masked, rule.k, order);
@@ -129,7 +129,7 @@ void route_tokens(const RoutingRule& rule, std::span<const double> logits, std::
     }
     // Weights of the chosen experts.
     double total = 0;
-    std::vector<double> w(order.size());
+    w.assign(order.size(), 0.0);
     if (rule.kind == RoutingRule::Kind::topk_softmax) {
       const double m = row[static_cast<std::size_t>(order.front())];
       for (std::size_t i = 0; i < order.size(); ++i) total += w[i] = std::exp(row[static_cast<std::size_t>(order[i])] - m);
