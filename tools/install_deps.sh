@@ -15,7 +15,7 @@ packages=(
   python3 python3-numpy python3-h5py python3-matplotlib
 )
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(python3-websocket slurm-wlm munge clang)
+  packages+=(python3-websocket python3-xxhash strace slurm-wlm munge clang)
   # Ubuntu's chromium package is a stub that installs a snap, which containers cannot run; there,
   # point VINDEX_CHROMIUM at a Chromium or Chrome binary instead (README, "Tests").
   if ! grep -q '^ID=ubuntu' /etc/os-release 2>/dev/null; then

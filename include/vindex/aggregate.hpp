@@ -33,6 +33,7 @@ struct MatrixGroup {
   std::array<std::vector<double>, kScalarStats.size()> scalars;  // by kScalarStats: [n] each
   std::vector<std::uint8_t> gram_bits;   // 32 or 64: precision of the Gram product
   std::vector<std::uint8_t> eigen_bits;  // 32 or 64: precision of the eigensolver
+  std::vector<std::uint64_t> weight_digests;  // XXH64 of each matrix's stored bytes
 
   std::size_t size() const { return expert_ids.size(); }
   std::size_t sv_count() const { return rows < cols ? rows : cols; }

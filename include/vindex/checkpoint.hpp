@@ -1,12 +1,11 @@
 // A Hugging Face checkpoint directory: config.json plus either model.safetensors.index.json and its
-// shards, or a single model.safetensors. Opening validates the index and every shard header; shard
-// data is memory-mapped only when a tensor of that shard is viewed.
+// shards, or a single model.safetensors. Opening validates the index and every shard header and
+// keeps each shard open; tensor bytes are read with pread into the reader's buffers (shard_file.hpp).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "vindex/mapped_file.hpp"
 #include "vindex/safetensors.hpp"
+#include "vindex/shard_file.hpp"
 
 namespace vindex {
 
@@ -26,6 +25,7 @@ struct Shard {
   std::filesystem::path path;  // model directory / file_name
   std::uint64_t file_size = 0;
   SafetensorsHeader header;
+  std::shared_ptr<const ShardFile> file;  // open since the header was read from it
 };
 
 // Where a tensor lives: its header entry and its shard.
@@ -34,25 +34,25 @@ struct TensorRecord {
   std::size_t shard = 0;
 };
 
-// The bytes of one tensor inside a mapped shard. Holding the view keeps the mapping alive, so a
-// view can never outlive its bytes.
+// One tensor in its shard. Holding the view keeps the shard open; its bytes are read on demand.
 class TensorView {
  public:
   TensorView() = default;
-  TensorView(std::shared_ptr<const MappedFile> mapping, const TensorInfo* info, std::uint64_t file_offset);
+  TensorView(std::shared_ptr<const ShardFile> file, const TensorInfo* info, std::uint64_t file_offset);
 
   const TensorInfo& info() const { return *info_; }
   const std::string& name() const { return info_->name; }
-  const std::string& file() const { return mapping_->path(); }
-  std::span<const std::byte> bytes() const;
-  void prefetch() const noexcept;
-  void release() const noexcept;
-  // The same for bytes [begin, end) of the tensor (one expert's slice of a fused tensor).
-  void prefetch(std::uint64_t begin, std::uint64_t end) const noexcept;
-  void release(std::uint64_t begin, std::uint64_t end) const noexcept;
+  const std::string& file() const { return file_->path(); }
+  // Reads bytes [begin, end) of the tensor into `out`; a shard that ends early (truncated during
+  // the run) or cannot be read is an InputError naming the file and this tensor.
+  void read(std::uint64_t begin, std::uint64_t end, std::byte* out) const;
+  // The whole tensor (small ones: scales, biases).
+  std::vector<std::byte> read_all() const;
+  // Hints that bytes [begin, end) of the tensor will be read soon.
+  void will_need(std::uint64_t begin, std::uint64_t end) const noexcept;
 
  private:
-  std::shared_ptr<const MappedFile> mapping_;
+  std::shared_ptr<const ShardFile> file_;
   const TensorInfo* info_ = nullptr;
   std::uint64_t file_offset_ = 0;
 };
@@ -77,12 +77,7 @@ class Checkpoint {
   std::span<const std::string> tensor_names() const { return names_; }
   const TensorRecord* find(std::string_view name) const;
   std::uint64_t total_tensor_bytes() const;
-  // 16 hex digits naming what a run reads: config.json and every shard's name, size and header
-  // (tensor names, dtypes, shapes, offsets). The weights themselves are not hashed (a terabyte);
-  // a model rewritten in place with identical headers would not be told apart.
-  std::string fingerprint() const;
-
-  // Maps the tensor's shard on first use (thread-safe) and returns a view of its bytes.
+  // A view of the tensor in its (open) shard.
   TensorView view(const TensorRecord& record) const;
 
  private:
@@ -95,8 +90,6 @@ class Checkpoint {
   std::vector<Shard> shards_;
   std::vector<std::string> names_;
   std::unordered_map<std::string, TensorRecord> records_;
-  mutable std::unique_ptr<std::mutex> map_mutex_ = std::make_unique<std::mutex>();
-  mutable std::vector<std::shared_ptr<const MappedFile>> mappings_;
 };
 
 // Parses model.safetensors.index.json: its weight_map as (tensor, shard file name) pairs in file

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "vindex/checkpoint.hpp"
@@ -30,9 +32,9 @@ float e8m0_to_float(std::uint8_t code);
 // InputError naming the tensor.
 std::vector<double> decode_vector(const TensorView& tensor);
 
-// A weight matrix as stored, ready to decode: the tensor's bytes, its scales when quantized, and
-// where in the tensor the matrix lies. rows x cols is the matrix as stored (its singular values
-// are those of the model's [out, in] matrix either way).
+// A weight matrix as stored, ready to decode: the tensor, its scales when quantized, and where in
+// the tensor the matrix lies. rows x cols is the matrix as stored (its singular values are those
+// of the model's [out, in] matrix either way).
 struct EncodedMatrix {
   TensorView weight;
   std::optional<TensorView> scale;
@@ -46,10 +48,11 @@ struct EncodedMatrix {
   std::uint64_t min_dim() const { return rows < cols ? rows : cols; }
   std::uint64_t max_dim() const { return rows < cols ? cols : rows; }
   std::uint64_t row_stride() const { return slice.row_stride ? slice.row_stride : cols; }
-  // Reads ahead, or hands back, the pages of the bytes this matrix spans in its tensor (for a
-  // slice of a fused tensor, not the whole tensor other threads are reading).
-  void prefetch() const noexcept;
-  void release() const noexcept;
+  // Bytes [begin, end) of the weight tensor that hold the matrix's elements: from its first
+  // element to its last (for a slice of a fused tensor, not the whole tensor). What is read.
+  std::pair<std::uint64_t, std::uint64_t> weight_span() const;
+  // Asks the kernel to read the span ahead (while another matrix computes).
+  void will_need() const noexcept;
   // The whole tensor, row-major, in its own elements: what a device can copy and decode as is.
   bool is_whole_tensor() const {
     return encoding != WeightEncoding::mxfp4 && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
@@ -57,10 +60,30 @@ struct EncodedMatrix {
   }
 };
 
+// The place where a matrix's bytes enter host memory: the constructor reads the weight span and
+// the scales the matrix uses from the shard (pread: a shard that shrinks under the run is an
+// InputError, never a SIGBUS), takes their digest, and checks and decodes the scales; decode()
+// then works on the bytes read. Moving keeps the bytes; copying is not allowed.
 class MatrixDecoder {
  public:
-  // Decodes and checks the block scales up front (they are small).
+  // The weight bytes go into a buffer of the decoder's own...
   explicit MatrixDecoder(const EncodedMatrix& matrix);
+  // ...into `buffer` (resized as needed: a thread that decodes many matrices passes the same one;
+  // it must outlive the decoder)...
+  MatrixDecoder(const EncodedMatrix& matrix, std::vector<std::byte>& buffer);
+  // ...or into `destination`, at least weight_span() bytes (a device's pinned staging memory).
+  MatrixDecoder(const EncodedMatrix& matrix, std::byte* destination);
+  MatrixDecoder(MatrixDecoder&&) noexcept = default;
+  MatrixDecoder(const MatrixDecoder&) = delete;
+  MatrixDecoder& operator=(const MatrixDecoder&) = delete;
+  MatrixDecoder& operator=(MatrixDecoder&&) = delete;
+
+  // XXH64 (seed 0) of exactly the bytes read: the weight span, then the scale bytes used (the
+  // whole scale tensor of an fp8 block-scaled weight; the e8m0 bytes of the matrix's own rows
+  // for MXFP4). The matrix's weight digest in journals, slices and vindex.h5.
+  std::uint64_t digest() const { return digest_; }
+  // The weight span as read (what a device decodes).
+  std::span<const std::byte> weight_bytes() const { return {weight_, weight_size_}; }
 
   // Writes rows [r0, r1) x columns [c0, c1) of the dequantized matrix to `out` (row-major with
   // leading dimension `ld`) and returns the float64 sum of squares of the values written.
@@ -82,8 +105,16 @@ class MatrixDecoder {
   }
   float stored_value(std::uint64_t r, std::uint64_t c) const;  // before scaling
   float scale_of(std::uint64_t r, std::uint64_t c) const;      // 1 when unscaled
+  // Byte `b` of the tensor, as read (b within the weight span).
+  const std::byte* at(std::uint64_t b) const { return weight_ + (b - weight_begin_); }
+  void read_and_check(std::byte* destination);
 
   const EncodedMatrix& m_;
+  std::vector<std::byte> own_;  // the weight bytes when the decoder holds them itself
+  const std::byte* weight_ = nullptr;
+  std::uint64_t weight_begin_ = 0;
+  std::uint64_t weight_size_ = 0;
+  std::uint64_t digest_ = 0;
   WeightEncoding encoding_;
   std::uint64_t row_stride_ = 0;
   // fp8_block: [ceil(rows/br), ceil(cols/bc)] row-major; mxfp4: the e8m0 scales of elements

@@ -11,6 +11,7 @@
 namespace vindex {
 
 struct VindexFileContents {
+  std::string run_id;
   std::string model;
   std::string tool;
   std::string provenance_json;
@@ -21,5 +22,8 @@ struct VindexFileContents {
 // Reads the root attributes and every /phase1 group. A file that is not a vindex file of this
 // format version, or whose datasets disagree in shape, is an InputError naming file and object.
 VindexFileContents read_vindex_h5(const std::filesystem::path& path);
+
+// Only the run id of a vindex.h5 (its format checked as above).
+std::string read_vindex_run_id(const std::filesystem::path& path);
 
 }  // namespace vindex

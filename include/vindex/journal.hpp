@@ -5,8 +5,10 @@
 // File: a sequence of records, each a 24-byte little-endian header -- magic "VJNL", kind (1: the
 // run identity as JSON, always first; 2: results, encode_results bytes), payload size, CRC-32 of
 // the payload, 4 reserved zero bytes -- and the payload. Reading stops at the first incomplete or
-// damaged record (a crashed writer's last write; what follows is recomputed); a record whose
-// checksum holds but whose content is wrong was not written by vindex_mpi and is refused.
+// damaged record (a crashed writer's last write; what follows is recomputed). A results record whose
+// checksum holds but which cannot be decoded is skipped and reported (its matrices are recomputed);
+// the caller checks every decoded result against the plan before reusing it (results.hpp,
+// result_problem). A journal whose identity record is unreadable is refused.
 #pragma once
 
 #include <chrono>
@@ -59,7 +61,12 @@ class JournalWriter {
 };
 
 struct JournalContents {
-  std::vector<MatrixResult> results;  // one per matrix (key), in journal order
+  struct Entry {
+    MatrixResult result;
+    std::string file;  // the journal it came from
+  };
+  std::vector<Entry> results;         // in file and record order; a matrix may appear more than once
+  std::vector<std::string> skipped;   // records that could not be decoded, one message each
   std::size_t files = 0;
   std::size_t torn_records = 0;       // incomplete final records of killed writers, ignored
 };

@@ -63,11 +63,19 @@ class RankComputation final : public SpectrumSink {
   std::thread thread_;
 };
 
-// A view of one weight in its (lazily mapped) shard, ready to decode.
+// A view of one weight in its shard, ready to decode.
 EncodedMatrix encode_weight(const Checkpoint& checkpoint, const WeightRef& weight,
                             const std::optional<BlockQuantization>& quantization);
-// Views of the items' weights in their (lazily mapped) shards, ready for a backend.
+// Views of the items' weights in their shards, ready for a backend.
 std::vector<EncodedMatrix> encode_items(const Checkpoint& checkpoint, std::span<const WorkItem> items,
                                         const std::optional<BlockQuantization>& quantization);
+
+// Re-reads every item's stored bytes with `threads` readers and compares their weight digest
+// (MatrixDecoder::digest) with `expected` (same order). A mismatch is an InputError naming the
+// tensor and `source` (where the expected digests come from): the results were computed from
+// other bytes than the model's. Returns the bytes read.
+std::uint64_t verify_weight_digests(const Checkpoint& checkpoint, const ModelLayout& layout,
+                                    std::span<const WorkItem> items, std::span<const std::uint64_t> expected, int threads,
+                                    const std::string& source);
 
 }  // namespace vindex

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vindex/dtype.hpp"
+#include "vindex/file_descriptor.hpp"
 
 namespace vindex {
 
@@ -67,8 +68,10 @@ SafetensorsHeader parse_header_json(std::string_view json, std::uint64_t header_
 // Validates a whole file held in memory (tests, fuzzing).
 SafetensorsHeader parse_safetensors(std::span<const std::byte> file_bytes, const std::string& file_label);
 
-// Reads and validates the header of a file on disk with pread; the data is not read or mapped.
+// Reads and validates the header of a file on disk with pread; the data is not read.
 SafetensorsHeader read_safetensors_header(const std::filesystem::path& path, const std::string& file_label);
+// The same from an open file (the one its data will be read from).
+SafetensorsHeader read_safetensors_header(const FileDescriptor& fd, const std::string& file_label);
 
 // True when `text` is well-formed UTF-8; otherwise `bad_offset` is the first offending byte.
 bool is_valid_utf8(std::string_view text, std::size_t& bad_offset);

@@ -29,6 +29,7 @@ struct MatrixSpectrum {
   double frobenius_sq = 0;          // sum of squares of the dequantized entries, in float64
   FloatBits gram_bits = FloatBits::fp32;   // precision of the Gram product
   FloatBits eigen_bits = FloatBits::fp64;  // precision of the eigensolver
+  std::uint64_t weight_digest = 0;         // MatrixDecoder::digest() of the bytes read
 };
 
 // Accuracy targets of the project against a float64 SVD of the same dequantized matrix.

@@ -12,11 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "model_name.hpp"
+#include "printable.hpp"
 #include "plan_report.hpp"
 #include "subcommand.hpp"
 #include "vindex/cost_model.hpp"
 #include "vindex/errors.hpp"
 #include "vindex/inventory.hpp"
+#include "vindex/file_descriptor.hpp"
+#include "vindex/json_file.hpp"
+#include "vindex/output_files.hpp"
 #include "vindex/plan.hpp"
 
 namespace vindex::app {
@@ -26,6 +30,7 @@ using ojson = nlohmann::ordered_json;
 
 struct InspectOptions {
   std::filesystem::path model;
+  std::filesystem::path outputs;  // --outputs: describe and check an output set instead
   std::string name;
   bool json = false;
   int cores = 0;  // 0: this machine's
@@ -219,6 +224,43 @@ std::string format_text(const ojson& j) {
   return out;
 }
 
+// `inspect --outputs DIR`: the output set as its manifest describes it, every file checked against
+// it (verify_output_set); a set that does not hold together is exit 3 with the file named.
+int inspect_outputs(const InspectOptions& o) {
+  const OutputManifest m = verify_output_set(o.outputs);
+  const std::filesystem::path agg = o.outputs / "phase1_moe_svd_agg.json";
+  nlohmann::json provenance;
+  for (const ManifestEntry& f : m.files)
+    if (f.name == agg.filename()) {
+      const nlohmann::json j = parse_json_strict(read_text_file(agg, f.bytes), agg.string());
+      if (j.is_object() && j.contains("provenance")) provenance = j["provenance"];
+    }
+  ojson report;
+  report["outputs"] = o.outputs.string();
+  report["run_id"] = m.run_id;
+  report["complete"] = true;
+  report["model"] = provenance.is_object() ? provenance.value("model_dir", "") : "";
+  report["model_fingerprint"] = provenance.is_object() ? provenance.value("model_fingerprint", "") : "";
+  report["tool"] = provenance.is_object() ? provenance.value("tool", "") : "";
+  report["files"] = ojson::array();
+  for (const ManifestEntry& f : m.files) report["files"].push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
+  std::string text;
+  if (o.json) {
+    text = report.dump(2) + "\n";
+  } else {
+    text += fmt::format("Output set    {}\n", printable(o.outputs.string()));
+    text += fmt::format("Run           {} ({}), complete: every file matches {} and carries the run id\n", m.run_id,
+                        printable(report["tool"].get<std::string>()), kManifestFileName);
+    text += fmt::format("Model         {} (fingerprint {})\n", printable(report["model"].get<std::string>()),
+                        report["model_fingerprint"].get<std::string>());
+    for (const ManifestEntry& f : m.files)
+      text += fmt::format("  {:<28} {:>12} bytes  sha256 {}\n", f.name, f.bytes, f.sha256);
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int run_inspect(int argc, char** argv) {
@@ -226,13 +268,19 @@ int run_inspect(int argc, char** argv) {
   CLI::App app{"vindex_mpi inspect: what a checkpoint holds -- family, layers, experts, tensor names, dtypes and\n"
                "bytes -- and the estimated phase-1 run time, from the safetensors headers alone (no weight is read).",
                "vindex_mpi inspect"};
-  app.add_option("--model", o.model, "Checkpoint directory (as for a run)")->required();
+  auto* model = app.add_option("--model", o.model, "Checkpoint directory (as for a run)");
+  auto* outputs = app.add_option("--outputs", o.outputs, "Instead: an output directory of a run or merge; checks every "
+                                                         "file against its manifest and prints the set");
+  model->excludes(outputs);
+  outputs->excludes(model);
   app.add_option("--name", o.name, "Model name to show (default: config.json _name_or_path, else the directory name)");
   app.add_flag("--json", o.json, "Print JSON instead of text");
   app.add_option("--cores", o.cores, "CPU cores for the wall-time estimate (default: this machine's)")
       ->check(CLI::Range(1, 1 << 24));
   app.add_option("--gpus", o.gpus, "GPUs for the wall-time estimate (default: 8)")->check(CLI::Range(1, 1 << 20));
   return run_subcommand(app, "vindex_mpi inspect", argc, argv, [&] {
+    if (!o.outputs.empty()) return inspect_outputs(o);
+    if (o.model.empty()) throw UsageError("--model DIR (a checkpoint) or --outputs DIR (an output set) is required");
     if (o.cores == 0) o.cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     const ojson report = inspect(o);
     const std::string text = o.json ? report.dump(2) + "\n" : format_text(report);

@@ -11,16 +11,27 @@
 #include "inspect_command.hpp"
 #include "merge_command.hpp"
 #include "options.hpp"
+#include "printable.hpp"
 #include "spectra_command.hpp"
 #include "run_context.hpp"
 
 namespace {
 
 // A rank pinned to fewer cores than the node could give it (Open MPI binds each rank to one core
-// when it starts two or fewer): say how to give it more, once.
-void warn_if_narrowly_bound(const vindex::mpi::Communicator& comm, int threads) {
+// when it starts two or fewer): say how to give it more, once. `requested` is --threads (0: the
+// default, which follows the binding).
+void warn_if_narrowly_bound(const vindex::mpi::Communicator& comm, int requested, int threads) {
+  if (!comm.is_root()) return;
+  const int usable = vindex::app::usable_cores();
+  if (requested > usable) {
+    fmt::print(stderr,
+               "vindex_mpi: warning: --threads {} but each rank may run on only {} core(s) (the launcher's binding): "
+               "its threads will share them; run mpirun with --bind-to none, or srun with --cpus-per-task {}\n",
+               requested, usable, requested);
+    return;
+  }
   const int hardware = static_cast<int>(std::thread::hardware_concurrency());
-  if (comm.is_root() && comm.ranks_sharing_cpus() == 1 && threads * comm.node_size() < hardware)
+  if (requested == 0 && comm.ranks_sharing_cpus() == 1 && threads * comm.node_size() < hardware)
     fmt::print(stderr,
                "vindex_mpi: note: each rank may use only {} of this node's {} cores (the launcher's binding); "
                "for more threads per rank run mpirun with --bind-to none, or srun with --cpus-per-task\n",
@@ -52,7 +63,7 @@ int main(int argc, char** argv) {
   try {
     parsed = app::parse_command_line(argc, argv);
   } catch (const UsageError& e) {
-    if (comm.is_root()) fmt::print(stderr, "vindex_mpi: error: {} (see --help)\n", e.what());
+    if (comm.is_root()) fmt::print(stderr, "vindex_mpi: error: {} (see --help)\n", app::printable(e.what()));
     return static_cast<int>(ExitCode::usage);
   }
   if (!parsed.options) {
@@ -62,14 +73,15 @@ int main(int argc, char** argv) {
 
   try {
     const int threads = parsed.options->threads > 0 ? parsed.options->threads : app::default_threads(comm.ranks_sharing_cpus());
-    if (parsed.options->threads == 0) warn_if_narrowly_bound(comm, threads);
+    warn_if_narrowly_bound(comm, parsed.options->threads, threads);
     const app::RunContext ctx{*parsed.options, comm, threads, std::chrono::steady_clock::now(), app::utc_now_iso8601()};
     return app::run_spectra(ctx);
   } catch (...) {
     // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside an
     // exchange): end every rank rather than leave any waiting.
     const auto error = std::current_exception();
-    fmt::print(stderr, "vindex_mpi: fatal (rank {} of {}): {}\n", comm.rank(), comm.size(), mpi::message_of(error));
+    fmt::print(stderr, "vindex_mpi: fatal (rank {} of {} on {}): {}\n", comm.rank(), comm.size(), app::printable(app::host_name()),
+               app::printable(mpi::message_of(error)));
     std::fflush(stderr);
     comm.abort(static_cast<int>(mpi::exit_code_of(error)));
   }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model_name.hpp"
+#include "printable.hpp"
 #include "spectra_outputs.hpp"
 #include "run_context.hpp"
 #include "slices.hpp"
@@ -24,8 +25,11 @@
 #include "vindex/hdf5_input.hpp"
 #include "vindex/json_file.hpp"
 #include "vindex/layout.hpp"
+#include "vindex/model_fingerprint.hpp"
 #include "vindex/output_files.hpp"
 #include "vindex/plan.hpp"
+#include "vindex/rank_computation.hpp"
+#include "vindex/results.hpp"
 #include "vindex/router_bias.hpp"
 #include "vindex/run_identity.hpp"
 #include "vindex/version.hpp"
@@ -41,6 +45,7 @@ struct MergeOptions {
   fs::path out;
   std::string name;
   bool overwrite = false;
+  bool verify_all = false;
   std::vector<fs::path> slices;  // empty: OUT/slices/*
   std::string command_line;
 };
@@ -56,9 +61,13 @@ struct Slice {
 Slice read_slice(const fs::path& dir) {
   Slice s{dir, dir / vindex_output_files()[0], {}, {}, {}};
   std::error_code ec;
-  if (!fs::is_regular_file(s.h5, ec))
+  if (!fs::exists(fs::symlink_status(dir / kManifestFileName, ec)) && !fs::exists(fs::symlink_status(dir / kCommitRecordName, ec)))
     throw InputError(s.h5.string(), "", "missing: that slice did not finish (resume its array task with --resume)");
+  // The slice's files must be the committed set its manifest names, each carrying its run id.
+  const OutputManifest manifest = verify_output_set(dir);
   s.contents = read_vindex_h5(s.h5);
+  if (s.contents.run_id != manifest.run_id)
+    throw InputError(s.h5.string(), "", fmt::format("carries run id {}, its manifest {}", s.contents.run_id, manifest.run_id));
   s.provenance = parse_json_strict(s.contents.provenance_json, s.h5.string() + " (provenance)");
   if (!s.provenance.is_object() || !s.provenance.contains("slice") || !s.provenance.contains("run_identity"))
     throw InputError(s.h5.string(), "", "was not written by an array task (no slice or run identity in its provenance)");
@@ -87,11 +96,16 @@ int merge(const MergeOptions& o) {
 
   const Checkpoint ckpt = Checkpoint::open(o.model);
   const ModelLayout layout = detect_layout(ckpt);
-  const std::string fingerprint = ckpt.fingerprint();
+  const int threads = std::max(1, usable_cores());
+  const ModelFingerprint model_fingerprint = fingerprint_model(ckpt, threads);
+  const std::string& fingerprint = model_fingerprint.value;
+  fmt::print(stderr, "vindex_mpi merge: model fingerprint {} ({} tensors sampled, {:.1f} MiB read in {:.2f} s)\n",
+             fingerprint, model_fingerprint.tensors, static_cast<double>(model_fingerprint.bytes_read) / (1 << 20),
+             model_fingerprint.seconds);
 
   std::vector<Slice> slices;
   for (const fs::path& dir : dirs) {
-    fmt::print(stderr, "vindex_mpi merge: reading {}\n", dir.string());
+    fmt::print(stderr, "vindex_mpi merge: reading {}\n", printable(dir.string()));
     slices.push_back(read_slice(dir));
   }
   const Slice& first = slices.front();
@@ -148,13 +162,26 @@ int merge(const MergeOptions& o) {
       if (it == planned.end() || !found.insert(r.key).second)
         throw InputError(s.h5.string(), "", fmt::format("holds an unplanned or repeated matrix: layer {} {} expert {}",
                                                         r.key.layer, r.key.group(), r.key.expert));
-      if (r.rows != it->second->weight.rows || r.cols != it->second->weight.cols)
-        throw InputError(s.h5.string(), "", fmt::format("layer {} {} has shape {}x{}, the model's is {}x{}", r.key.layer,
-                                                        r.key.group(), r.rows, r.cols, it->second->weight.rows,
-                                                        it->second->weight.cols));
+      if (const std::string problem = result_problem(r, *it->second, identity.ks.size()); !problem.empty())
+        throw InputError(s.h5.string(), "", fmt::format("layer {} {} expert {}: {}", r.key.layer, r.key.group(),
+                                                        r.key.expert, problem));
     }
     if (found.size() != planned.size())
       throw InputError(s.h5.string(), "", fmt::format("holds {} of its {} planned matrices", found.size(), planned.size()));
+    if (o.verify_all) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<WorkItem> items;
+      std::vector<std::uint64_t> digests;
+      for (const MatrixResult& r : s.contents.results) {
+        items.push_back(*planned.at(r.key));
+        digests.push_back(r.weight_digest);
+      }
+      const std::uint64_t bytes = verify_weight_digests(ckpt, layout, items, digests, threads, s.h5.string());
+      fmt::print(stderr, "vindex_mpi merge: --verify-all: {} matrices of {} re-read ({:.1f} MiB) in {:.2f} s: every weight "
+                         "digest matches the model\n",
+                 items.size(), printable(s.dir.string()), static_cast<double>(bytes) / (1 << 20),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
     for (MatrixResult& r : s.contents.results) all.push_back(std::move(r));
   }
   const std::vector<WorkItem> plan = plan_items(layout, ckpt, selected, request);
@@ -162,26 +189,33 @@ int merge(const MergeOptions& o) {
   if (request.routers) tables.router_biases = read_router_biases(layout, ckpt, selected);
 
   const std::vector<std::string> kept{kSlicesDirectory};
+  std::string note;
   const OutputLock lock =
-      prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, vindex_output_files(), kept);
+      prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, kept, &note);
+  if (!note.empty()) fmt::print(stderr, "vindex_mpi merge: note: --out {}: {}\n", printable(o.out.string()), note);
+  const std::string run_id = new_run_id();
   RunIdentity merged = identity;
   merged.layers = selected;
   ojson p;
   p["tool"] = tool_name();
   p["git_commit"] = kGitCommit;
+  p["run_id"] = run_id;
   p["command_line"] = o.command_line;
-  p["model_dir"] = o.model.string();
+  p["model_dir"] = absolute_path(o.model);
+  p["model_fingerprint"] = fingerprint;
   p["run_identity"] = merged.to_json();
   p["merged_from"] = ojson::array();
-  for (const Slice& s : slices) p["merged_from"].push_back({{"slice", s.dir.string()}, {"provenance", s.provenance}});
+  for (const Slice& s : slices)
+    p["merged_from"].push_back({{"slice", s.dir.string()}, {"run_id", s.contents.run_id}, {"provenance", s.provenance}});
+  p["verified_all"] = o.verify_all;
   p["backend"] = first.provenance.value("backend", "");
   p["precision_policy"] = identity.precision;
   p["versions"] = library_versions("(not used by merge)");
   p["started_utc"] = started_utc;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   p["elapsed_seconds"] = elapsed;
-  const std::string model_name = o.name.empty() ? first.contents.model : o.name;
-  write_spectra_outputs(o.out, tables, model_name, layout, p,
+  const std::string model_name = o.name.empty() ? first.contents.model : printable(o.name);
+  write_spectra_outputs(o.out, run_id, tables, model_name, layout, p,
                        fmt::format("{} -- {}, {} matrices merged from {} slices, {:.1f} s", model_name,
                                    describe_request(request), plan.size(), slices.size(), elapsed));
   return 0;
@@ -203,6 +237,8 @@ int run_merge(int argc, char** argv) {
   app.add_option("--out", o.out, "Output directory of the job (the slices are read from OUT/slices/)")->required();
   app.add_option("--name", o.name, "Model name written to the outputs (default: the slices')");
   app.add_flag("--overwrite", o.overwrite, "Allow a non-empty output directory (its vindex files are replaced)");
+  app.add_flag("--verify-all", o.verify_all, "Re-read every matrix of every slice from the model and check its weight "
+                                            "digest (costs a read of those matrices)");
   app.add_option("slices", o.slices, "Slice directories (default: every OUT/slices/III-of-NNN)");
   return run_subcommand(app, "vindex_mpi merge", argc, argv, [&] { return merge(o); });
 }

@@ -165,6 +165,9 @@ ParseResult parse_command_line(int argc, char** argv) {
                                           "unfinished run's journal is discarded)");
   app.add_flag("--resume", o.resume, "Finish the run journaled in --out: matrices already done are read back, not "
                                      "recomputed (a fresh start when there is no journal)");
+  app.add_flag("--verify-all", o.verify_all, "With --resume: re-read every matrix reused from the journal and check "
+                                            "its weight digest against the model's bytes (costs a read of those "
+                                            "matrices)");
   app.add_option("--journal-seconds", o.journal_seconds,
                  "Seconds between the batches each rank appends to the resume journal (default: 30)")
       ->check(CLI::Range(0.01, 86400.0));
@@ -183,6 +186,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   }
   if (o.out.empty() && !o.dry_run) throw UsageError("--out is required (unless --dry-run)");
   if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite contradict each other: finish the run, or start over");
+  if (o.verify_all && !o.resume) throw UsageError("--verify-all checks what --resume reuses: add --resume");
   if (!slice_text.empty()) o.slice = parse_slice(slice_text);
   o.ks = parse_k_list(ks_text);
   o.phases = parse_phase_list(phases_text);

@@ -28,6 +28,7 @@ struct Options {
   bool dry_run = false;
   bool overwrite = false;
   bool resume = false;         // finish the run journaled in --out
+  bool verify_all = false;     // with --resume: re-read and re-hash every matrix reused from the journal
   double journal_seconds = 30; // seconds between a rank's journal batches
   std::optional<std::pair<int, int>> slice;  // --slice I/N: the I-th of N layer slices
   int threads = 0;             // 0: cores available to this rank

@@ -3,6 +3,7 @@
 
 #include <sched.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -12,13 +13,14 @@
 
 namespace vindex::app {
 
-int default_threads(int ranks_sharing_cpus) {
+int usable_cores() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  int usable = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) usable = std::max(1, CPU_COUNT(&set));
-  return std::max(1, usable / std::max(1, ranks_sharing_cpus));
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
+
+int default_threads(int ranks_sharing_cpus) { return std::max(1, usable_cores() / std::max(1, ranks_sharing_cpus)); }
 
 double peak_rss_mib() {
   rusage usage{};
@@ -33,6 +35,18 @@ std::string utc_now_iso8601() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
+}
+
+std::string absolute_path(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto resolved = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  return ec ? path.string() : resolved.string();
+}
+
+std::string host_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "unknown-host";
+  return host;
 }
 
 }  // namespace vindex::app

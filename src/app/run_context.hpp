@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 #include "../mpi/communicator.hpp"
@@ -17,6 +18,9 @@ struct RunContext {
   std::string started_utc;
 };
 
+// The cores this process may run on (its CPU affinity: the launcher's binding).
+int usable_cores();
+
 // Threads per rank when --threads is 0: the cores this process may run on, divided among the
 // ranks of the node that may run on the same cores.
 int default_threads(int ranks_sharing_cpus);
@@ -25,5 +29,11 @@ int default_threads(int ranks_sharing_cpus);
 double peak_rss_mib();
 
 std::string utc_now_iso8601();
+
+// `path` made absolute and normalised (symbolic links resolved where they exist), for provenance.
+std::string absolute_path(const std::filesystem::path& path);
+
+// This machine's host name.
+std::string host_name();
 
 }  // namespace vindex::app

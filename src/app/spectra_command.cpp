@@ -29,12 +29,14 @@
 #include "phase3_stage.hpp"
 #include "spectra_outputs.hpp"
 #include "plan_report.hpp"
+#include "printable.hpp"
 #include "slices.hpp"
 #include "vindex/aggregate.hpp"
 #include "vindex/capture_file.hpp"
 #include "vindex/checkpoint.hpp"
 #include "vindex/journal.hpp"
 #include "vindex/layout.hpp"
+#include "vindex/model_fingerprint.hpp"
 #include "vindex/output_files.hpp"
 #include "vindex/progress.hpp"
 #include "vindex/rank_computation.hpp"
@@ -84,7 +86,8 @@ Prepared prepare(const Options& o) {
   const BackendKind backend = choose_backend(o);
   std::vector<std::string> projections;
   for (Projection p : o.projections) projections.push_back(projection_name(p));
-  RunIdentity identity{tool_name(), kGitCommit, ckpt.fingerprint(), backend_name(backend), precision_policy_name(o.precision),
+  // The model fingerprint samples the weights: rank 0 computes it once the plan stands (fill_fingerprint).
+  RunIdentity identity{tool_name(), kGitCommit, "", backend_name(backend), precision_policy_name(o.precision),
                        o.ks, o.phases, projections, layers};
   const PlanRequest request = identity.plan_request();
   std::vector<WorkItem> items = plan_items(layout, ckpt, layers, request);
@@ -110,9 +113,10 @@ Prepared prepare(const Options& o) {
 }
 
 void report_failure(const RunContext& ctx, const std::exception_ptr& error) {
-  // Rank 0 speaks for the job; another rank names itself when it is the one that found the problem.
-  const std::string where = ctx.comm.rank() > 0 ? fmt::format(" (rank {} of {})", ctx.comm.rank(), ctx.comm.size()) : "";
-  fmt::print(stderr, "vindex_mpi: error{}: {}\n", where, mpi::message_of(error));
+  // The lowest failing rank speaks for the job and names itself and its host (a multi-node job's
+  // log interleaves nodes); what the message quotes from the model's files is escaped.
+  fmt::print(stderr, "vindex_mpi: error (rank {} of {} on {}): {}\n", ctx.comm.rank(), ctx.comm.size(),
+             printable(host_name()), printable(mpi::message_of(error)));
   std::fflush(stderr);
 }
 
@@ -147,14 +151,16 @@ std::optional<int> run_stage(const RunContext& ctx, const std::function<void()>&
 }
 
 ojson provenance_json(const RunContext& ctx, const Prepared& prep, const SpectrumBackend& backend, double peak_rss_mib,
-                      double elapsed, std::size_t resumed) {
+                      double elapsed, std::size_t resumed, const std::string& run_id) {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   ojson p;
   p["tool"] = tool_name();
   p["git_commit"] = kGitCommit;
+  p["run_id"] = run_id;
   p["command_line"] = ctx.options.command_line;
-  p["model_dir"] = ctx.options.model.string();
+  p["model_dir"] = absolute_path(ctx.options.model);
+  p["model_fingerprint"] = prep.identity.model_fingerprint;
   p["run_identity"] = prep.identity.to_json();
   if (ctx.options.slice)
     p["slice"] = {{"index", ctx.options.slice->first}, {"count", ctx.options.slice->second},
@@ -169,6 +175,7 @@ ojson provenance_json(const RunContext& ctx, const Prepared& prep, const Spectru
   p["started_utc"] = ctx.started_utc;
   p["elapsed_seconds"] = elapsed;
   p["resumed_matrices"] = resumed;
+  p["resume_verified_all"] = ctx.options.verify_all;
   p["peak_rss_mib_max_rank"] = peak_rss_mib;
   return p;
 }
@@ -177,30 +184,69 @@ ojson provenance_json(const RunContext& ctx, const Prepared& prep, const Spectru
 struct Resumed {
   std::vector<MatrixResult> results;
   std::vector<std::uint64_t> done_items;  // indices into Prepared::items
-  std::size_t files = 0, torn = 0;
+  std::size_t files = 0, torn = 0, rejected = 0;
 };
 
+// Every result read back is checked against the plan before it is reused (results.hpp,
+// result_problem); one that fails, or a record that cannot be decoded, is reported and its
+// matrices are recomputed -- never written out.
 Resumed read_resume_journal(const Prepared& prep) {
   JournalContents contents = read_journals(prep.out, prep.identity);
   std::map<MatrixKey, std::uint64_t> index_of;
   for (std::size_t i = 0; i < prep.items.size(); ++i) index_of.emplace(prep.items[i].key, i);
-  Resumed resumed{{}, {}, contents.files, contents.torn_records};
-  for (MatrixResult& r : contents.results) {
+  Resumed resumed{{}, {}, contents.files, contents.torn_records, contents.skipped.size()};
+  std::vector<std::string> warnings = std::move(contents.skipped);
+  std::vector<bool> taken(prep.items.size(), false);
+  for (JournalContents::Entry& e : contents.results) {
+    const MatrixResult& r = e.result;
     const auto it = index_of.find(r.key);
-    if (it == index_of.end())  // cannot happen with a matching identity; refuse rather than guess
-      throw UsageError(fmt::format("--out {}: the journal holds layer {} {} expert {}, which this run does not plan",
-                                   prep.out.string(), r.key.layer, r.key.group(), r.key.expert));
+    const std::string problem = it == index_of.end() ? "a matrix this run does not plan"
+                                                     : result_problem(r, prep.items[it->second], prep.identity.ks.size());
+    if (!problem.empty()) {
+      ++resumed.rejected;
+      warnings.push_back(fmt::format("journal {}: layer {} {} expert {}: {}; recomputed", e.file, r.key.layer,
+                                     r.key.group(), r.key.expert, problem));
+      continue;
+    }
+    if (taken[it->second]) continue;  // a second copy (two journals of one matrix): the first stands
+    taken[it->second] = true;
     resumed.done_items.push_back(it->second);
-    resumed.results.push_back(std::move(r));
+    resumed.results.push_back(std::move(e.result));
   }
+  constexpr std::size_t kMaxWarnings = 20;
+  for (std::size_t i = 0; i < std::min(warnings.size(), kMaxWarnings); ++i)
+    fmt::print(stderr, "vindex_mpi: warning: {}\n", printable(warnings[i]));
+  if (warnings.size() > kMaxWarnings)
+    fmt::print(stderr, "vindex_mpi: warning: ... and {} more journal entries refused (recomputed)\n",
+               warnings.size() - kMaxWarnings);
   return resumed;
 }
 
-// 64 bits that name this run's journal files: time and rank 0's process id.
-std::uint64_t new_run_id() {
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()) ^
-         (static_cast<std::uint64_t>(::getpid()) << 40);
+std::uint64_t parse_hex64(const std::string& text) { return std::stoull(text, nullptr, 16); }
+
+// --resume --verify-all: every rank re-reads its share of the matrices taken from the journal and
+// compares their weight digests with the journal's; rank 0 reports what it cost.
+std::optional<int> verify_resumed(const RunContext& ctx, const Prepared& prep, std::span<const std::uint64_t> done_items,
+                                  std::span<const std::uint64_t> digests) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto n = static_cast<std::size_t>(ctx.comm.size());
+  const auto r = static_cast<std::size_t>(ctx.comm.rank());
+  const std::size_t begin = done_items.size() * r / n, end = done_items.size() * (r + 1) / n;
+  std::uint64_t bytes = 0;
+  if (auto code = run_stage(ctx, [&] {
+        std::vector<WorkItem> items;
+        for (std::size_t i = begin; i < end; ++i) items.push_back(prep.items.at(done_items[i]));
+        bytes = verify_weight_digests(prep.checkpoint, prep.layout, items, digests.subspan(begin, end - begin), ctx.threads,
+                                      "the journal");
+      }))
+    return code;
+  const double total = mpi::max_over_ranks(ctx.comm, static_cast<double>(bytes)) * static_cast<double>(n);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (ctx.comm.is_root())
+    fmt::print(stderr, "vindex_mpi: --verify-all: {} matrices from the journal re-read (about {:.1f} MiB) and re-hashed in "
+                       "{:.2f} s on {} rank(s): every weight digest matches the model\n",
+               done_items.size(), total / (1 << 20), seconds, n);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -219,16 +265,43 @@ int run_spectra(const RunContext& ctx) {
       prep->identity.backend = backend_name(BackendKind::cpu);
     }
   }
+  if (o.dry_run) {
+    const std::vector<double> costs = [&] {
+      std::vector<double> c;
+      for (const WorkItem& item : prep->items) c.push_back(item.cost);
+      return c;
+    }();
+    if (comm.is_root()) fmt::print("{}", format_plan(prep->model_name, prep->items, partition_contiguous(costs, comm.size()), ctx.threads));
+    return 0;
+  }
+
+  // The model fingerprint (its headers and samples of every tensor: model_fingerprint.hpp) and the
+  // run id, from rank 0 to all.
+  std::uint64_t fingerprint = 0;
+  if (auto code = run_stage(ctx, [&] {
+        if (!comm.is_root()) return;
+        const ModelFingerprint f = fingerprint_model(prep->checkpoint, ctx.threads);
+        fmt::print(stderr, "vindex_mpi: model fingerprint {} ({} tensors sampled, {:.1f} MiB read in {:.2f} s)\n", f.value,
+                   f.tensors, static_cast<double>(f.bytes_read) / (1 << 20), f.seconds);
+        fingerprint = parse_hex64(f.value);
+      }))
+    return *code;
+  const std::vector<std::uint64_t> shared = mpi::broadcast_from_root(comm, {fingerprint, parse_hex64(new_run_id())});
+  prep->identity.model_fingerprint = fmt::format("{:016x}", shared.at(0));
+  const std::string run_id = fmt::format("{:016x}", shared.at(1));
+
   Resumed resumed;
   std::vector<RouterBias> router_biases;  // rank 0, phase 2: read (and checked) before any spectrum
   std::optional<OutputLock> lock;  // rank 0 holds --out for the whole run
   if (auto code = run_stage(ctx, [&] {
-        if (!comm.is_root() || o.dry_run) return;
+        if (!comm.is_root()) return;
         // The router biases are written at the end; a NaN among them must not cost the whole run.
         if (prep->identity.plan_request().routers)
           router_biases = read_router_biases(prep->layout, prep->checkpoint, prep->identity.layers);
         const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
-        lock.emplace(prepare_output_directory(prep->out, mode, vindex_output_files()));
+        std::string note;
+        lock.emplace(prepare_output_directory(prep->out, mode, {}, &note));
+        if (!note.empty()) fmt::print(stderr, "vindex_mpi: note: --out {}: {}\n", printable(prep->out.string()), note);
         if (o.resume) resumed = read_resume_journal(*prep);
       }))
     return *code;
@@ -237,7 +310,7 @@ int run_spectra(const RunContext& ctx) {
   // bad (a NaN deep in a layer) ends the job before any spectrum is computed. Each rank computes
   // its share of the layers, rank 0 gathers them; the results go into the same set of files.
   std::optional<Phase3Results> phase3;
-  if (!o.dry_run && prep->capture) {
+  if (prep->capture) {
     std::vector<std::byte> share;
     if (auto code = run_stage(ctx, [&] {
           share = compute_phase3_share(comm, prep->checkpoint, prep->layout, prep->identity.layers, *prep->capture,
@@ -249,12 +322,16 @@ int run_spectra(const RunContext& ctx) {
         }))
       return *code;
   }
-  // Every rank learns which matrices are done and plans the rest identically.
+  // Every rank learns which matrices are done (and, for --verify-all, their recorded digests) and
+  // plans the rest identically.
   std::vector<bool> done(prep->items.size(), false);
-  std::uint64_t run_id = 0;
-  if (!o.dry_run) {
-    for (std::uint64_t i : mpi::broadcast_from_root(comm, resumed.done_items)) done.at(i) = true;
-    run_id = mpi::broadcast_from_root(comm, {new_run_id()}).at(0);
+  const std::vector<std::uint64_t> done_items = mpi::broadcast_from_root(comm, resumed.done_items);
+  for (std::uint64_t i : done_items) done.at(i) = true;
+  if (o.verify_all) {
+    std::vector<std::uint64_t> digests;
+    for (const MatrixResult& r : resumed.results) digests.push_back(r.weight_digest);
+    digests = mpi::broadcast_from_root(comm, std::move(digests));
+    if (auto code = verify_resumed(ctx, *prep, done_items, digests)) return *code;
   }
   std::vector<WorkItem> todo;
   std::vector<double> costs;
@@ -264,11 +341,6 @@ int run_spectra(const RunContext& ctx) {
       costs.push_back(prep->items[i].cost);
     }
   const std::vector<std::size_t> bounds = partition_contiguous(costs, comm.size());
-
-  if (o.dry_run) {
-    if (comm.is_root()) fmt::print("{}", format_plan(prep->model_name, todo, bounds, ctx.threads));
-    return 0;
-  }
 
   const auto r = static_cast<std::size_t>(comm.rank());
   const std::span<const WorkItem> mine(todo.data() + bounds[r], bounds[r + 1] - bounds[r]);
@@ -288,7 +360,7 @@ int run_spectra(const RunContext& ctx) {
   };
   if (auto code = run_stage(ctx, [&] {
         backend = make_backend(ctx, prep->backend);
-        journal.emplace(prep->out, fmt::format("run-{:016x}-rank-{:05d}.vjl", run_id, comm.rank()), prep->identity,
+        journal.emplace(prep->out, fmt::format("run-{}-rank-{:05d}.vjl", run_id, comm.rank()), prep->identity,
                         o.journal_seconds);
       }))
     return failed(*code);
@@ -296,12 +368,13 @@ int run_spectra(const RunContext& ctx) {
 
   std::optional<ProgressPrinter> progress;
   if (comm.is_root() && !prep->items.empty()) {
-    fmt::print(stderr, "vindex_mpi {}: {} -- {} matrices on {} rank(s) x {} thread(s), backend {}\n", kVersion,
-               prep->model_name, todo.size(), comm.size(), ctx.threads, backend->name());
+    fmt::print(stderr, "vindex_mpi {}: {} -- {} matrices on {} rank(s) x {} thread(s), backend {}, run {}\n", kVersion,
+               prep->model_name, todo.size(), comm.size(), ctx.threads, backend->name(), run_id);
     if (o.resume)
-      fmt::print(stderr, "vindex_mpi: resuming: {} of {} matrices already done ({} journal file(s){}); {} to compute\n",
+      fmt::print(stderr, "vindex_mpi: resuming: {} of {} matrices already done ({} journal file(s){}{}); {} to compute\n",
                  resumed.results.size(), prep->items.size(), resumed.files,
-                 resumed.torn ? fmt::format(", {} incomplete final record(s) ignored", resumed.torn) : "", todo.size());
+                 resumed.torn ? fmt::format(", {} incomplete final record(s) ignored", resumed.torn) : "",
+                 resumed.rejected ? fmt::format(", {} refused entries recomputed", resumed.rejected) : "", todo.size());
     // Under mpirun only rank 0's stdout may be a terminal (Open MPI gives stderr a pipe): update in
     // place on whichever stream is one, else write plain lines to stderr (logs).
     std::FILE* stream = isatty(fileno(stderr)) ? stderr : isatty(fileno(stdout)) ? stdout : stderr;
@@ -336,14 +409,15 @@ int run_spectra(const RunContext& ctx) {
            tables.router_biases = std::move(router_biases);
            tables.phase3 = std::move(phase3);
            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-           const ojson provenance = provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size());
+           const ojson provenance =
+               provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size(), run_id);
            const std::string from_journal =
                o.resume ? fmt::format(" ({} computed, {} from the journal)", computed, resumed.done_items.size()) : "";
            const std::string headline = fmt::format("{} -- {}, {} matrices{}, {} rank(s), {:.1f} s", prep->model_name,
                                                     describe_request(request, tables.phase3.has_value()),
                                                     prep->items.size(), from_journal, comm.size(), elapsed);
-           write_spectra_outputs(prep->out, tables, prep->model_name, prep->layout, provenance, headline);
-           // The outputs are complete: the journal has served its purpose.
+           write_spectra_outputs(prep->out, run_id, tables, prep->model_name, prep->layout, provenance, headline);
+           // The outputs are committed: the journal has served its purpose.
            std::error_code ec;
            std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
          });

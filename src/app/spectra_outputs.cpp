@@ -1,9 +1,7 @@
 // Writing the output files of phases 1 and 2 (see spectra_outputs.hpp).
 #include "spectra_outputs.hpp"
 
-#include <algorithm>
 #include <cstdio>
-#include <memory>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,13 +13,6 @@
 #include "vindex/version.hpp"
 
 namespace vindex::app {
-
-const std::vector<std::string>& vindex_output_files() {
-  static const std::vector<std::string> files{"vindex.h5", "phase1_moe_svd.json", "phase2_router_svd.json",
-                                              "phase3_routing_stats.json", "phase1_moe_svd_agg.json",
-                                              "moe_config.json"};
-  return files;
-}
 
 std::string tool_name() { return fmt::format("vindex_mpi {}", kVersion); }
 
@@ -48,43 +39,39 @@ nlohmann::ordered_json library_versions(const std::string& mpi_version) {
           {"compiler", __VERSION__}};
 }
 
-void write_spectra_outputs(const std::filesystem::path& out, const VindexTables& tables, const std::string& model_name,
-                           const ModelLayout& layout, const nlohmann::ordered_json& provenance,
-                           const std::string& headline) {
-  // All files are written under temporary names first and renamed only once all are complete.
-  std::vector<std::unique_ptr<StagedFile>> staged;
-  const auto stage = [&](const char* name) -> StagedFile& { return *staged.emplace_back(std::make_unique<StagedFile>(out, name)); };
-  write_vindex_h5(stage("vindex.h5").temp_path(), tables, {model_name, tool_name(), provenance.dump()});
-  if (tables.phase1)
-    write_file_synced(stage("phase1_moe_svd.json").temp_path(),
-                      phase1_summary_json(tables, model_name, provenance).dump(2) + "\n");
-  if (tables.phase2)
-    write_file_synced(stage("phase2_router_svd.json").temp_path(),
-                      phase2_router_json(tables, model_name, provenance).dump(2) + "\n");
+namespace {
+
+// The JSON text of an output file: its run id first, then its content.
+std::string output_json(const std::string& run_id, const nlohmann::ordered_json& content) {
+  nlohmann::ordered_json j;
+  j["run_id"] = run_id;
+  for (const auto& [key, value] : content.items()) j[key] = value;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace
+
+void write_spectra_outputs(const std::filesystem::path& out, const std::string& run_id, const VindexTables& tables,
+                           const std::string& model_name, const ModelLayout& layout,
+                           const nlohmann::ordered_json& provenance, const std::string& headline) {
+  // Every file is written and synced under its temporary name first; the commit makes them the
+  // directory's output set in one step (a file of a phase this run did not compute, left by an
+  // earlier run, is removed in the same commit).
+  OutputSet set(out, run_id);
+  set.add("vindex.h5", vindex_h5_image(tables, {model_name, tool_name(), provenance.dump(), run_id}));
+  if (tables.phase1) set.add("phase1_moe_svd.json", output_json(run_id, phase1_summary_json(tables, model_name, provenance)));
+  if (tables.phase2) set.add("phase2_router_svd.json", output_json(run_id, phase2_router_json(tables, model_name, provenance)));
   if (tables.phase3)
-    write_file_synced(stage("phase3_routing_stats.json").temp_path(),
-                      phase3_routing_json(tables, model_name, provenance).dump(2) + "\n");
-  write_file_synced(stage("phase1_moe_svd_agg.json").temp_path(),
-                    phase1_constants_json(tables, model_name, provenance).dump(2) + "\n");
-  write_file_synced(stage("moe_config.json").temp_path(), layout.to_json(model_name).dump(2) + "\n");
-  std::vector<StagedFile*> files;
-  for (auto& f : staged) files.push_back(f.get());
-  // A file of a phase this run did not compute may be an earlier run's (--overwrite, --resume,
-  // merge --overwrite): it goes, so the directory never holds a mixed set.
-  for (const std::string& name : vindex_output_files()) {
-    if (std::any_of(files.begin(), files.end(), [&](const StagedFile* f) { return f->final_path().filename() == name; }))
-      continue;
-    std::error_code ec;
-    std::filesystem::remove(out / name, ec);
-    if (ec) throw IoError((out / name).string(), "cannot remove this output of an earlier run: " + ec.message());
-  }
-  commit_all(files);
+    set.add("phase3_routing_stats.json", output_json(run_id, phase3_routing_json(tables, model_name, provenance)));
+  set.add("phase1_moe_svd_agg.json", output_json(run_id, phase1_constants_json(tables, model_name, provenance)));
+  set.add("moe_config.json", output_json(run_id, layout.to_json(model_name)));
+  set.commit();
 
   fmt::print("\n{}\n{}", headline, tables.groups.empty() ? std::string() : format_layer_table(tables));
   if (tables.phase3) fmt::print("\n{}", format_phase3_table(*tables.phase3));
   std::vector<std::string> paths;
-  for (const StagedFile* f : files) paths.push_back(f->final_path().string());
-  fmt::print("Wrote {}\n", fmt::join(paths, ", "));
+  for (const auto& p : set.paths()) paths.push_back(p.string());
+  fmt::print("Wrote {} (run {}, {})\n", fmt::join(paths, ", "), run_id, kManifestFileName);
   std::fflush(stdout);
 }
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "printable.hpp"
 #include "vindex/errors.hpp"
 
 namespace vindex::app {
@@ -18,18 +19,18 @@ int run_subcommand(CLI::App& app, const std::string& name, int argc, char** argv
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
     std::replace(what.begin(), what.end(), '\n', ' ');
-    fmt::print(stderr, "{}: error: {} (see --help)\n", name, what);
+    fmt::print(stderr, "{}: error: {} (see --help)\n", name, printable(what));
     return static_cast<int>(ExitCode::usage);
   }
   try {
     return body();
   } catch (const Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "{}: error: {}\n", name, e.what());
+    fmt::print(stderr, "{}: error: {}\n", name, printable(e.what()));
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "{}: error: {}\n", name, e.what());
+    fmt::print(stderr, "{}: error: {}\n", name, printable(e.what()));
     return static_cast<int>(ExitCode::internal);
   }
 }

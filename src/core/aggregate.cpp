@@ -72,6 +72,7 @@ VindexTables assemble_tables(std::vector<MatrixResult> results, std::span<const 
     for (std::size_t i = 0; i < kScalarStats.size(); ++i) current->scalars[i].push_back(r->stats.*kScalarStats[i].member);
     current->gram_bits.push_back(static_cast<std::uint8_t>(r->gram_bits));
     current->eigen_bits.push_back(static_cast<std::uint8_t>(r->eigen_bits));
+    current->weight_digests.push_back(r->weight_digest);
   }
   return tables;
 }

@@ -80,8 +80,9 @@ std::vector<T> read_rows(hid_t file, const std::string& path, hid_t mem_type, hs
 }  // namespace
 
 struct CaptureFile::Impl {
-  Impl(const Context& c, hid_t id) : ctx(c), file(id, H5Fclose, "H5Fopen", c.file) {}
+  Impl(const Context& c, hdf5::CheckedFile opened) : ctx(c), fd(std::move(opened.fd)), file(std::move(opened.file)) {}
   Context ctx;
+  FileDescriptor fd;  // the checked file HDF5 opened through /proc/self/fd
   Handle file;
   std::uint64_t hidden = 0;
   std::vector<std::uint64_t> choices;  // per layer: k of selected_experts, 0 when absent
@@ -96,9 +97,7 @@ CaptureFile::~CaptureFile() = default;
 CaptureFile CaptureFile::open(const std::filesystem::path& path, const ModelLayout& layout) {
   hdf5::silence_errors();
   const Context ctx{path.string()};
-  if (!std::filesystem::is_regular_file(path)) ctx.fail("", "does not exist or is not a file");
-  if (H5Fis_hdf5(ctx.file.c_str()) <= 0) ctx.fail("", "is not an HDF5 file");
-  auto impl = std::make_unique<Impl>(ctx, H5Fopen(ctx.file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  auto impl = std::make_unique<Impl>(ctx, hdf5::open_checked(ctx));
   const hid_t file = impl->file.get();
   if (hdf5::read_string_attribute(ctx, file, "format", "/") != kCaptureFormat)
     ctx.fail("/", fmt::format("is not a capture file (attribute 'format' is not '{}')", kCaptureFormat));

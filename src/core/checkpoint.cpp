@@ -1,4 +1,4 @@
-// Opening a checkpoint directory: config, shard index, header validation, lazy shard mapping.
+// Opening a checkpoint directory: config, shard index, header validation, tensor reads.
 #include "vindex/checkpoint.hpp"
 
 #include <algorithm>
@@ -45,22 +45,24 @@ void check_inside_model(const std::filesystem::path& directory, const std::files
 
 }  // namespace
 
-TensorView::TensorView(std::shared_ptr<const MappedFile> mapping, const TensorInfo* info, std::uint64_t file_offset)
-    : mapping_(std::move(mapping)), info_(info), file_offset_(file_offset) {}
+TensorView::TensorView(std::shared_ptr<const ShardFile> file, const TensorInfo* info, std::uint64_t file_offset)
+    : file_(std::move(file)), info_(info), file_offset_(file_offset) {}
 
-std::span<const std::byte> TensorView::bytes() const {
-  return mapping_->bytes().subspan(file_offset_, info_->byte_size());
+void TensorView::read(std::uint64_t begin, std::uint64_t end, std::byte* out) const {
+  if (begin > end || end > info_->byte_size())
+    throw InternalError(fmt::format("read of bytes [{}, {}) of the {} bytes of '{}'", begin, end, info_->byte_size(), info_->name));
+  file_->read(file_offset_ + begin, end - begin, out, info_->name);
 }
 
-void TensorView::prefetch() const noexcept { mapping_->prefetch(file_offset_, info_->byte_size()); }
-void TensorView::release() const noexcept { mapping_->release(file_offset_, info_->byte_size()); }
-void TensorView::prefetch(std::uint64_t begin, std::uint64_t end) const noexcept {
-  end = std::min(end, info_->byte_size());
-  if (begin < end) mapping_->prefetch(file_offset_ + begin, end - begin);
+std::vector<std::byte> TensorView::read_all() const {
+  std::vector<std::byte> bytes(info_->byte_size());
+  read(0, bytes.size(), bytes.data());
+  return bytes;
 }
-void TensorView::release(std::uint64_t begin, std::uint64_t end) const noexcept {
+
+void TensorView::will_need(std::uint64_t begin, std::uint64_t end) const noexcept {
   end = std::min(end, info_->byte_size());
-  if (begin < end) mapping_->release(file_offset_ + begin, end - begin);
+  if (begin < end) file_->will_need(file_offset_ + begin, end - begin);
 }
 
 Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
@@ -107,8 +109,10 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
     if (!fs::exists(shard.path, ec))
       throw InputError(shard.path.string(), "", fmt::format("is named by {} but does not exist", kIndexFileName));
     check_inside_model(directory, shard.path);
-    shard.header = read_safetensors_header(shard.path, shard.path.string());
+    auto file = std::make_shared<const ShardFile>(shard.path);
+    shard.header = read_safetensors_header(file->descriptor(), shard.path.string());
     shard.file_size = shard.header.data_offset() + shard.header.data_size;
+    shard.file = std::move(file);
     ckpt.shards_.push_back(std::move(shard));
     return it->second;
   };
@@ -131,7 +135,6 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
     ckpt.records_.emplace(tensor, TensorRecord{info, id});
     ckpt.names_.push_back(tensor);
   }
-  ckpt.mappings_.resize(ckpt.shards_.size());
   return ckpt;
 }
 
@@ -147,23 +150,8 @@ std::uint64_t Checkpoint::total_tensor_bytes() const {
 }
 
 TensorView Checkpoint::view(const TensorRecord& record) const {
-  std::shared_ptr<const MappedFile> mapping;
-  {
-    const std::lock_guard lock(*map_mutex_);
-    auto& slot = mappings_.at(record.shard);
-    if (!slot) {
-      const Shard& shard = shards_[record.shard];
-      auto mapped = std::make_shared<const MappedFile>(shard.path);
-      // The file must still be what its header described (a shard truncated since is refused).
-      if (mapped->size() != shard.file_size)
-        throw FormatError(shard.path.string(), "",
-                          fmt::format("is {} bytes now but its header describes {}", mapped->size(), shard.file_size));
-      slot = std::move(mapped);
-    }
-    mapping = slot;
-  }
-  const Shard& shard = shards_[record.shard];
-  return TensorView(std::move(mapping), record.info, shard.header.data_offset() + record.info->begin);
+  const Shard& shard = shards_.at(record.shard);
+  return TensorView(shard.file, record.info, shard.header.data_offset() + record.info->begin);
 }
 
 }  // namespace vindex

@@ -1,33 +1,106 @@
-// Checkpoint::fingerprint: what journals and slices record to refuse mixing different models.
+// The model fingerprint (see vindex/model_fingerprint.hpp).
+#include "vindex/model_fingerprint.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include <fmt/format.h>
 
-#include "vindex/checkpoint.hpp"
 #include "vindex/checksum.hpp"
 
 namespace vindex {
+namespace {
 
-std::string Checkpoint::fingerprint() const {
-  Fnv1a64 h;
-  h.add(config_.dump());
-  h.add(static_cast<std::uint64_t>(shards_.size()));
-  for (const Shard& shard : shards_) {
-    h.add(shard.file_name);
-    h.add(shard.file_size);
-    h.add(shard.header.header_size);
+// XXH64 of a tensor's samples: [0, S), [(size - S) / 2, +S), [size - S, size), or the whole tensor.
+std::uint64_t sample_tensor(const TensorView& view, std::vector<std::byte>& buffer, std::uint64_t& bytes_read) {
+  const std::uint64_t size = view.info().byte_size();
+  constexpr std::uint64_t S = kFingerprintSampleBytes;
+  Xxh64 h;
+  h.update(size);
+  const auto take = [&](std::uint64_t begin, std::uint64_t end) {
+    buffer.resize(end - begin);
+    view.read(begin, end, buffer.data());
+    h.update(buffer);
+    bytes_read += end - begin;
+  };
+  if (size <= 3 * S) {
+    if (size > 0) take(0, size);
+  } else {
+    take(0, S);
+    take((size - S) / 2, (size - S) / 2 + S);
+    take(size - S, size);
+  }
+  return h.value();
+}
+
+}  // namespace
+
+ModelFingerprint fingerprint_model(const Checkpoint& ckpt, int threads) {
+  const auto started = std::chrono::steady_clock::now();
+  Xxh64 h;
+  h.update(std::string_view("vindex model fingerprint v2"));
+  h.update(ckpt.config().dump());
+  h.update(static_cast<std::uint64_t>(ckpt.shards().size()));
+  for (const Shard& shard : ckpt.shards()) {
+    h.update(shard.file_name);
+    h.update(shard.file_size);
+    h.update(shard.header.header_size);
     for (const auto& [key, value] : shard.header.metadata) {
-      h.add(key);
-      h.add(value);
+      h.update(key);
+      h.update(value);
     }
     for (const TensorInfo& t : shard.header.tensors) {
-      h.add(t.name);
-      h.add(dtype_name(t.dtype));
-      h.add(static_cast<std::uint64_t>(t.shape.size()));
-      for (std::uint64_t d : t.shape) h.add(d);
-      h.add(t.begin);
-      h.add(t.end);
+      h.update(t.name);
+      h.update(dtype_name(t.dtype));
+      h.update(static_cast<std::uint64_t>(t.shape.size()));
+      for (std::uint64_t d : t.shape) h.update(d);
+      h.update(t.begin);
+      h.update(t.end);
     }
   }
-  return fmt::format("{:016x}", h.value());
+
+  // The samples, in index order whatever the number of threads.
+  const auto names = ckpt.tensor_names();
+  std::vector<std::uint64_t> samples(names.size());
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::uint64_t> bytes{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  const auto worker = [&] {
+    std::vector<std::byte> buffer;
+    std::uint64_t read = 0;
+    try {
+      for (std::size_t i = next.fetch_add(64); i < names.size(); i = next.fetch_add(64))
+        for (std::size_t j = i; j < std::min(names.size(), i + 64); ++j)
+          samples[j] = sample_tensor(ckpt.view(*ckpt.find(names[j])), buffer, read);
+    } catch (...) {
+      const std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+      next.store(names.size());
+    }
+    bytes.fetch_add(read);
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (int t = 1; t < std::max(threads, 1); ++t) pool.emplace_back(worker);
+    worker();
+  }
+  if (error) std::rethrow_exception(error);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    h.update(names[i]);
+    h.update(samples[i]);
+  }
+  ModelFingerprint f;
+  f.value = fmt::format("{:016x}", h.value());
+  f.tensors = names.size();
+  f.bytes_read = bytes.load();
+  f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return f;
 }
 
 }  // namespace vindex

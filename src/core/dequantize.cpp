@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "vindex/checksum.hpp"
 #include "vindex/errors.hpp"
 
 namespace vindex {
@@ -96,7 +97,8 @@ std::vector<double> decode_vector(const TensorView& tensor) {
     throw InputError(tensor.file(), info.name, fmt::format("dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
   const std::uint64_t n = info.num_elements();
   std::vector<double> values(n);
-  const std::byte* base = tensor.bytes().data();
+  const std::vector<std::byte> raw = tensor.read_all();
+  const std::byte* base = raw.data();
   for (std::uint64_t i = 0; i < n; ++i) {
     const float v = element_to_float(info.dtype, base, i);
     if (!std::isfinite(v)) throw InputError(tensor.file(), info.name, fmt::format("value [{}] is {}", i, describe(v)));
@@ -119,36 +121,40 @@ float f16_to_float(std::uint16_t bits) {
   return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
 
-namespace {
-
-// Bytes [begin, end) of the tensor that hold the matrix's elements (scales aside: they are small).
-std::pair<std::uint64_t, std::uint64_t> byte_range(const EncodedMatrix& m) {
-  const std::uint64_t first = m.slice.offset;
-  const std::uint64_t last = m.slice.offset + (m.rows - 1) * m.row_stride() + (m.cols - 1) * m.slice.col_stride;
-  if (m.encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
-  const std::uint64_t bytes = std::max<std::uint64_t>(dtype_bits(m.weight.info().dtype) / 8, 1);
+std::pair<std::uint64_t, std::uint64_t> EncodedMatrix::weight_span() const {
+  if (rows == 0 || cols == 0) return {0, 0};
+  const std::uint64_t first = slice.offset;
+  const std::uint64_t last = slice.offset + (rows - 1) * row_stride() + (cols - 1) * slice.col_stride;
+  if (encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
+  const std::uint64_t bytes = std::max<std::uint64_t>(dtype_bits(weight.info().dtype) / 8, 1);
   return {first * bytes, (last + 1) * bytes};
 }
 
-}  // namespace
-
-void EncodedMatrix::prefetch() const noexcept {
-  if (rows == 0 || cols == 0) return;
-  const auto [begin, end] = byte_range(*this);
-  weight.prefetch(begin, end);
+void EncodedMatrix::will_need() const noexcept {
+  const auto [begin, end] = weight_span();
+  weight.will_need(begin, end);
 }
 
-void EncodedMatrix::release() const noexcept {
-  if (rows == 0 || cols == 0) return;
-  const auto [begin, end] = byte_range(*this);
-  weight.release(begin, end);
-}
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix) : MatrixDecoder(matrix, own_) {}
 
-MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix)
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix, std::vector<std::byte>& buffer)
     : m_(matrix),
       // An F8_E4M3 weight is always block-scaled (its encoding need not be spelled out).
       encoding_(matrix.weight.info().dtype == DType::F8_E4M3 ? WeightEncoding::fp8_block : matrix.encoding),
       row_stride_(matrix.row_stride()) {
+  const auto [begin, end] = m_.weight_span();
+  if (buffer.size() < end - begin) buffer.resize(end - begin);
+  read_and_check(buffer.data());
+}
+
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix, std::byte* destination)
+    : m_(matrix),
+      encoding_(matrix.weight.info().dtype == DType::F8_E4M3 ? WeightEncoding::fp8_block : matrix.encoding),
+      row_stride_(matrix.row_stride()) {
+  read_and_check(destination);
+}
+
+void MatrixDecoder::read_and_check(std::byte* destination) {
   const TensorInfo& info = m_.weight.info();
   if (m_.rows == 0 || m_.cols == 0) throw InternalError(fmt::format("tensor '{}': empty matrix", info.name));
   // The last element the matrix reads must lie inside the tensor.
@@ -161,47 +167,63 @@ MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix)
     case WeightEncoding::plain:
       if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
         throw InternalError(fmt::format("no plain decoder for dtype {} of '{}'", dtype_name(info.dtype), info.name));
-      return;
-    case WeightEncoding::fp8_block: {
+      break;
+    case WeightEncoding::fp8_block:
       if (info.dtype != DType::F8_E4M3 || !m_.scale)
         throw InputError(m_.weight.file(), info.name, "F8_E4M3 weight has no block scale");
-      const TensorView& scale = *m_.scale;
-      const std::uint64_t n = scale.info().num_elements();
-      scale_cols_ = (m_.cols + m_.block_cols - 1) / m_.block_cols;
-      if (n != ((m_.rows + m_.block_rows - 1) / m_.block_rows) * scale_cols_)
-        throw InputError(scale.file(), scale.name(), "block scale has the wrong number of elements");
-      scales_.resize(n);
-      const std::byte* base = scale.bytes().data();
-      for (std::uint64_t i = 0; i < n; ++i) {
-        scales_[i] = element_to_float(scale.info().dtype, base, i);
-        if (!std::isfinite(scales_[i]))
-          throw InputError(scale.file(), scale.name(),
-                           fmt::format("block scale [{}, {}] is {}", i / scale_cols_, i % scale_cols_, describe(scales_[i])));
-      }
-      return;
-    }
-    case WeightEncoding::mxfp4: {
+      break;
+    case WeightEncoding::mxfp4:
       if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().dtype != DType::U8 || m_.slice.col_stride != 1)
         throw InternalError(fmt::format("'{}' is not a U8 MXFP4 block tensor with U8 scales", info.name));
-      // Only the scales of this matrix's own rows: a fused tensor holds every expert's, and the
-      // rows of an interleaved gate alternate with those of its up projection.
-      const TensorView& scale = *m_.scale;
-      scale_base_ = m_.slice.offset / 32;
-      const std::uint64_t end = last / 32 + 1;
-      if (end > scale.info().num_elements() || scale.info().num_elements() * 32 != elements || m_.slice.offset % 32 ||
-          row_stride_ % 32 || m_.cols % 32)
-        throw InputError(scale.file(), scale.name(), "MXFP4 scales do not cover the blocks (one per 32 values)");
-      scales_.assign(end - scale_base_, std::numeric_limits<float>::quiet_NaN());  // others' entries: never read
-      const auto* codes = reinterpret_cast<const std::uint8_t*>(scale.bytes().data());
-      for (std::uint64_t r = 0; r < m_.rows; ++r)
-        for (std::uint64_t i = element_index(r, 0) / 32; i < (element_index(r, 0) + m_.cols) / 32; ++i) {
-          if (codes[i] == 0xFF)
-            throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale {} is 255 (NaN)", multi_index(scale.info(), i)));
-          scales_[i - scale_base_] = e8m0_to_float(codes[i]);
-        }
-      return;
-    }
+      break;
   }
+
+  // The weight bytes: read once, digested as they arrive.
+  const auto [begin, end] = m_.weight_span();
+  weight_begin_ = begin;
+  weight_size_ = end - begin;
+  m_.weight.read(begin, end, destination);
+  weight_ = destination;
+  Xxh64 digest;
+  digest.update(std::span<const std::byte>(weight_, weight_size_));
+
+  if (encoding_ == WeightEncoding::fp8_block) {
+    const TensorView& scale = *m_.scale;
+    const std::uint64_t n = scale.info().num_elements();
+    scale_cols_ = (m_.cols + m_.block_cols - 1) / m_.block_cols;
+    if (n != ((m_.rows + m_.block_rows - 1) / m_.block_rows) * scale_cols_)
+      throw InputError(scale.file(), scale.name(), "block scale has the wrong number of elements");
+    const std::vector<std::byte> raw = scale.read_all();
+    digest.update(raw);
+    scales_.resize(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      scales_[i] = element_to_float(scale.info().dtype, raw.data(), i);
+      if (!std::isfinite(scales_[i]))
+        throw InputError(scale.file(), scale.name(),
+                         fmt::format("block scale [{}, {}] is {}", i / scale_cols_, i % scale_cols_, describe(scales_[i])));
+    }
+  } else if (encoding_ == WeightEncoding::mxfp4) {
+    // Only the scales of this matrix's own rows: a fused tensor holds every expert's, and the
+    // rows of an interleaved gate alternate with those of its up projection.
+    const TensorView& scale = *m_.scale;
+    scale_base_ = m_.slice.offset / 32;
+    const std::uint64_t scale_end = last / 32 + 1;
+    if (scale_end > scale.info().num_elements() || scale.info().num_elements() * 32 != elements || m_.slice.offset % 32 ||
+        row_stride_ % 32 || m_.cols % 32)
+      throw InputError(scale.file(), scale.name(), "MXFP4 scales do not cover the blocks (one per 32 values)");
+    std::vector<std::byte> raw(scale_end - scale_base_);
+    scale.read(scale_base_, scale_end, raw.data());
+    digest.update(raw);
+    scales_.assign(scale_end - scale_base_, std::numeric_limits<float>::quiet_NaN());  // others' entries: never read
+    for (std::uint64_t r = 0; r < m_.rows; ++r)
+      for (std::uint64_t i = element_index(r, 0) / 32; i < (element_index(r, 0) + m_.cols) / 32; ++i) {
+        const auto code = std::to_integer<std::uint8_t>(raw[i - scale_base_]);
+        if (code == 0xFF)
+          throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale {} is 255 (NaN)", multi_index(scale.info(), i)));
+        scales_[i - scale_base_] = e8m0_to_float(code);
+      }
+  }
+  digest_ = digest.value();
 }
 
 double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, float* out,
@@ -216,9 +238,12 @@ double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c
 
 float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
   const std::uint64_t i = element_index(r, c);
-  const std::byte* base = m_.weight.bytes().data();
-  if (encoding_ != WeightEncoding::mxfp4) return element_to_float(m_.weight.info().dtype, base, i);
-  const auto byte = std::to_integer<std::uint8_t>(base[i / 2]);
+  const DType dtype = m_.weight.info().dtype;
+  if (encoding_ != WeightEncoding::mxfp4) {
+    const std::uint64_t size = std::max<std::uint64_t>(dtype_bits(dtype) / 8, 1);
+    return element_to_float(dtype, at(i * size), 0);
+  }
+  const auto byte = std::to_integer<std::uint8_t>(*at(i / 2));
   return kFp4Table[(i & 1) ? byte >> 4 : byte & 0x0F];  // low nibble first
 }
 
@@ -236,7 +261,6 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
                                   std::uint64_t ld) const {
   VINDEX_ASSERT(r0 <= r1 && r1 <= m_.rows && c0 <= c1 && c1 <= m_.cols && c1 - c0 <= ld);
   const DType dtype = m_.weight.info().dtype;
-  const std::byte* base = m_.weight.bytes().data();
   const std::uint64_t cs = m_.slice.col_stride;
   double sum_sq = 0.0;
   // Decodes columns [c0, c1) of row r with `to_float(element index)`.
@@ -253,7 +277,7 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
   };
   for (std::uint64_t r = r0; r < r1; ++r) {
     if (encoding_ == WeightEncoding::fp8_block) {
-      const auto* codes = reinterpret_cast<const std::uint8_t*>(base) + r * m_.cols;
+      const auto* codes = reinterpret_cast<const std::uint8_t*>(at(r * m_.cols));
       const float* scale_row = scales_.data() + (r / m_.block_rows) * scale_cols_;
       T* row_out = out + (r - r0) * ld - c0;
       double row_sq = 0.0;
@@ -273,20 +297,19 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
       continue;
     }
     if (encoding_ == WeightEncoding::mxfp4) {
-      const auto* bytes = reinterpret_cast<const std::uint8_t*>(base);
       sum_sq += decode_row(r, [&](std::uint64_t i) {
-        const std::uint8_t b = bytes[i / 2];
+        const auto b = std::to_integer<std::uint8_t>(*at(i / 2));
         return kFp4Table[(i & 1) ? b >> 4 : b & 0x0F] * scales_[i / 32 - scale_base_];
       });
       continue;
     }
     switch (dtype) {
-      case DType::F32: sum_sq += decode_row(r, [&](std::uint64_t i) { return load<float>(base + 4 * i); }); break;
+      case DType::F32: sum_sq += decode_row(r, [&](std::uint64_t i) { return load<float>(at(4 * i)); }); break;
       case DType::BF16:
-        sum_sq += decode_row(r, [&](std::uint64_t i) { return bf16_to_float(load<std::uint16_t>(base + 2 * i)); });
+        sum_sq += decode_row(r, [&](std::uint64_t i) { return bf16_to_float(load<std::uint16_t>(at(2 * i))); });
         break;
       case DType::F16:
-        sum_sq += decode_row(r, [&](std::uint64_t i) { return f16_to_float(load<std::uint16_t>(base + 2 * i)); });
+        sum_sq += decode_row(r, [&](std::uint64_t i) { return f16_to_float(load<std::uint16_t>(at(2 * i))); });
         break;
       default: throw InternalError(fmt::format("no decoder for dtype {}", dtype_name(dtype)));
     }

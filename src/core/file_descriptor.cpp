@@ -1,5 +1,5 @@
-// POSIX file access for the checkpoint reader (open, size, positioned reads) and the journal
-// (exclusive create, appends, data sync).
+// POSIX file access for the checkpoint reader (checked open, size, positioned reads) and the
+// journal (exclusive create, appends, data sync).
 #include "vindex/file_descriptor.hpp"
 
 #include <fcntl.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -14,14 +15,36 @@
 
 namespace vindex {
 
-FileDescriptor FileDescriptor::open_read(const std::filesystem::path& path) {
+std::string file_type_name(unsigned mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link";
+    default: return "a special file";
+  }
+}
+
+FileDescriptor FileDescriptor::open_read(const std::filesystem::path& path, LinkPolicy links) {
   FileDescriptor fd;
   fd.path_ = path.string();
-  fd.fd_ = ::open(fd.path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd.fd_ < 0) throw IoError(fd.path_, "open", errno);
+  const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (links == LinkPolicy::refuse ? O_NOFOLLOW : 0);
+  fd.fd_ = ::open(fd.path_.c_str(), flags);
+  if (fd.fd_ < 0) {
+    const int err = errno;
+    if (err == ELOOP && links == LinkPolicy::refuse)
+      throw InputError(fd.path_, "", "is a symbolic link; refusing to follow it");
+    throw InputError(fd.path_, "", fmt::format("cannot be opened: {}", std::strerror(err)));
+  }
   struct stat st {};
   if (::fstat(fd.fd_, &st) != 0) throw IoError(fd.path_, "fstat", errno);
-  if (!S_ISREG(st.st_mode)) throw IoError(fd.path_, "is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    throw InputError(fd.path_, "", fmt::format("is {}, not a regular file", file_type_name(st.st_mode)));
+  const int status = ::fcntl(fd.fd_, F_GETFL);
+  if (status < 0 || ::fcntl(fd.fd_, F_SETFL, status & ~O_NONBLOCK) != 0) throw IoError(fd.path_, "fcntl", errno);
   return fd;
 }
 
@@ -32,6 +55,8 @@ FileDescriptor FileDescriptor::create_exclusive(const std::filesystem::path& pat
   if (fd.fd_ < 0) throw IoError(fd.path_, "create", errno);
   return fd;
 }
+
+std::string FileDescriptor::proc_path() const { return fmt::format("/proc/self/fd/{}", fd_); }
 
 void FileDescriptor::append_all(std::span<const std::byte> bytes) const {
   while (!bytes.empty()) {
@@ -72,24 +97,29 @@ std::uint64_t FileDescriptor::size() const {
   return static_cast<std::uint64_t>(st.st_size);
 }
 
-void FileDescriptor::read_exact(std::byte* out, std::uint64_t count, std::uint64_t offset) const {
-  while (count > 0) {
-    const ssize_t got = ::pread(fd_, out, count, static_cast<off_t>(offset));
+std::uint64_t FileDescriptor::read_some(std::byte* out, std::uint64_t count, std::uint64_t offset) const {
+  std::uint64_t done = 0;
+  while (done < count) {
+    const ssize_t got = ::pread(fd_, out + done, count - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
       throw IoError(path_, "pread", errno);
     }
-    if (got == 0) throw IoError(path_, fmt::format("unexpected end of file at byte {}", offset));
-    out += got;
-    count -= static_cast<std::uint64_t>(got);
-    offset += static_cast<std::uint64_t>(got);
+    if (got == 0) break;
+    done += static_cast<std::uint64_t>(got);
   }
+  return done;
+}
+
+void FileDescriptor::read_exact(std::byte* out, std::uint64_t count, std::uint64_t offset) const {
+  if (read_some(out, count, offset) != count)
+    throw IoError(path_, fmt::format("unexpected end of file reading bytes [{}, {})", offset, offset + count));
 }
 
 std::string read_text_file(const std::filesystem::path& path, std::uint64_t max_bytes) {
   const FileDescriptor fd = FileDescriptor::open_read(path);
   const std::uint64_t size = fd.size();
-  if (size > max_bytes) throw IoError(fd.path(), fmt::format("is {} bytes, more than the {} allowed", size, max_bytes));
+  if (size > max_bytes) throw InputError(fd.path(), "", fmt::format("is {} bytes, more than the {} allowed", size, max_bytes));
   std::string text(size, '\0');
   fd.read_exact(reinterpret_cast<std::byte*>(text.data()), size, 0);
   return text;

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <string>
+#include <utility>
 
 #include "vindex/errors.hpp"
 
@@ -28,6 +29,8 @@ class Handle {
   }
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& other) noexcept : id_(other.id_), closer_(other.closer_), object_(std::move(other.object_)) { other.id_ = -1; }
+  Handle& operator=(Handle&&) = delete;
   hid_t get() const { return id_; }
 
  private:

@@ -64,6 +64,7 @@ void read_group(const Context& ctx, hid_t layer_group, int layer, const std::str
   std::vector<double> var;
   std::array<std::vector<double>, kScalarStats.size()> scalars;
   std::vector<std::uint8_t> gram_bits, eigen_bits;
+  std::vector<std::uint64_t> digests;
   const hsize_t n = dataset_length(ctx, group.get(), where, "expert_ids", hsize_t{1} << 20);
   const hsize_t svn = std::min(rows, cols);
   if (n * svn > (hsize_t{1} << 34)) ctx.fail(where, "holds more singular values than any model has");
@@ -72,6 +73,7 @@ void read_group(const Context& ctx, hid_t layer_group, int layer, const std::str
   read_dataset(ctx, group.get(), where, "var_at_k", H5T_NATIVE_DOUBLE, {n, k_count}, var);
   for (std::size_t s = 0; s < kScalarStats.size(); ++s)
     read_dataset(ctx, group.get(), where, kScalarStats[s].name, H5T_NATIVE_DOUBLE, {n}, scalars[s]);
+  read_dataset(ctx, group.get(), where, "weight_digest", H5T_NATIVE_UINT64, {n}, digests);
   for (auto& [field, values] : {std::pair{"gram_bits", &gram_bits}, std::pair{"eigen_bits", &eigen_bits}}) {
     read_dataset(ctx, group.get(), where, field, H5T_NATIVE_UINT8, {n}, *values);
     for (std::uint8_t b : *values)
@@ -85,6 +87,7 @@ void read_group(const Context& ctx, hid_t layer_group, int layer, const std::str
     r.cols = cols;
     r.gram_bits = static_cast<FloatBits>(gram_bits[i]);
     r.eigen_bits = static_cast<FloatBits>(eigen_bits[i]);
+    r.weight_digest = digests[i];
     r.singular_values.assign(sv.begin() + static_cast<std::ptrdiff_t>(i * svn), sv.begin() + static_cast<std::ptrdiff_t>((i + 1) * svn));
     r.stats.var_at_k.assign(var.begin() + static_cast<std::ptrdiff_t>(i * k_count),
                             var.begin() + static_cast<std::ptrdiff_t>((i + 1) * k_count));
@@ -108,17 +111,30 @@ std::vector<std::string> child_names(hid_t group, const std::string& where) {
   return names;
 }
 
+void check_format(const Context& ctx, hid_t file) {
+  if (read_string_attribute(ctx, file, "format", "/") != kVindexFormatName) ctx.fail("/", "is not a vindex file");
+  if (const auto v = read_string_attribute(ctx, file, "format_version", "/"); v != kVindexFormatVersion)
+    ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, kVindexFormatVersion));
+}
+
 }  // namespace
+
+std::string read_vindex_run_id(const std::filesystem::path& path) {
+  hdf5::silence_errors();
+  const Context ctx{path.string()};
+  const hdf5::CheckedFile opened = hdf5::open_checked(ctx);
+  check_format(ctx, opened.file.get());
+  return read_string_attribute(ctx, opened.file.get(), "run_id", "/");
+}
 
 VindexFileContents read_vindex_h5(const std::filesystem::path& path) {
   hdf5::silence_errors();
   const Context ctx{path.string()};
-  if (H5Fis_hdf5(ctx.file.c_str()) <= 0) ctx.fail("", "is not an HDF5 file");
-  const Handle file(H5Fopen(ctx.file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", ctx.file);
+  const hdf5::CheckedFile opened = hdf5::open_checked(ctx);
+  const Handle& file = opened.file;
   VindexFileContents contents;
-  if (read_string_attribute(ctx, file.get(), "format", "/") != kVindexFormatName) ctx.fail("/", "is not a vindex file");
-  if (const auto v = read_string_attribute(ctx, file.get(), "format_version", "/"); v != kVindexFormatVersion)
-    ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, kVindexFormatVersion));
+  check_format(ctx, file.get());
+  contents.run_id = read_string_attribute(ctx, file.get(), "run_id", "/");
   contents.model = read_string_attribute(ctx, file.get(), "model", "/");
   contents.tool = read_string_attribute(ctx, file.get(), "tool", "/");
   contents.provenance_json = read_string_attribute(ctx, file.get(), "provenance", "/");

@@ -73,6 +73,7 @@ void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>
     write_dataset(group.get(), kScalarStats[i].name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.scalars[i], {n});
   write_dataset(group.get(), "gram_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.gram_bits, {n});
   write_dataset(group.get(), "eigen_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.eigen_bits, {n});
+  write_dataset(group.get(), "weight_digest", H5T_STD_U64LE, H5T_NATIVE_UINT64, g.weight_digests, {n});
 }
 
 // /phase3: the CKA matrix, and per layer the loads, co-activation and statistics (docs/phase3.md).
@@ -118,13 +119,18 @@ std::string hdf5_library_version() {
   return fmt::format("{}.{}.{}", major, minor, release);
 }
 
-void write_vindex_h5(const std::filesystem::path& path, const VindexTables& tables, const Hdf5RootInfo& root) {
+std::vector<std::byte> vindex_h5_image(const VindexTables& tables, const Hdf5RootInfo& root) {
   hdf5::silence_errors();
-  const std::string file_name = path.string();
-  H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, "H5Fcreate",
-                      file_name);
+  // In memory only: the name is never created on disk (no backing store), but must be unique
+  // among the files this process has open.
+  const std::string file_name = fmt::format("vindex-image-{}.h5", root.run_id);
+  const H5Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", file_name);
+  check(H5Pset_fapl_core(access.get(), 4 << 20, 0), "H5Pset_fapl_core", file_name);
+  H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose, "H5Fcreate",
+                file_name);
   write_string_attribute(file.get(), "format", kVindexFormatName);
   write_string_attribute(file.get(), "format_version", kVindexFormatVersion);
+  write_string_attribute(file.get(), "run_id", root.run_id);
   write_string_attribute(file.get(), "model", root.model);
   write_string_attribute(file.get(), "tool", root.tool_version);
   write_int_attribute(file.get(), "k", std::vector<long long>(tables.ks.begin(), tables.ks.end()));
@@ -163,7 +169,12 @@ void write_vindex_h5(const std::filesystem::path& path, const VindexTables& tabl
   }
   if (tables.phase3) write_phase3(file.get(), *tables.phase3);
   check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
+  const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+  if (size <= 0) throw Hdf5Error("H5Fget_file_image", file_name);
+  std::vector<std::byte> image(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file.get(), image.data(), image.size()) != size) throw Hdf5Error("H5Fget_file_image", file_name);
   file.close();
+  return image;
 }
 
 }  // namespace vindex

@@ -12,6 +12,7 @@
 
 #include "hdf5_handle.hpp"
 #include "vindex/errors.hpp"
+#include "vindex/file_descriptor.hpp"
 
 namespace vindex::hdf5 {
 
@@ -24,6 +25,22 @@ struct Context {
 };
 
 inline bool has_attribute(hid_t object, const char* name) { return H5Aexists(object, name) > 0; }
+
+// An HDF5 file opened for reading through a descriptor checked first (a regular file: a FIFO or
+// a device in its place is refused, never opened by HDF5), by its /proc/self/fd path, so that
+// HDF5 opens exactly the file that was checked.
+struct CheckedFile {
+  FileDescriptor fd;
+  Handle file;
+};
+
+inline CheckedFile open_checked(const Context& ctx) {
+  FileDescriptor fd = FileDescriptor::open_read(ctx.file);
+  const std::string path = fd.proc_path();
+  if (H5Fis_hdf5(path.c_str()) <= 0) ctx.fail("", "is not an HDF5 file");
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", ctx.file);
+  return CheckedFile{std::move(fd), std::move(file)};
+}
 
 inline std::string read_string_attribute(const Context& ctx, hid_t object, const char* name, const std::string& where) {
   if (!has_attribute(object, name)) ctx.fail(where, fmt::format("attribute '{}' is missing", name));

@@ -43,6 +43,7 @@ T get_le(const std::byte* in) {
 struct ParsedJournal {
   nlohmann::json identity;
   std::vector<MatrixResult> results;
+  std::vector<std::string> skipped;
   bool torn = false;
 };
 
@@ -50,7 +51,7 @@ struct ParsedJournal {
 // synced to disk before the next was written, so only the last write of a crashed writer (or a
 // damaged disk) can be bad, and stopping there costs recomputation, never a wrong value.
 ParsedJournal parse_journal(const fs::path& file) {
-  const FileDescriptor fd = FileDescriptor::open_read(file);
+  const FileDescriptor fd = FileDescriptor::open_read(file, LinkPolicy::refuse);
   const std::uint64_t size = fd.size();
   ParsedJournal parsed;
   std::uint64_t offset = 0;
@@ -93,7 +94,10 @@ ParsedJournal parse_journal(const fs::path& file) {
         std::vector<MatrixResult> batch = decode_results(payload);
         for (MatrixResult& r : batch) parsed.results.push_back(std::move(r));
       } catch (const std::exception& e) {
-        corrupt(file, offset, fmt::format("undecodable results ({})", e.what()));
+        // Whole, but not what this build writes: its matrices are recomputed, never guessed at.
+        parsed.skipped.push_back(fmt::format("journal {}: record at byte {} cannot be decoded ({}); its matrices are "
+                                             "recomputed",
+                                             file.string(), offset, e.what()));
       }
     } else {
       corrupt(file, offset, fmt::format("unknown record kind {}", kind));
@@ -196,7 +200,6 @@ JournalContents read_journals(const fs::path& out_dir, const RunIdentity& expect
   if (ec) throw IoError(dir.string(), "cannot be read: " + ec.message());
   std::sort(files.begin(), files.end());
 
-  std::set<MatrixKey> seen;
   for (const fs::path& file : files) {
     ParsedJournal parsed = parse_journal(file);
     ++contents.files;
@@ -206,8 +209,8 @@ JournalContents read_journals(const fs::path& out_dir, const RunIdentity& expect
       throw UsageError(fmt::format("--out: journal {} belongs to a different run ({}); resume with the same model, "
                                    "options and vindex_mpi build, or pass --overwrite to start over",
                                    file.string(), diff));
-    for (MatrixResult& r : parsed.results)
-      if (seen.insert(r.key).second) contents.results.push_back(std::move(r));
+    for (MatrixResult& r : parsed.results) contents.results.push_back({std::move(r), file.string()});
+    for (std::string& s : parsed.skipped) contents.skipped.push_back(std::move(s));
   }
   return contents;
 }

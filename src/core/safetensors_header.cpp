@@ -215,7 +215,10 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> bytes, const std:
 }
 
 SafetensorsHeader read_safetensors_header(const std::filesystem::path& path, const std::string& file_label) {
-  FileDescriptor fd = FileDescriptor::open_read(path);
+  return read_safetensors_header(FileDescriptor::open_read(path), file_label);
+}
+
+SafetensorsHeader read_safetensors_header(const FileDescriptor& fd, const std::string& file_label) {
   const std::uint64_t file_size = fd.size();
   std::array<std::byte, 8> prefix{};
   fd.read_exact(prefix.data(), std::min<std::uint64_t>(8, file_size), 0);

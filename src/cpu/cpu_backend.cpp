@@ -36,12 +36,11 @@ class CpuBackend final : public SpectrumBackend {
       while (!failed.load() && !sink.should_stop()) {
         const std::size_t i = next.fetch_add(1);
         if (i >= matrices.size()) return;
-        // Start reading the matrix a worker will take next while this one computes.
-        if (i + lookahead < matrices.size()) matrices[i + lookahead].prefetch();
+        // Have the kernel read ahead the matrix a worker will take next while this one computes.
+        if (i + lookahead < matrices.size()) matrices[i + lookahead].will_need();
         const EncodedMatrix& m = matrices[i];
         try {
           MatrixSpectrum spectrum = solver.solve(m, options_.precision, options_.ks);
-          m.release();
           sink.deliver(i, std::move(spectrum));
         } catch (...) {
           failed.store(true);
@@ -50,7 +49,7 @@ class CpuBackend final : public SpectrumBackend {
         }
       }
     };
-    for (std::size_t i = 0; i < std::min(lookahead, matrices.size()); ++i) matrices[i].prefetch();
+    for (std::size_t i = 0; i < std::min(lookahead, matrices.size()); ++i) matrices[i].will_need();
     std::vector<std::jthread> pool;
     for (int t = 1; t < options_.threads; ++t) pool.emplace_back(worker);
     worker();

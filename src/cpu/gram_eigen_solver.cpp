@@ -23,8 +23,7 @@ int as_blas_int(std::uint64_t v, const EncodedMatrix& m) {
 }  // namespace
 
 template <typename T>
-double GramEigenSolver::gram(const EncodedMatrix& m, AlignedBuffer<T>& chunk_buf, T* gram) {
-  const MatrixDecoder decoder(m);
+double GramEigenSolver::gram(const EncodedMatrix& m, const MatrixDecoder& decoder, AlignedBuffer<T>& chunk_buf, T* gram) {
   // G = W^T W when rows >= cols (chunks of rows), else W W^T (chunks of columns): n = min(rows, cols).
   const bool tall = m.rows >= m.cols;
   const std::uint64_t n = m.min_dim();
@@ -69,9 +68,11 @@ MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy po
     throw InputError(m.weight.file(), m.weight.name(), fmt::format("a {}x{} Gram matrix is too large", n, n));
   MatrixSpectrum s;
   if (n == 0) return s;  // an empty matrix has no singular values (and a zero norm)
+  const MatrixDecoder decoder(m, bytes_);  // reads the matrix's bytes once, for either precision
+  s.weight_digest = decoder.digest();
   if (policy != PrecisionPolicy::fp64) {
     float* g32 = gram32_.reserve(n * n);
-    s.frobenius_sq = gram(m, chunk32_, g32);
+    s.frobenius_sq = gram(m, decoder, chunk32_, g32);
     s.gram_bits = FloatBits::fp32;
     if (policy == PrecisionPolicy::fp32) {
       s.eigen_bits = FloatBits::fp32;
@@ -88,7 +89,7 @@ MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy po
     if (float32_gram_is_accurate(s.eigenvalues, s.frobenius_sq, ks)) return s;
   }
   double* g64 = gram64_.reserve(n * n);
-  s.frobenius_sq = gram(m, chunk64_, g64);
+  s.frobenius_sq = gram(m, decoder, chunk64_, g64);
   s.gram_bits = FloatBits::fp64;
   s.eigen_bits = FloatBits::fp64;
   s.eigenvalues = eigenvalues(n, g64, w64_);

@@ -20,11 +20,12 @@ class GramEigenSolver {
   // Accumulates the Gram matrix of the smaller side into `gram` (lower triangle, n x n) and
   // returns the float64 sum of squares of the entries.
   template <typename T>
-  double gram(const EncodedMatrix& matrix, AlignedBuffer<T>& chunk, T* gram);
+  double gram(const EncodedMatrix& matrix, const MatrixDecoder& decoder, AlignedBuffer<T>& chunk, T* gram);
   // Eigenvalues of the lower triangle of `gram` (destroyed), descending and clamped at 0.
   template <typename T>
   std::vector<double> eigenvalues(std::uint64_t n, T* gram, std::vector<T>& w);
 
+  std::vector<std::byte> bytes_;  // the stored bytes of the matrix being solved
   AlignedBuffer<float> chunk32_, gram32_;
   AlignedBuffer<double> chunk64_, gram64_;
   std::vector<float> w32_;

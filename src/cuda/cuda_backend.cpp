@@ -74,6 +74,7 @@ struct Helper {
   std::size_t index = 0;
   std::uint64_t n = 0;
   double frobenius_sq = 0;
+  std::uint64_t digest = 0;
   enum class State { idle, reserved, ready, stop } state = State::idle;
   std::thread thread;
 };
@@ -135,6 +136,8 @@ class Pipeline {
     CublasHandle blas;
     CusolverHandle solver;
     std::optional<MatrixDecoder> decoder;
+    std::vector<std::byte> host_bytes;  // stored bytes of a matrix decoded on the host
+    std::uint64_t digest = 0;           // of the bytes read for this slot's matrix
     std::size_t index = 0;
     std::uint64_t n = 0;
     Helper<T>* helper = nullptr;  // non-null: the eigenvalues are solved on this host thread
@@ -148,23 +151,25 @@ class Pipeline {
                        fmt::format("a {}x{} Gram matrix is too large", m.min_dim(), m.min_dim()));
     s.index = i;
     s.n = m.min_dim();
-    s.decoder.emplace(m);  // checks and decodes the block scales on the host (small)
     const std::uint64_t rows = m.rows, cols = m.cols, elements = rows * cols;
     // A whole tensor travels as stored (fp8 is a quarter of float32's bytes) and is decoded on the
     // GPU; a slice of a fused tensor or MXFP4 is decoded here into float32 and sent as such.
     const bool whole = m.is_whole_tensor();
-    const std::size_t upload_bytes = whole ? m.weight.bytes().size() : elements * sizeof(float);
+    const auto [span_begin, span_end] = m.weight_span();
+    const std::size_t upload_bytes = whole ? span_end - span_begin : elements * sizeof(float);
     const StoredType type = whole ? stored_type(m.weight.info()) : StoredType::f32;
 
-    // Read: memory map -> pinned staging (the page cache, or the disk), then hand the pages back.
+    // Read: the shard (page cache or disk) -> pinned staging with pread, digested on the way (the
+    // decoder reads, checks the scales and takes the digest on the host, before any copy to the GPU).
     const auto t0 = Clock::now();
     s.staging.reserve(upload_bytes);
-    m.prefetch();
-    if (whole)
-      std::memcpy(s.staging.get(), m.weight.bytes().data(), upload_bytes);
-    else
+    if (whole) {
+      s.decoder.emplace(m, s.staging.get());
+    } else {
+      s.decoder.emplace(m, s.host_bytes);
       s.decoder->decode(0, rows, 0, cols, reinterpret_cast<float*>(s.staging.get()), cols);
-    m.release();
+    }
+    s.digest = s.decoder->digest();
     static const std::vector<float> kNoScales;
     const auto& scales = whole ? s.decoder->scales() : kNoScales;
     s.scales_host.reserve(scales.size());
@@ -254,6 +259,7 @@ class Pipeline {
         h.index = s.index;
         h.n = s.n;
         h.frobenius_sq = frobenius_sq;
+        h.digest = s.digest;
         h.state = Helper<T>::State::ready;
       }
       cv_.notify_all();
@@ -265,7 +271,7 @@ class Pipeline {
       if (!std::isfinite(frobenius_sq)) s.decoder->fail_non_finite();
       if (*s.info_host.get() != 0)
         throw LibraryError("cuSOLVER", "cusolverDnXsyevd", fmt::format("info = {}", *s.info_host.get()));
-      MatrixSpectrum spectrum{descending_clamped(s.eig_host.get(), s.n), frobenius_sq, bits(), bits()};
+      MatrixSpectrum spectrum{descending_clamped(s.eig_host.get(), s.n), frobenius_sq, bits(), bits(), s.digest};
       sink_.deliver(s.index, std::move(spectrum));
     } catch (...) {
       sink_.fail(s.index, std::current_exception());
@@ -296,7 +302,7 @@ class Pipeline {
         if (!std::isfinite(h.frobenius_sq)) MatrixDecoder(matrices_[h.index]).fail_non_finite();
         h.w.resize(h.n);
         vindex::cpu::eigenvalues_lower(static_cast<int>(h.n), h.gram.get(), static_cast<int>(h.n), h.w.data());
-        MatrixSpectrum spectrum{descending_clamped(h.w.data(), h.n), h.frobenius_sq, bits(), bits()};
+        MatrixSpectrum spectrum{descending_clamped(h.w.data(), h.n), h.frobenius_sq, bits(), bits(), h.digest};
         sink_.deliver(h.index, std::move(spectrum));
       } catch (...) {
         sink_.fail(h.index, std::current_exception());

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
         const MatrixDecoder decoder(m);
         std::vector<float> cpu(m.rows * m.cols);
         const double cpu_sq = decoder.decode(0, m.rows, 0, m.cols, cpu.data(), m.cols);
-        const auto bytes = m.weight.bytes();
+        const auto bytes = decoder.weight_bytes();  // the matrix's stored bytes as read
         DeviceBuffer<std::byte> raw(bytes.size());
         DeviceBuffer<float> scales(std::max<std::size_t>(decoder.scales().size(), 1));
         DeviceBuffer<float> out(cpu.size());

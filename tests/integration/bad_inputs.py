@@ -10,7 +10,10 @@ import json
 import math
 import os
 import shutil
+import socket
+import stat
 import struct
+import subprocess
 import sys
 import time
 
@@ -213,6 +216,31 @@ def cases(fixture_dir):
             phase3_reference.make_bad_captures(good, os.path.join(os.path.dirname(model), "captures"))
         return prepare
 
+    def fifo_at(name):
+        def prepare(model, out):
+            path = os.path.join(model, name)
+            if os.path.exists(path):
+                os.remove(path)
+            os.mkfifo(path)
+        return prepare
+
+    def shard_is_a_directory(model, out):
+        shard = os.path.join(model, "model-00003-of-00004.safetensors")
+        os.remove(shard)
+        os.mkdir(shard)
+
+    def shard_is_a_char_device(model, out):
+        shard = os.path.join(model, "model-00003-of-00004.safetensors")
+        os.remove(shard)
+        try:
+            os.mknod(shard, 0o644 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            return "skip: mknod needs root"
+
+    def config_over_16mib(model, out):
+        with open(os.path.join(model, "config.json"), "a") as f:
+            f.write(" " * (16 * 2 ** 20 + 1))
+
     def out_not_empty(model, out):
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").write("mine")
@@ -261,6 +289,16 @@ def cases(fixture_dir):
                                 ("wrong_hidden_size", ["/layers/layer_000/mlp_input", "hidden size 64"]),
                                 ("nan_mlp_input", ["/layers/layer_000/mlp_input", "[3, 5] is NaN"]),
                                 ("token_count_mismatch", ["/output/top_probs", "has shape [11, 16]"]))],
+        # Special files where files belong: refused at once (exit 3), never opened blocking.
+        *[(f"{label}_is_a_fifo", BAD_INPUT, [name, "FIFO"], fifo_at(name), [])
+          for label, name in (("config_json", "config.json"), ("index", "model.safetensors.index.json"),
+                              ("shard", "model-00003-of-00004.safetensors"))],
+        ("capture_is_a_fifo", BAD_INPUT, ["capture.h5", "FIFO"], fifo_at("capture.h5"),
+         ["--phases", "1,3", "--activations", "{case}/model/capture.h5"], "hf/deepseek_v3"),
+        ("shard_is_a_directory", BAD_INPUT, ["model-00003-of-00004.safetensors", "is a directory"], shard_is_a_directory, []),
+        ("shard_is_a_character_device", BAD_INPUT, ["model-00003-of-00004.safetensors", "character device"],
+         shard_is_a_char_device, []),
+        ("config_json_over_16MiB", BAD_INPUT, ["config.json", "more than the 16777216 allowed"], config_over_16mib, []),
         ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
         ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),
         ("unknown_option", USAGE, ["--frobnicate"], None, ["--frobnicate"]),
@@ -283,8 +321,10 @@ def main():
         out = os.path.join(args.work, name, "out")
         shutil.copytree(os.path.join(os.path.dirname(args.fixture), fixture[0]) if fixture else args.fixture, model)
         before = None
-        if prepare:
-            prepare(model, out)
+        skipped = prepare(model, out) if prepare else None
+        if skipped:  # a prepare step this machine cannot do says why
+            print(f"skip   {name:32} {skipped}")
+            continue
         if os.path.isdir(out):
             before = sorted(os.listdir(out))
         start = time.monotonic()
@@ -304,10 +344,27 @@ def main():
             problems.append(f"output directory changed: {sorted(os.listdir(out))}")
         if "fatal" in stderr or "MPI_ABORT" in stderr:
             problems.append("the job was aborted instead of ending cleanly")
+        if code == BAD_INPUT and errors and f" on {socket.gethostname()})" not in errors[0]:
+            problems.append("the message does not name the rank's host")
+        if "\x1b" in stderr:
+            problems.append("a raw escape character reached the terminal")
         status = "ok" if not problems else "FAILED"
         print(f"{status:6} {name:32} exit {code} in {seconds:4.1f} s: {errors[0] if errors else stderr.strip()[-200:]}")
         if problems:
             failures.append(f"{name}: {'; '.join(problems)}\n    stderr: {stderr.strip()[-600:]}")
+    # `inspect` reads the same files, without MPI: a FIFO in place of config.json must not block it.
+    model = os.path.join(args.work, "inspect_fifo", "model")
+    shutil.copytree(args.fixture, model)
+    os.remove(os.path.join(model, "config.json"))
+    os.mkfifo(os.path.join(model, "config.json"))
+    try:
+        p = subprocess.run([args.binary, "inspect", "--model", model], capture_output=True, text=True, timeout=30)
+        ok = p.returncode == BAD_INPUT and "config.json" in p.stderr and "FIFO" in p.stderr
+        print(f"{'ok' if ok else 'FAILED':6} {'inspect_config_json_is_a_fifo':32} exit {p.returncode}: {p.stderr.strip()[-200:]}")
+        if not ok:
+            failures.append(f"inspect with a FIFO config.json: exit {p.returncode}: {p.stderr[-400:]}")
+    except subprocess.TimeoutExpired:
+        failures.append("inspect with a FIFO config.json: HANG (no exit within 30 s)")
     if failures:
         print("\n".join(failures), file=sys.stderr)
         sys.exit(1)

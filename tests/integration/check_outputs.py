@@ -6,15 +6,23 @@
   check_outputs.py identical OUT_A OUT_B   two runs (e.g. 1 and 2 ranks) give identical values
 
 Reads vindex.h5 with h5py and the JSON files with the json module; every expected number is
-computed here with numpy from the reference spectra, never taken from the tool.
+computed here with numpy from the reference spectra, never taken from the tool. `reference` also
+checks the output set against its manifest (hashlib's SHA-256, one run id in every file) and every
+matrix's weight digest against the xxhash library's XXH64 of the fixture's own bytes.
 """
+import hashlib
 import json
 import math
+import struct
 import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
+import xxhash
+
+OUTPUT_FILES = ("vindex.h5", "phase1_moe_svd.json", "phase2_router_svd.json", "phase3_routing_stats.json",
+                "phase1_moe_svd_agg.json", "moe_config.json")
 
 SV_TOL = 1e-4      # |sigma_i - ref_i| <= SV_TOL * sigma_max (README, "Accuracy")
 VAR_TOL = 1e-6     # |var@k - ref| absolute
@@ -58,8 +66,65 @@ def expected_summary(ref_var, k):
             "mean": np.mean(v), "min": np.min(v), "max": np.max(v)}
 
 
+def check_manifest(out):
+    """The set is what its manifest says: each file's size and SHA-256, one run id everywhere."""
+    manifest = json.loads((out / "vindex-manifest.json").read_text())
+    run_id = manifest["run_id"]
+    listed = {f["name"] for f in manifest["files"]}
+    for f in manifest["files"]:
+        data = (out / f["name"]).read_bytes()
+        check(len(data) == f["bytes"], f"{f['name']}: {len(data)} bytes, the manifest says {f['bytes']}")
+        check(hashlib.sha256(data).hexdigest() == f["sha256"], f"{f['name']}: SHA-256 differs from the manifest")
+        if f["name"].endswith(".json"):
+            check(json.loads(data)["run_id"] == run_id, f"{f['name']}: run_id is not the manifest's")
+    with h5py.File(out / "vindex.h5", "r") as h5:
+        check(h5.attrs["run_id"] == run_id, "vindex.h5: run_id is not the manifest's")
+        check(json.loads(h5.attrs["provenance"])["run_id"] == run_id, "vindex.h5: provenance run_id")
+    for name in OUTPUT_FILES:
+        check((out / name).exists() == (name in listed), f"{name}: present {(out / name).exists()}, listed {name in listed}")
+    check(not (out / ".vindex-commit.json").exists(), "a commit record is left")
+
+
+def tensor_bytes(fixture, name):
+    """The stored bytes of a tensor, read with the safetensors layout (8-byte length, JSON header, data)."""
+    index = fixture / "model.safetensors.index.json"
+    shard = json.loads(index.read_text())["weight_map"][name] if index.exists() else "model.safetensors"
+    with open(fixture / shard, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        if name not in header:
+            return None
+        begin, end = header[name]["data_offsets"]
+        f.seek(8 + n + begin)
+        return f.read(end - begin)
+
+
+def check_weight_digests(out, fixture):
+    """XXH64 (the xxhash library) of each matrix's weight bytes followed by its block scales'."""
+    checked = 0
+    with h5py.File(out / "vindex.h5", "r") as h5:
+        for layer_name, lg in h5["phase1"].items():
+            layer = int(layer_name[6:])
+            for group in ("down_proj", "shared_down_proj"):
+                if group not in lg:
+                    continue
+                g = lg[group]
+                for i, expert in enumerate(g["expert_ids"][...]):
+                    base = f"model.layers.{layer}.mlp"
+                    name = (f"{base}.shared_experts.down_proj.weight" if group.startswith("shared") else
+                            f"{base}.experts.{expert}.down_proj.weight" if expert >= 0 else f"{base}.down_proj.weight")
+                    data = tensor_bytes(fixture, name)
+                    scale = tensor_bytes(fixture, name + "_scale_inv")
+                    expect = xxhash.xxh64(data + (scale or b"")).intdigest()
+                    check(int(g["weight_digest"][i]) == expect, f"{layer_name}/{group}[{i}]: weight digest differs from XXH64")
+                    checked += 1
+    check(checked > 0, "no weight digest was compared")
+
+
 def check_reference(out, fixture):
     out, fixture = Path(out), Path(fixture)
+    check_manifest(out)
+    check_weight_digests(out, fixture)
     ref = np.load(fixture / "reference.npz")
     config = json.loads((fixture / "config.json").read_text())
     summary = json.loads((out / "phase1_moe_svd.json").read_text())
@@ -172,7 +237,7 @@ def check_identical(a, b):
                 check(np.array_equal(oa[...], ob[...], equal_nan=oa.dtype.kind == "f"), f"dataset {name} differs")
             keys = sorted(set(oa.attrs) | set(ob.attrs))
             for key in keys:
-                if key == "provenance":  # timestamps, rank counts
+                if key in ("provenance", "run_id"):  # timestamps, rank counts; each run's own id
                     continue
                 same = key in oa.attrs and key in ob.attrs and np.array_equal(np.asarray(oa.attrs[key]), np.asarray(ob.attrs[key]))
                 check(same, f"attribute {key} of /{name} differs")
@@ -182,8 +247,9 @@ def check_identical(a, b):
         if not (a / f).exists():
             continue
         ja, jb = json.loads((a / f).read_text()), json.loads((b / f).read_text())
-        ja.pop("provenance", None)
-        jb.pop("provenance", None)
+        for j in (ja, jb):
+            j.pop("provenance", None)
+            j.pop("run_id", None)
         check(ja == jb, f"{f} differs")
 
 

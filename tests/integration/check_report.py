@@ -139,8 +139,21 @@ def main():
     broken = os.path.join(args.work, "broken_run")
     shutil.copytree(args.run, broken, ignore=shutil.ignore_patterns("report"))
     open(os.path.join(broken, "phase1_moe_svd_agg.json"), "w").write("{ not json")
+    unfinished = os.path.join(args.work, "unfinished_commit")  # killed during its commit (output_files.hpp)
+    shutil.copytree(args.run, unfinished, ignore=shutil.ignore_patterns("report"))
+    os.rename(os.path.join(unfinished, "vindex-manifest.json"), os.path.join(unfinished, ".vindex-commit.json"))
+    mixed = os.path.join(args.work, "mixed_set")  # one file of another run in place
+    shutil.copytree(args.run, mixed, ignore=shutil.ignore_patterns("report"))
+    shutil.copy(os.path.join(args.other, "moe_config.json"), os.path.join(mixed, "moe_config.json"))
+    fifo = os.path.join(args.work, "fifo_in_set")  # a FIFO where a file belongs must not block the reader
+    shutil.copytree(args.run, fifo, ignore=shutil.ignore_patterns("report"))
+    os.remove(os.path.join(fifo, "phase1_moe_svd.json"))
+    os.mkfifo(os.path.join(fifo, "phase1_moe_svd.json"))
     for name, argv, code, needle in (
             ("not a vindex output", [not_vindex], 3, "vindex.h5"),
+            ("unfinished commit", [unfinished], 3, "unfinished commit"),
+            ("a file of another run", [mixed], 3, "moe_config.json: does not match the manifest"),
+            ("a FIFO in the set", [fifo], 3, "phase1_moe_svd.json: not a regular file"),
             ("missing directory", [os.path.join(args.work, "nope")], 3, "not a directory"),
             ("broken JSON", [broken], 3, "phase1_moe_svd_agg.json"),
             ("k not computed", [args.run, "--k", "7"], 2, "var@7"),

@@ -4,23 +4,104 @@ within seconds with a non-zero exit and a message naming the rank, leave nothing
 file name, and keep its journal; `--resume` (with 3 ranks) must then compute only what is missing
 and produce files equal, value for value, to an uninterrupted run's. Also: a journal of other
 options is refused, --resume and --overwrite together are refused, --overwrite discards a journal,
-and --resume on an empty directory starts afresh.
+and --resume on an empty directory starts afresh. The journal's content is checked before reuse:
+records whose checksum holds but whose results cannot be right (2049 singular values for a
+2048-row matrix, NaN or ascending values, var@k of 7.5) are refused, reported and recomputed. The
+model is checked too: a journal of another checkpoint with identical headers (one weight byte
+differs) is refused, and --verify-all re-reads every reused matrix and checks its weight digest.
 
   kill_and_resume.py --mpiexec M --np-flag -n --binary B --generator tools/make_large_fixture.py
                      --checker tests/integration/check_outputs.py --work DIR
 """
 import argparse
+import json
 import os
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import mpi_runner
 from checks import check, finish
 
-FINAL = ("vindex.h5", "phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json")
+FINAL = ("vindex.h5", "phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json", "vindex-manifest.json")
 JOURNAL = ".vindex-journal"
+N_SCALAR_STATS = 12  # vindex/stats.hpp, kScalarStats
+
+
+def decode_results(payload):
+    """A results record's payload (src/core/results.cpp, encoding version 4) as a list of dicts."""
+    version, count = struct.unpack_from("<IQ", payload, 0)
+    assert version == 4, version
+    pos, out = 12, []
+    for _ in range(count):
+        r = {}
+        r["layer"], r["role"], r["projection"], r["expert"], r["rows"], r["cols"], r["gram"], r["eigen"], r["digest"] = \
+            struct.unpack_from("<iBBiQQBBQ", payload, pos)
+        pos += struct.calcsize("<iBBiQQBBQ")
+        n = struct.unpack_from("<Q", payload, pos)[0]
+        r["sv"] = list(struct.unpack_from(f"<{n}f", payload, pos + 8))
+        pos += 8 + 4 * n
+        n = struct.unpack_from("<Q", payload, pos)[0]
+        r["var"] = list(struct.unpack_from(f"<{n}d", payload, pos + 8))
+        pos += 8 + 8 * n
+        r["stats"] = list(struct.unpack_from(f"<{N_SCALAR_STATS}d", payload, pos))
+        pos += 8 * N_SCALAR_STATS
+        out.append(r)
+    assert pos == len(payload)
+    return out
+
+
+def encode_results(results):
+    out = struct.pack("<IQ", 4, len(results))
+    for r in results:
+        out += struct.pack("<iBBiQQBBQ", r["layer"], r["role"], r["projection"], r["expert"], r["rows"], r["cols"],
+                           r["gram"], r["eigen"], r["digest"])
+        out += struct.pack("<Q", len(r["sv"])) + struct.pack(f"<{len(r['sv'])}f", *r["sv"])
+        out += struct.pack("<Q", len(r["var"])) + struct.pack(f"<{len(r['var'])}d", *r["var"])
+        out += struct.pack(f"<{N_SCALAR_STATS}d", *r["stats"])
+    return out
+
+
+def tamper_journal(out_dir, edits):
+    """Applies edits[i](result) to the i-th result of the journal's first results records and rewrites
+    the records with valid checksums: damage the CRC cannot see. Returns how many results were edited."""
+    d = os.path.join(out_dir, JOURNAL)
+    path = os.path.join(d, sorted(os.listdir(d))[0])
+    data = bytearray(open(path, "rb").read())
+    pos, edited, rebuilt = 0, 0, b""
+    while pos + 24 <= len(data):
+        magic, kind, length, _crc = struct.unpack_from("<IIQI", data, pos)
+        payload = bytes(data[pos + 24:pos + 24 + length])
+        if kind == 2 and edited < len(edits):
+            results = decode_results(payload)
+            for r in results:
+                if edited < len(edits):
+                    edits[edited](r)
+                    edited += 1
+            payload = encode_results(results)
+        rebuilt += struct.pack("<IIQII", magic, kind, len(payload), zlib.crc32(payload), 0) + payload
+        pos += 24 + length
+    open(path, "wb").write(rebuilt)
+    return edited
+
+
+def poke_model(model, offset):
+    """Flips one bit of the first tensor of the first shard at `offset` into its data; headers stay."""
+    shard = sorted(f for f in os.listdir(model) if f.endswith(".safetensors"))[0]
+    path = os.path.join(model, shard)
+    with open(path, "r+b") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        first = min((v["data_offsets"][0], k) for k, v in header.items() if k != "__metadata__")
+        f.seek(8 + n + first[0] + offset)
+        value = f.read(1)[0]
+        f.seek(8 + n + first[0] + offset)
+        f.write(bytes([value ^ 0x01]))
+        return first[1]
 
 
 def rank_pids(binary, out_dir):
@@ -155,6 +236,51 @@ def main():
           f"blocked output: exit {proc.returncode}: {stderr[-1000:]}")
     check(sorted(os.listdir(blocked)) == [JOURNAL, "vindex.h5"], f"blocked output left {sorted(os.listdir(blocked))}")
     os.rmdir(os.path.join(blocked, "vindex.h5"))
+
+    # Its journal is complete. Another checkpoint with identical headers (one weight byte differs,
+    # at the start of a tensor: inside the fingerprint's samples) cannot resume it.
+    twin = os.path.join(args.work, "twin_model")
+    shutil.copytree(model, twin)
+    poke_model(twin, 0)
+    code, _, err = mpi_runner.run(args, 1, ["--model", twin, "--out", blocked, "--layers", "0-3", "--resume"])
+    check(code == 2 and "model_fingerprint" in err, f"resume with a twin model: exit {code}: {err[-1000:]}")
+    # A weight changed between the samples is invisible to the fingerprint; --verify-all finds it.
+    twin2 = os.path.join(args.work, "twin_model_2")
+    shutil.copytree(model, twin2)
+    changed = poke_model(twin2, 5000)
+    kept = os.path.join(args.work, "blocked_copy")
+    shutil.copytree(blocked, kept)
+    code, _, err = mpi_runner.run(args, 2, ["--model", twin2, "--out", blocked, "--layers", "0-3", "--resume", "--verify-all"])
+    check(code == 3 and changed in err and "weight digest" in err, f"--verify-all, changed weight: exit {code}: {err[-1000:]}")
+    check(sorted(os.listdir(blocked)) == [JOURNAL], f"--verify-all refusal left {sorted(os.listdir(blocked))}")
+    shutil.rmtree(blocked)
+    shutil.copytree(kept, blocked)
+
+    # Records whose checksums hold but whose results cannot be right are refused and recomputed.
+    def more_values(r):
+        r["sv"].append(0.0)
+    def nan_value(r):
+        r["sv"][3] = float("nan")
+    def ascending(r):
+        r["sv"].reverse()
+    def var_out_of_range(r):
+        r["var"][0] = 7.5
+    edited = tamper_journal(blocked, [more_values, nan_value, ascending, var_out_of_range])
+    check(edited == 4, f"only {edited} journal results could be edited")
+    code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", blocked, "--layers", "0-3", "--resume", "--verify-all"])
+    refused = [line for line in err.splitlines() if line.startswith("vindex_mpi: warning: journal")]
+    check(code == 0 and "resuming: 45 of 49 matrices already done" in err and "4 refused entries recomputed" in err,
+          f"resume of a tampered journal: exit {code}: {err[-1500:]}")
+    check(len(refused) == 4 and all("recomputed" in line for line in refused), f"refusals reported: {refused}")
+    check("--verify-all: 45 matrices" in err and "every weight digest matches" in err, f"--verify-all: {err[-1500:]}")
+    clean_subset = os.path.join(args.work, "clean_0-3")
+    code, _, err = mpi_runner.run(args, 2, ["--model", model, "--out", clean_subset, "--layers", "0-3"])
+    check(code == 0, f"clean run of layers 0-3: exit {code}: {err[-1000:]}")
+    compare(args.checker, blocked, clean_subset, "resume of a tampered journal")
+
+    # The same complete journal, untouched: --resume computes nothing.
+    shutil.rmtree(blocked)
+    shutil.copytree(kept, blocked)
     code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", blocked, "--layers", "0-3", "--resume"])
     check(code == 0 and "resuming: 49 of 49 matrices already done" in err and "0 to compute" in err,
           f"resume of a finished computation: exit {code}: {err[-1000:]}")

@@ -1,20 +1,38 @@
 #!/usr/bin/env python3
 """Array-job slices and `vindex_mpi merge`, under mpiexec (the Slurm test runs the same through
 sbatch): three slices of the demo (with 1, 2 and 1 ranks) merged must equal a single run, value for
-value; merge refuses a missing slice, an unfinished slice, a slice of other options, another model,
-and a full output directory; --slice refuses bad slice numbers.
+value; merge refuses a missing slice, an unfinished slice, a slice of other options, another model
+(also one whose headers are identical and only the weights differ, as two checkpoints of one
+training run), a slice whose files no longer match its manifest, and a full output directory;
+--verify-all re-reads every matrix and catches a weight changed between the fingerprint's samples;
+--slice refuses bad slice numbers.
 
   slices_and_merge.py --mpiexec M --np-flag -n --binary B --fixtures tests/fixtures
                       --reference OUT_OF_A_SINGLE_RUN --checker tests/integration/check_outputs.py --work DIR
 """
 import argparse
+import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
 import mpi_runner
 from checks import check, finish
+
+
+def poke_tensor(model, tensor, offset):
+    """Flips the bits of one byte of a tensor's data, leaving every header as it was."""
+    index = json.load(open(os.path.join(model, "model.safetensors.index.json")))["weight_map"]
+    path = os.path.join(model, index[tensor])
+    with open(path, "r+b") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        begin = json.loads(f.read(n))[tensor]["data_offsets"][0]
+        f.seek(8 + n + begin + offset)
+        value = f.read(1)[0]
+        f.seek(8 + n + begin + offset)
+        f.write(bytes([value ^ 0x01]))
 
 
 def merge(args, out, model, *extra):
@@ -76,8 +94,18 @@ def main():
         check(sorted(os.listdir(work)) == ["slices"], f"{label}: wrote into {work}: {sorted(os.listdir(work))}")
 
     refused("missing slice", 2, ["001-of-003 is missing"], lambda d: shutil.rmtree(os.path.join(d, "001-of-003")))
-    refused("unfinished slice", 3, ["002-of-003", "did not finish"],
+    def unfinished(d):  # killed before its commit: neither its files nor its manifest
+        for name in ("vindex.h5", "vindex-manifest.json"):
+            os.remove(os.path.join(d, "002-of-003", name))
+    refused("unfinished slice", 3, ["002-of-003", "did not finish"], unfinished)
+    refused("slice file removed", 3, ["002-of-003", "vindex.h5", "cannot be opened"],
             lambda d: os.remove(os.path.join(d, "002-of-003", "vindex.h5")))
+    refused("slice file changed", 3, ["001-of-003", "phase1_moe_svd.json", "does not match the manifest"],
+            lambda d: open(os.path.join(d, "001-of-003", "phase1_moe_svd.json"), "a").write(" "))
+
+    def swapped(d):  # a whole file of slice 0, checksum-consistent, put into slice 1's set
+        shutil.copy(os.path.join(d, "000-of-003", "moe_config.json"), os.path.join(d, "001-of-003", "moe_config.json"))
+    refused("slice file swapped", 3, ["001-of-003", "moe_config.json"], swapped)
 
     def other_options(d):
         code, _, err = mpi_runner.run(args, 1, ["--model", model, "--out", os.path.dirname(d), "--slice", "1/3",
@@ -85,6 +113,28 @@ def main():
         check(code == 0, f"slice with --k 32: exit {code}: {err[-500:]}")
     refused("other options", 3, ["001-of-003", "computed differently", "k:"], other_options)
     refused("other model", 3, ["another model"], lambda d: None, model_dir=os.path.join(args.fixtures, "steep_mixed"))
+    # Another checkpoint with identical headers: one weight byte differs inside a fingerprint sample
+    # (the first byte of a tensor), as between two checkpoints of one training run.
+    twin = os.path.join(args.work, "model_twin")
+    shutil.copytree(model, twin)
+    poke_tensor(twin, "model.layers.2.mlp.experts.4.down_proj.weight", 0)
+    refused("twin model", 3, ["another model"], lambda d: None, model_dir=twin)
+    # A byte between the samples is invisible to the fingerprint (as documented); --verify-all re-reads
+    # every matrix and finds it, naming the tensor.
+    twin2 = os.path.join(args.work, "model_twin_2")
+    shutil.copytree(model, twin2)
+    poke_tensor(twin2, "model.layers.2.mlp.experts.4.down_proj.weight", 5000)
+    unverified = os.path.join(args.work, "unverified")
+    shutil.copytree(slices, os.path.join(unverified, "slices"))
+    code, _, err = merge(args, unverified, twin2)
+    check(code == 0, f"merge without --verify-all cannot see a byte between the samples: exit {code}: {err[-500:]}")
+    verify_work = os.path.join(args.work, "verify_all")
+    shutil.copytree(slices, os.path.join(verify_work, "slices"))
+    code, _, err = merge(args, verify_work, twin2, "--verify-all")
+    check(code == 3 and "model.layers.2.mlp.experts.4.down_proj.weight" in err and "weight digest" in err,
+          f"--verify-all on a model changed between samples: exit {code}: {err[-800:]}")
+    code, _, err = merge(args, verify_work, model, "--verify-all")
+    check(code == 0 and "every weight digest matches" in err, f"--verify-all on the right model: exit {code}: {err[-800:]}")
 
     code, _, err = merge(args, out, model)  # out now holds the merged files
     check(code == 2 and "not empty" in err, f"merge into a full directory: exit {code}: {err!r}")

@@ -109,7 +109,7 @@ TEST_CASE("NaN and Inf in weights or scales name the tensor and the position", "
   const auto open_matrix = [&](const vindex_test::SafetensorsBuilder& b, std::uint64_t rows, std::uint64_t cols) {
     b.write(path);
     auto header = std::make_shared<SafetensorsHeader>(read_safetensors_header(path, path.string()));
-    auto mapping = std::make_shared<const MappedFile>(path);
+    auto mapping = std::make_shared<const ShardFile>(path);
     EncodedMatrix m;
     m.weight = TensorView(mapping, header->find("w"), header->data_offset() + header->find("w")->begin);
     if (const TensorInfo* s = header->find("w_scale_inv")) m.scale = TensorView(mapping, s, header->data_offset() + s->begin);
@@ -158,7 +158,7 @@ namespace {
 // A tensor file of one MXFP4 expert: blocks [experts, rows, 1, 16] and scales [experts, rows, 1].
 struct Mxfp4File {
   std::shared_ptr<SafetensorsHeader> header;
-  std::shared_ptr<const MappedFile> mapping;
+  std::shared_ptr<const ShardFile> mapping;
   EncodedMatrix matrix(std::uint64_t rows, std::uint64_t cols, StoredSlice slice = {}) const {
     EncodedMatrix m;
     m.weight = TensorView(mapping, header->find("blocks"), header->data_offset() + header->find("blocks")->begin);
@@ -178,7 +178,7 @@ Mxfp4File write_mxfp4(const std::filesystem::path& path, std::vector<std::uint64
   b.add("blocks", "U8", block_shape, blocks).add("scales", "U8", scale_shape, scales);
   b.write(path);
   return {std::make_shared<SafetensorsHeader>(read_safetensors_header(path, path.string())),
-          std::make_shared<const MappedFile>(path)};
+          std::make_shared<const ShardFile>(path)};
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ Outcome solve_matrix(const std::vector<double>& w64, std::uint64_t rows, std::ui
   b.write(path);
   const SafetensorsHeader header = read_safetensors_header(path, path.string());
   EncodedMatrix m;
-  m.weight = TensorView(std::make_shared<const MappedFile>(path), header.find("w"), header.data_offset());
+  m.weight = TensorView(std::make_shared<const ShardFile>(path), header.find("w"), header.data_offset());
   m.rows = rows;
   m.cols = cols;
 

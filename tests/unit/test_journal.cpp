@@ -19,6 +19,7 @@
 #include "vindex/layout.hpp"
 #include "vindex/output_files.hpp"
 #include "vindex/plan.hpp"
+#include "vindex/results.hpp"
 
 using namespace vindex;
 using vindex_test::contains;
@@ -39,6 +40,7 @@ MatrixResult random_result(std::mt19937_64& rng, const MatrixKey& key, std::uint
   r.cols = cols;
   r.gram_bits = u(rng) < 0.5 ? FloatBits::fp32 : FloatBits::fp64;
   r.eigen_bits = FloatBits::fp64;
+  r.weight_digest = rng();
   for (std::uint64_t i = 0; i < std::min(rows, cols); ++i) r.singular_values.push_back(static_cast<float>(u(rng)));
   std::sort(r.singular_values.rbegin(), r.singular_values.rend());
   for (std::size_t i = 0; i < k_count; ++i) r.stats.var_at_k.push_back(u(rng));
@@ -53,7 +55,7 @@ MatrixResult random_result(std::mt19937_64& rng, const MatrixKey& key, std::uint
 bool same(const MatrixResult& a, const MatrixResult& b) {
   const auto bits_equal = [](double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0; };
   return a.key == b.key && a.rows == b.rows && a.cols == b.cols && a.gram_bits == b.gram_bits &&
-         a.eigen_bits == b.eigen_bits && a.singular_values == b.singular_values &&
+         a.eigen_bits == b.eigen_bits && a.weight_digest == b.weight_digest && a.singular_values == b.singular_values &&
          a.stats.var_at_k == b.stats.var_at_k && bits_equal(a.stats.top_sv, b.stats.top_sv) &&
          bits_equal(a.stats.sv_ratio, b.stats.sv_ratio) && bits_equal(a.stats.frobenius_norm, b.stats.frobenius_norm) &&
          bits_equal(a.stats.stable_rank, b.stats.stable_rank) && bits_equal(a.stats.effective_rank, b.stats.effective_rank);
@@ -95,7 +97,7 @@ TEST_CASE("a journal gives back every result it was given, bit for bit", "[journ
   REQUIRE(back.files == 1);
   REQUIRE(back.torn_records == 0);
   REQUIRE(back.results.size() == results.size());
-  for (std::size_t i = 0; i < results.size(); ++i) REQUIRE(same(back.results[i], results[i]));
+  for (std::size_t i = 0; i < results.size(); ++i) REQUIRE(same(back.results[i].result, results[i]));
 }
 
 TEST_CASE("reading stops at a torn or damaged record; a well-formed record of wrong content is refused", "[journal]") {
@@ -116,7 +118,7 @@ TEST_CASE("reading stops at a torn or damaged record; a well-formed record of wr
     const JournalContents back = read_journals(tmp.path(), identity());
     REQUIRE(back.torn_records == 1);
     REQUIRE(back.results.size() == 3);
-    REQUIRE(same(back.results[2], results[2]));
+    REQUIRE(same(back.results[2].result, results[2]));
   }
   SECTION("torn record header") {
     std::vector<std::byte> extra(10, std::byte{0x56});
@@ -177,18 +179,84 @@ TEST_CASE("a journal of another run is refused, naming what differs", "[journal]
 
 TEST_CASE("the output directory keeps, refuses or discards a journal by mode", "[journal][outputs]") {
   vindex_test::TempDir tmp;
-  const std::vector<std::string> outputs{"vindex.h5"};
   { JournalWriter w(tmp.path(), "j.vjl", identity(), 1); }
-  REQUIRE_THROWS_WITH(prepare_output_directory(tmp.path(), OutputMode::fresh, outputs),
+  REQUIRE_THROWS_WITH(prepare_output_directory(tmp.path(), OutputMode::fresh),
                       contains("unfinished run") && contains("--resume") && contains("--overwrite"));
-  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::resume, outputs));
+  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::resume));
   REQUIRE(fs::exists(tmp.path() / kJournalDirectory));
-  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::overwrite, outputs));
+  REQUIRE_NOTHROW(prepare_output_directory(tmp.path(), OutputMode::overwrite));
   REQUIRE_FALSE(fs::exists(tmp.path() / kJournalDirectory));
 
   std::ofstream(tmp.path() / "elsewhere") << "x";
   fs::create_symlink(tmp.path() / "elsewhere", tmp.path() / "vindex.h5");
-  REQUIRE_THROWS_WITH(prepare_output_directory(tmp.path(), OutputMode::overwrite, outputs), contains("symbolic link"));
+  REQUIRE_THROWS_WITH(prepare_output_directory(tmp.path(), OutputMode::overwrite), contains("symbolic link"));
+}
+
+TEST_CASE("a results record whose checksum holds but which cannot be decoded is skipped and reported", "[journal]") {
+  vindex_test::TempDir tmp;
+  const auto results = some_results(3);
+  {
+    JournalWriter w(tmp.path(), "j.vjl", identity(), 3600);
+    w.append(results[0]);
+  }
+  // A record with a valid CRC whose payload is of another encoding version, then a good one.
+  std::vector<std::byte> bytes, payload;
+  encode_results(std::span(results).subspan(1, 1), payload);
+  payload[0] = std::byte{99};
+  append_journal_record(bytes, JournalRecordKind::results, payload);
+  payload.clear();
+  encode_results(std::span(results).subspan(2, 1), payload);
+  append_journal_record(bytes, JournalRecordKind::results, payload);
+  std::ofstream(only_journal_file(tmp.path()), std::ios::binary | std::ios::app)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  const JournalContents back = read_journals(tmp.path(), identity());
+  REQUIRE(back.skipped.size() == 1);
+  REQUIRE_THAT(back.skipped[0], contains("j.vjl") && contains("cannot be decoded") && contains("recomputed"));
+  REQUIRE(back.results.size() == 2);
+  REQUIRE(same(back.results[0].result, results[0]));
+  REQUIRE(same(back.results[1].result, results[2]));
+}
+
+TEST_CASE("a journal result that does not fit the plan is refused, with the reason", "[journal]") {
+  // What --resume checks before reusing a journal entry (result_problem): results that pass the
+  // CRC but could not have been computed by this build for this matrix.
+  const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
+  const ModelLayout layout = detect_layout(ckpt);
+  const std::vector<WorkItem> plan = plan_items(layout, ckpt, std::vector<int>{1}, PlanRequest{});
+  const WorkItem& item = plan.at(0);
+  const std::uint64_t n = std::min(item.weight.rows, item.weight.cols);
+  MatrixResult good;
+  good.key = item.key;
+  good.rows = item.weight.rows;
+  good.cols = item.weight.cols;
+  for (std::uint64_t i = 0; i < n; ++i) good.singular_values.push_back(static_cast<float>(n - i));
+  good.stats.top_sv = static_cast<double>(n);
+  good.stats.frobenius_norm = 1e4;
+  good.stats.var_at_k = {0.25, 0.5};
+  REQUIRE(result_problem(good, item, 2).empty());
+  MatrixResult r = good;
+  r.rows += 1;
+  REQUIRE_THAT(result_problem(r, item, 2), contains("shape"));
+  r = good;
+  r.singular_values.push_back(0.0f);
+  REQUIRE_THAT(result_problem(r, item, 2), contains("singular values, not"));
+  r = good;
+  r.singular_values[5] = NAN;
+  REQUIRE_THAT(result_problem(r, item, 2), contains("singular value 5"));
+  r = good;
+  std::reverse(r.singular_values.begin(), r.singular_values.end());
+  REQUIRE_THAT(result_problem(r, item, 2), contains("ascend"));
+  r = good;
+  r.stats.var_at_k[1] = 7.5;
+  REQUIRE_THAT(result_problem(r, item, 2), contains("outside [0, 1]"));
+  r = good;
+  r.stats.var_at_k[0] = -0.1;
+  REQUIRE_THAT(result_problem(r, item, 2), contains("outside [0, 1]"));
+  r = good;
+  REQUIRE_THAT(result_problem(r, item, 3), contains("var@k values"));
+  r = good;
+  r.stats.top_sv = 2.0;
+  REQUIRE_THAT(result_problem(r, item, 2), contains("top singular value"));
 }
 
 TEST_CASE("layer slices cover every layer once, in order, balanced by cost", "[journal][plan]") {
@@ -222,8 +290,12 @@ TEST_CASE("vindex.h5 reads back into the results it was written from, bit for bi
   const VindexTables tables = assemble_tables(results, plan, layout, ks);
 
   vindex_test::TempDir tmp;
-  write_vindex_h5(tmp.path() / "v.h5", tables, {"model \xc3\xa9", "tool", "{\"p\":1}"});
+  const std::vector<std::byte> image = vindex_h5_image(tables, {"model \xc3\xa9", "tool", "{\"p\":1}", "0123abcd"});
+  std::ofstream(tmp.path() / "v.h5", std::ios::binary)
+      .write(reinterpret_cast<const char*>(image.data()), static_cast<std::streamsize>(image.size()));
   VindexFileContents back = read_vindex_h5(tmp.path() / "v.h5");
+  REQUIRE(back.run_id == "0123abcd");
+  REQUIRE(read_vindex_run_id(tmp.path() / "v.h5") == "0123abcd");
   REQUIRE(back.model == "model \xc3\xa9");
   REQUIRE(back.provenance_json == "{\"p\":1}");
   REQUIRE(back.ks == std::vector<int>{16, 64});

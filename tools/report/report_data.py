@@ -1,9 +1,12 @@
 """Reads one vindex_mpi output directory (vindex.h5 and the JSON files, README "Output files") into
 plain numpy/dict structures for the figures and the page. A directory that is not a complete
-vindex output is a ReportInputError naming the file and what is wrong."""
+vindex output is a ReportInputError naming the file and what is wrong: the set must be the one its
+manifest (vindex-manifest.json) names, every file of its size and SHA-256 and carrying its run id."""
+import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import h5py
@@ -56,6 +59,68 @@ class RunOutput:
         return [l for l in self.layers if l.kind == "moe"]
 
 
+OUTPUT_FILES = ("vindex.h5", "phase1_moe_svd.json", "phase2_router_svd.json", "phase3_routing_stats.json",
+                "phase1_moe_svd_agg.json", "moe_config.json")
+MANIFEST = "vindex-manifest.json"
+COMMIT_RECORD = ".vindex-commit.json"
+
+
+def _read_regular(path):
+    """The bytes of a regular file; a FIFO, device or link in its place is refused without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise ReportInputError(f"{path}: missing") from None
+    except OSError as e:
+        raise ReportInputError(f"{path}: cannot be opened: {e.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReportInputError(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def verify_output_set(directory):
+    """The run id of the committed output set in `directory`, after checking every file against
+    the manifest (as `vindex_mpi inspect --outputs` does); ReportInputError otherwise."""
+    manifest_path = os.path.join(directory, MANIFEST)
+    if not os.path.lexists(manifest_path):
+        if os.path.lexists(os.path.join(directory, COMMIT_RECORD)):
+            raise ReportInputError(f"{directory}: holds an unfinished commit ({COMMIT_RECORD}): a run was killed while "
+                                   f"writing its outputs; a run with --resume (or --overwrite) into it finishes it")
+        raise ReportInputError(f"{manifest_path}: missing (not a complete vindex_mpi output set)")
+    try:
+        manifest = json.loads(_read_regular(manifest_path))
+        run_id = manifest["run_id"]
+        files = {f["name"]: f for f in manifest["files"]}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ReportInputError(f"{manifest_path}: not a vindex manifest: {e}") from None
+    for name, entry in files.items():
+        if name not in OUTPUT_FILES:
+            raise ReportInputError(f"{manifest_path}: names an unknown file {name!r}")
+        path = os.path.join(directory, name)
+        data = _read_regular(path)
+        if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise ReportInputError(f"{path}: does not match the manifest (changed or replaced after run {run_id} wrote it)")
+        if name.endswith(".json"):
+            try:
+                got = json.loads(data).get("run_id")
+            except ValueError as e:
+                raise ReportInputError(f"{path}: cannot be read as JSON: {e}") from None
+        else:
+            with h5py.File(path, "r") as h5:
+                got = h5.attrs.get("run_id")
+                got = got.decode() if isinstance(got, bytes) else got
+        if got != run_id:
+            raise ReportInputError(f"{path}: carries run id {got!r}, the manifest's run is {run_id}: the set is mixed")
+    for name in OUTPUT_FILES:
+        if name not in files and os.path.lexists(os.path.join(directory, name)):
+            raise ReportInputError(f"{os.path.join(directory, name)}: not in the manifest of run {run_id} (left by another run?)")
+    return run_id
+
+
 def _load_json(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -101,6 +166,7 @@ def load_run(directory):
     h5_path = os.path.join(directory, "vindex.h5")
     if not os.path.exists(h5_path):
         raise ReportInputError(f"{h5_path}: missing (is this a vindex_mpi output directory?)")
+    verify_output_set(directory)
     summary = _load_json(os.path.join(directory, "phase1_moe_svd.json"))
     if "down_proj" not in summary.get("projections", []):
         raise ReportInputError(f"{os.path.join(directory, 'phase1_moe_svd.json')}: the report draws down_proj, which this "
