@@ -75,6 +75,14 @@ class FormatError : public InputError {
   using InputError::InputError;
 };
 
+// A model file that changed while the run read it (a shard truncated or replaced under it): the
+// input is unusable now, but what was computed before is not wrong, so a run keeps its journal
+// for --resume once the file is whole again.
+class InputChangedError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
 // Operating-system failures (open, mmap, write, rename), with the path and errno text.
 class IoError : public Error {
  public:

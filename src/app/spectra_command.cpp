@@ -123,7 +123,7 @@ void report_failure(const RunContext& ctx, const std::exception_ptr& error) {
 // Agrees on `local` across ranks; on failure the lowest failing rank reports and every rank gets
 // the exit code. MPI errors and failures inside an exchange are not agreed upon (the communicator
 // may be broken, or ranks may be waiting in it): they propagate to main, which aborts the job.
-std::optional<int> agree(const RunContext& ctx, const std::exception_ptr& local) {
+std::optional<int> agree(const RunContext& ctx, const std::exception_ptr& local, bool* input_changed = nullptr) {
   if (local) {
     try {
       std::rethrow_exception(local);
@@ -137,6 +137,7 @@ std::optional<int> agree(const RunContext& ctx, const std::exception_ptr& local)
   const auto failure = mpi::agree_on_failure(ctx.comm, local);
   if (!failure) return std::nullopt;
   if (failure->rank == ctx.comm.rank()) report_failure(ctx, local);
+  if (input_changed) *input_changed = failure->input_changed;
   return static_cast<int>(failure->code);
 }
 
@@ -346,13 +347,15 @@ int run_spectra(const RunContext& ctx) {
   const std::span<const WorkItem> mine(todo.data() + bounds[r], bounds[r + 1] - bounds[r]);
   std::unique_ptr<SpectrumBackend> backend;
   // After a failure the journal is kept for --resume, unless a fresh run found the model itself
-  // bad (exit 3): that model must change before anything is computed from it again. Every rank
-  // gets here with the same code; all close their journals before rank 0 removes them.
+  // bad (exit 3): that model must change before anything is computed from it again. A model file
+  // that changed under the run (input_changed) is not such a verdict: what was computed before
+  // stands, and --resume (whose fingerprint check sees whether the model is the same again) goes on.
+  // Every rank gets here with the same code; all close their journals before rank 0 removes them.
   std::optional<JournalWriter> journal;
-  const auto failed = [&](int code) {
+  const auto failed = [&](int code, bool input_changed = false) {
     journal.reset();
     mpi::max_over_ranks(comm, 0.0);  // a barrier: every journal file is closed
-    if (comm.is_root() && !o.resume && code == static_cast<int>(ExitCode::bad_input)) {
+    if (comm.is_root() && !o.resume && !input_changed && code == static_cast<int>(ExitCode::bad_input)) {
       std::error_code ec;
       std::filesystem::remove_all(prep->out / kJournalDirectory, ec);
     }
@@ -388,7 +391,8 @@ int run_spectra(const RunContext& ctx) {
   });
   work.join();
   if (progress) progress->finish(outcome.global_done);
-  if (auto code = agree(ctx, work.failed() ? work.error() : nullptr)) return failed(*code);
+  bool input_changed = false;
+  if (auto code = agree(ctx, work.failed() ? work.error() : nullptr, &input_changed)) return failed(*code, input_changed);
 
   std::vector<std::byte> encoded;
   if (auto code = run_stage(ctx, [&] {

@@ -29,7 +29,7 @@ void ShardFile::read(std::uint64_t offset, std::uint64_t length, std::byte* out,
     got += static_cast<std::uint64_t>(n);
   }
   if (got != length)
-    throw InputError(path(), tensor,
+    throw InputChangedError(path(), tensor,
                      fmt::format("the file ends at byte {} but the tensor's bytes run to {}: the shard was truncated or "
                                  "replaced while this run read it (it had {} bytes when opened)",
                                  offset + got, offset + length, size_));

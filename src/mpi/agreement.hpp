@@ -13,6 +13,7 @@ namespace vindex::mpi {
 struct JobFailure {
   int rank = 0;  // the lowest rank that failed: it prints the message
   ExitCode code = ExitCode::internal;
+  bool input_changed = false;  // that failure was an InputChangedError (a model file changed mid-run)
 };
 
 // Collective. `local` is this rank's error, or null.

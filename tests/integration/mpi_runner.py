@@ -35,7 +35,14 @@ def is_open_mpi(mpiexec):
 
 def run(args, np, vindex_args, timeout=240):
     """Runs and returns (exit code, stdout, stderr); a run past `timeout` (a hang) fails the test."""
+    return run_with(args, np, vindex_args, [], timeout)
+
+
+def run_with(args, np, vindex_args, launcher_args, timeout=240):
+    """run() with extra options for the launcher (e.g. --bind-to core), placed before the binary."""
     cmd = mpi_command(args, np, vindex_args)
+    at = cmd.index(args.binary)
+    cmd = cmd[:at] + list(launcher_args) + cmd[at:]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
