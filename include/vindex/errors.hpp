@@ -95,6 +95,9 @@ class LibraryError : public Error {
  public:
   LibraryError(const std::string& library, const std::string& call, const std::string& detail,
                SourceLocation where = SourceLocation::current());
+  // The same failure, named with the model file and tensor that was being computed (BLAS, LAPACK
+  // and cuSOLVER know nothing of tensors): "FILE: tensor 'NAME': <cause's message>".
+  LibraryError(const LibraryError& cause, const std::string& file, const std::string& tensor);
 };
 
 class LapackError : public LibraryError {

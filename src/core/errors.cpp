@@ -42,6 +42,9 @@ LibraryError::LibraryError(const std::string& library, const std::string& call, 
                            SourceLocation where)
     : Error(ExitCode::internal, fmt::format("{} call {} failed: {} (at {})", library, call, detail, where_text(where))) {}
 
+LibraryError::LibraryError(const LibraryError& cause, const std::string& file, const std::string& tensor)
+    : Error(ExitCode::internal, input_message(file, tensor, cause.what())) {}
+
 LapackError::LapackError(const std::string& call, long info, SourceLocation where)
     : LibraryError("LAPACK", call, fmt::format("info = {}", info), where) {}
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -63,6 +64,14 @@ std::vector<double> GramEigenSolver::eigenvalues(std::uint64_t n, T* gram, std::
 }
 
 MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy policy, std::span<const int> ks) {
+  try {
+    return compute(m, policy, ks);
+  } catch (const LibraryError& e) {
+    throw LibraryError(e, m.weight.file(), m.weight.name());
+  }
+}
+
+MatrixSpectrum GramEigenSolver::compute(const EncodedMatrix& m, PrecisionPolicy policy, std::span<const int> ks) {
   const std::uint64_t n = m.min_dim();
   if (n * n > (std::uint64_t{1} << 34))
     throw InputError(m.weight.file(), m.weight.name(), fmt::format("a {}x{} Gram matrix is too large", n, n));
@@ -73,20 +82,27 @@ MatrixSpectrum GramEigenSolver::solve(const EncodedMatrix& m, PrecisionPolicy po
   if (policy != PrecisionPolicy::fp64) {
     float* g32 = gram32_.reserve(n * n);
     s.frobenius_sq = gram(m, decoder, chunk32_, g32);
-    s.gram_bits = FloatBits::fp32;
-    if (policy == PrecisionPolicy::fp32) {
-      s.eigen_bits = FloatBits::fp32;
-      s.eigenvalues = eigenvalues(n, g32, w32_);
-      return s;
+    double trace = 0;
+    for (std::uint64_t i = 0; i < n; ++i) trace += g32[i + i * n];
+    // An overflowed or underflowed float32 Gram (an extreme but finite block scale) is not the
+    // matrix's: float64 instead, under fp32 too (README, "Accuracy").
+    if (float32_gram_is_sound(trace, s.frobenius_sq, n, m.max_dim())) {
+      s.gram_bits = FloatBits::fp32;
+      if (policy == PrecisionPolicy::fp32) {
+        s.eigen_bits = FloatBits::fp32;
+        s.eigenvalues = eigenvalues(n, g32, w32_);
+        if (std::all_of(s.eigenvalues.begin(), s.eigenvalues.end(), [](double e) { return std::isfinite(e); })) return s;
+      } else {
+        // The float32 Gram, widened: a float64 eigensolver removes the float32 solver's error,
+        // which is 100x that of the Gram product itself (README, "Accuracy").
+        double* g64 = gram64_.reserve(n * n);
+        for (std::uint64_t j = 0; j < n; ++j)
+          for (std::uint64_t i = j; i < n; ++i) g64[i + j * n] = g32[i + j * n];
+        s.eigen_bits = FloatBits::fp64;
+        s.eigenvalues = eigenvalues(n, g64, w64_);
+        if (float32_gram_is_accurate(s.eigenvalues, s.frobenius_sq, ks)) return s;
+      }
     }
-    // The float32 Gram, widened: a float64 eigensolver removes the float32 solver's error, which
-    // is 100x that of the Gram product itself (README, "Accuracy").
-    double* g64 = gram64_.reserve(n * n);
-    for (std::uint64_t j = 0; j < n; ++j)
-      for (std::uint64_t i = j; i < n; ++i) g64[i + j * n] = g32[i + j * n];
-    s.eigen_bits = FloatBits::fp64;
-    s.eigenvalues = eigenvalues(n, g64, w64_);
-    if (float32_gram_is_accurate(s.eigenvalues, s.frobenius_sq, ks)) return s;
   }
   double* g64 = gram64_.reserve(n * n);
   s.frobenius_sq = gram(m, decoder, chunk64_, g64);

@@ -13,10 +13,14 @@ namespace vindex::cpu {
 
 class GramEigenSolver {
  public:
-  // `ks`: the k values of var@k the result must be accurate for.
+  // `ks`: the k values of var@k the result must be accurate for. A float32 Gram matrix that
+  // overflowed or underflowed (float32_gram_is_sound) is replaced by a float64 one under every
+  // precision, recorded in gram_bits and eigen_bits. A BLAS or LAPACK failure is a LibraryError
+  // naming the matrix's file and tensor.
   MatrixSpectrum solve(const EncodedMatrix& matrix, PrecisionPolicy policy, std::span<const int> ks);
 
  private:
+  MatrixSpectrum compute(const EncodedMatrix& matrix, PrecisionPolicy policy, std::span<const int> ks);
   // Accumulates the Gram matrix of the smaller side into `gram` (lower triangle, n x n) and
   // returns the float64 sum of squares of the entries.
   template <typename T>

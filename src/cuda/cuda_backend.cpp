@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "../cpu/blas_lapack.hpp"
+#include "../cpu/gram_eigen_solver.hpp"
 #include "cuda_resources.hpp"
 #include "decode_kernels.hpp"
 #include "vindex/dequantize.hpp"
@@ -66,6 +67,11 @@ std::vector<double> descending_clamped(const T* ascending, std::size_t n) {
   return out;
 }
 
+template <typename T>
+bool all_finite(const std::vector<T>& values) {
+  return std::all_of(values.begin(), values.end(), [](T v) { return std::isfinite(v); });
+}
+
 // A host thread that solves Gram matrices handed to it by the GPU pipeline.
 template <typename T>
 struct Helper {
@@ -75,6 +81,7 @@ struct Helper {
   std::uint64_t n = 0;
   double frobenius_sq = 0;
   std::uint64_t digest = 0;
+  bool sound = true;  // false: the float32 Gram over- or underflowed; solve the matrix in float64
   enum class State { idle, reserved, ready, stop } state = State::idle;
   std::thread thread;
 };
@@ -101,7 +108,7 @@ class Pipeline {
       for (std::size_t i = 0; i < matrices_.size() && !sink_.should_stop(); ++i) {
         Slot& slot = (*slots_)[i % 2];
         if (slot.busy) finish(slot);
-        enqueue(slot, i);
+        naming(i, [&] { enqueue(slot, i); });
       }
       // The older slot first, so delivery follows submission.
       for (std::size_t k = 0; k < 2; ++k) {
@@ -129,6 +136,7 @@ class Pipeline {
     DeviceBuffer<std::byte> work;
     std::vector<std::byte> host_work;
     PinnedBuffer<T> eig_host;
+    PinnedBuffer<T> diag_host;  // fp32: the Gram's diagonal, for float32_gram_is_sound
     PinnedBuffer<double> total_host;
     PinnedBuffer<int> info_host;
     Stream stream;
@@ -206,6 +214,14 @@ class Pipeline {
     syrk_lower<T>(s.blas.get(), cols > rows, static_cast<int>(s.n), static_cast<int>(std::max(rows, cols)),
                   s.matrix.get(), static_cast<int>(cols), s.gram.get());
     s.grammed.record(st);
+    if constexpr (sizeof(T) == 4) {
+      // The float32 Gram's diagonal (n values, stride n + 1) comes back before any solver touches
+      // the Gram, so the host can tell whether it overflowed or underflowed (as the CPU backend
+      // does). A float64 Gram of float32 values can do neither.
+      s.diag_host.reserve(s.n);
+      VINDEX_CUDA_CHECK(cudaMemcpy2DAsync(s.diag_host.get(), sizeof(T), s.gram.get(), (s.n + 1) * sizeof(T), sizeof(T),
+                                          s.n, cudaMemcpyDeviceToHost, st));
+    }
 
     // Host helpers take expert-sized problems; a large dense MLP's Gram (n = 7168: 411 MB in
     // float64) stays on the GPU rather than pinning that much per helper.
@@ -245,12 +261,18 @@ class Pipeline {
   }
 
   void finish(Slot& s) {
-    s.stream.synchronize();
+    naming(s.index, [&] { s.stream.synchronize(); });
     s.busy = false;
     times_.h2d_ms += s.copied.since(s.start);
     times_.dequant_ms += s.decoded.since(s.copied);
     times_.gram_ms += s.grammed.since(s.decoded);
     const double frobenius_sq = *s.total_host.get();
+    bool sound = true;
+    if constexpr (sizeof(T) == 4) {
+      double trace = 0;
+      for (std::uint64_t i = 0; i < s.n; ++i) trace += s.diag_host.get()[i];
+      sound = float32_gram_is_sound(trace, frobenius_sq, s.n, matrices_[s.index].max_dim());
+    }
     if (s.helper) {
       Helper<T>& h = *s.helper;
       s.helper = nullptr;
@@ -260,6 +282,7 @@ class Pipeline {
         h.n = s.n;
         h.frobenius_sq = frobenius_sq;
         h.digest = s.digest;
+        h.sound = sound;
         h.state = Helper<T>::State::ready;
       }
       cv_.notify_all();
@@ -269,9 +292,14 @@ class Pipeline {
     ++times_.on_gpu;
     try {
       if (!std::isfinite(frobenius_sq)) s.decoder->fail_non_finite();
+      if (!sound) {
+        sink_.deliver(s.index, float64_on_host(s.index));
+        return;
+      }
       if (*s.info_host.get() != 0)
-        throw LibraryError("cuSOLVER", "cusolverDnXsyevd", fmt::format("info = {}", *s.info_host.get()));
+        throw named(LibraryError("cuSOLVER", "cusolverDnXsyevd", fmt::format("info = {}", *s.info_host.get())), s.index);
       MatrixSpectrum spectrum{descending_clamped(s.eig_host.get(), s.n), frobenius_sq, bits(), bits(), s.digest};
+      if (!all_finite(spectrum.eigenvalues)) spectrum = float64_on_host(s.index);
       sink_.deliver(s.index, std::move(spectrum));
     } catch (...) {
       sink_.fail(s.index, std::current_exception());
@@ -279,6 +307,29 @@ class Pipeline {
   }
 
   static FloatBits bits() { return sizeof(T) == 8 ? FloatBits::fp64 : FloatBits::fp32; }
+
+  // A library failure while computing matrix i, named with its file and tensor.
+  LibraryError named(const LibraryError& e, std::size_t i) const {
+    return LibraryError(e, matrices_[i].weight.file(), matrices_[i].weight.name());
+  }
+  template <typename F>
+  void naming(std::size_t i, F&& step) const {
+    try {
+      step();
+    } catch (const LibraryError& e) {
+      throw named(e, i);
+    }
+  }
+
+  // The fp32 pipeline's fallback for a float32 Gram that overflowed or underflowed (or gave a
+  // non-finite eigenvalue): the matrix decoded again on this host thread and solved by the CPU
+  // backend's float64 path, recorded as gram_bits and eigen_bits 64 -- what the CPU backend does
+  // under every precision (README, "Accuracy"). Rare (extreme block scales), so the pipeline may
+  // stall for it. Its LAPACK failures already name the tensor.
+  MatrixSpectrum float64_on_host(std::size_t i) const {
+    cpu::GramEigenSolver solver;
+    return solver.solve(matrices_[i], PrecisionPolicy::fp64, {});
+  }
 
   Helper<T>* reserve_helper() {
     const std::lock_guard lock(mutex_);
@@ -300,10 +351,17 @@ class Pipeline {
       const auto t0 = Clock::now();
       try {
         if (!std::isfinite(h.frobenius_sq)) MatrixDecoder(matrices_[h.index]).fail_non_finite();
-        h.w.resize(h.n);
-        vindex::cpu::eigenvalues_lower(static_cast<int>(h.n), h.gram.get(), static_cast<int>(h.n), h.w.data());
-        MatrixSpectrum spectrum{descending_clamped(h.w.data(), h.n), h.frobenius_sq, bits(), bits(), h.digest};
-        sink_.deliver(h.index, std::move(spectrum));
+        if (!h.sound) {
+          sink_.deliver(h.index, float64_on_host(h.index));
+        } else {
+          h.w.resize(h.n);
+          naming(h.index, [&] {
+            vindex::cpu::eigenvalues_lower(static_cast<int>(h.n), h.gram.get(), static_cast<int>(h.n), h.w.data());
+          });
+          MatrixSpectrum spectrum{descending_clamped(h.w.data(), h.n), h.frobenius_sq, bits(), bits(), h.digest};
+          if (!all_finite(spectrum.eigenvalues)) spectrum = float64_on_host(h.index);
+          sink_.deliver(h.index, std::move(spectrum));
+        }
       } catch (...) {
         sink_.fail(h.index, std::current_exception());
       }

@@ -241,6 +241,35 @@ def cases(fixture_dir):
         with open(os.path.join(model, "config.json"), "a") as f:
             f.write(" " * (16 * 2 ** 20 + 1))
 
+    def capture_edit(name, dataset, edit):
+        """A copy of the demo's committed capture with one dataset rewritten by edit(numpy, array)."""
+        def prepare(model, out):
+            import h5py
+            import numpy
+            good = os.path.join(os.path.dirname(fixture_dir), "capture", "kimi_k2_tiny.h5")
+            path = os.path.join(os.path.dirname(model), "captures", name + ".h5")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            shutil.copyfile(good, path)
+            with h5py.File(path, "r+") as f:
+                data = edit(numpy, f[dataset][()])
+                del f[dataset]
+                f.create_dataset(dataset, data=data)
+        return prepare
+
+    def duplicate_id(np, a):
+        a[5] = [3, 3]
+        return a
+
+    def id_beyond_int64(np, a):
+        a = a.astype(np.uint64)
+        a[7, 1] = 2 ** 64 - 1
+        return a
+
+    def beyond_float32(np, a):
+        a = a.astype(np.float64)
+        a[2, 7] = 1e300
+        return a
+
     def out_not_empty(model, out):
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").write("mine")
@@ -299,6 +328,34 @@ def cases(fixture_dir):
         ("shard_is_a_character_device", BAD_INPUT, ["model-00003-of-00004.safetensors", "character device"],
          shard_is_a_char_device, []),
         ("config_json_over_16MiB", BAD_INPUT, ["config.json", "more than the 16777216 allowed"], config_over_16mib, []),
+
+        # Capture dtypes and ids (docs/phase3.md): every dataset's HDF5 class is checked when the file
+        # is opened, ids and values when the rank reading them finds them; nothing is truncated.
+        *[(f"capture_{name}", BAD_INPUT, [f"captures/{name}.h5", dataset, *needles], capture_edit(name, dataset, edit),
+           ["--phases", "1,3", "--activations", "{case}/captures/" + name + ".h5"])
+          for name, dataset, edit, needles in (
+              ("duplicate_expert_ids", "/layers/layer_001/selected_experts", duplicate_id,
+               ["token 5 lists expert 3 more than once", "[3, 3]"]),
+              ("float_expert_ids", "/layers/layer_002/selected_experts", lambda np, a: a.astype(np.float32) + 0.25,
+               ["holds 4-byte floats, expected integers"]),
+              ("expert_id_beyond_int64", "/layers/layer_003/selected_experts", id_beyond_int64,
+               ["[7, 1] = 18446744073709551615 is past int64's range"]),
+              ("int8_mlp_input", "/layers/layer_002/mlp_input",
+               lambda np, a: np.clip(np.round(a * 10), -128, 127).astype(np.int8),
+               ["holds 1-byte signed integers, expected floating point"]),
+              ("mlp_input_beyond_float32", "/layers/layer_000/mlp_input", beyond_float32,
+               ["[2, 7] = 1e+300 is outside float32's range"]),
+              ("float_token_ids", "/tokens/token_ids", lambda np, a: a.astype(np.float32), ["expected integers"]),
+              ("float_prompt_index", "/tokens/prompt_index", lambda np, a: a.astype(np.float64), ["expected integers"]),
+              ("float_position", "/tokens/position", lambda np, a: a.astype(np.float32), ["expected integers"]),
+              ("integer_router_logits", "/layers/layer_001/router_logits", lambda np, a: a.astype(np.int32),
+               ["expected floating point"]),
+              ("integer_routing_weights", "/layers/layer_003/routing_weights", lambda np, a: a.astype(np.int16),
+               ["expected floating point"]),
+              ("integer_top_probs", "/output/top_probs", lambda np, a: (a * 1000).astype(np.int32),
+               ["expected floating point"]),
+              ("float_top_token_ids", "/output/top_token_ids", lambda np, a: a.astype(np.float64),
+               ["expected integers"]))],
         ("layer_out_of_range", USAGE, ["--layers", "layer 7 does not exist"], None, ["--layers", "1,7"]),
         ("k_zero", USAGE, ["--k"], None, ["--k", "0"]),
         ("unknown_option", USAGE, ["--frobnicate"], None, ["--frobnicate"]),

@@ -15,6 +15,7 @@ statistics, C1, C2, C3 and C5.
 
     python3 tests/integration/phase3_reference.py CAPTURE MODEL_DIR [--sample-tokens 512] [--json OUT]
     python3 tests/integration/phase3_reference.py --make-bad GOOD_CAPTURE OUT_DIR     # the error-test files
+    python3 tests/integration/phase3_reference.py --make-wide GOOD_CAPTURE OUT        # float64 / uint64 copy
 
 Layout of the dict reference_stats() returns (numpy arrays are float64 unless said otherwise):
 
@@ -720,6 +721,27 @@ def make_bad_captures(good_path, out_dir, n_tokens: int = 12) -> dict:
     return paths
 
 
+def make_wider_dtype_capture(good_path, out_path) -> None:
+    """A copy of GOOD with every dataset in another type that holds its values exactly (docs/phase3.md
+    accepts integers and floats of at most 8 bytes): float32 -> float64, ids and indices -> unsigned
+    or 64-bit integers. The phase-3 results must be those of GOOD."""
+    attrs, data = read_raw(good_path)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    wide = {}
+    for name, a in data.items():
+        if a.dtype == np.float32:
+            wide[name] = a.astype(np.float64)
+        elif name.endswith("selected_experts"):
+            wide[name] = a.astype(np.uint64)
+        elif name == "tokens/prompt_index":
+            wide[name] = a.astype(np.uint16)
+        elif name == "tokens/position":
+            wide[name] = a.astype(np.int64)
+        else:
+            wide[name] = a
+    write_raw(out_path, attrs, wide)
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
@@ -768,11 +790,16 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-tokens", type=int, default=DEFAULT_SAMPLE_TOKENS)
     ap.add_argument("--json", help="write the whole dict (arrays as lists) to this file")
     ap.add_argument("--make-bad", nargs=2, metavar=("GOOD", "OUT_DIR"), help="write the error-test captures")
+    ap.add_argument("--make-wide", nargs=2, metavar=("GOOD", "OUT"),
+                    help="write GOOD with its datasets in wider types (float64, uint64 ids)")
     ap.add_argument("--min-agreement", type=float, default=0.999, help="exit 1 when a layer agrees less")
     args = ap.parse_args(argv)
     if args.make_bad:
         for name, p in make_bad_captures(*args.make_bad).items():
             print(f"{p}: {BAD_CAPTURES.get(name, 'no defect (control)')}")
+        return 0
+    if args.make_wide:
+        make_wider_dtype_capture(*args.make_wide)
         return 0
     if not args.capture or not args.model_dir:
         ap.error("CAPTURE and MODEL_DIR are required")
