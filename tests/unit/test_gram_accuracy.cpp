@@ -208,7 +208,7 @@ Fp8Outcome solve_fp8(std::uint64_t rows, std::uint64_t cols, const std::vector<f
   const auto path = tmp.path() / "m.safetensors";
   b.write(path);
   const SafetensorsHeader header = read_safetensors_header(path, path.string());
-  const auto mapping = std::make_shared<const MappedFile>(path);
+  const auto mapping = std::make_shared<const ShardFile>(path);
   EncodedMatrix m;
   m.weight = TensorView(mapping, header.find("w"), header.data_offset());
   m.scale = TensorView(mapping, header.find("w_scale_inv"), header.data_offset() + header.find("w_scale_inv")->begin);
