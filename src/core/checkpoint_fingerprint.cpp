@@ -2,16 +2,14 @@
 #include "vindex/model_fingerprint.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <exception>
-#include <mutex>
-#include <thread>
+#include <numeric>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "vindex/checksum.hpp"
+#include "vindex/parallel_for.hpp"
 
 namespace vindex {
 namespace {
@@ -67,30 +65,12 @@ ModelFingerprint fingerprint_model(const Checkpoint& ckpt, int threads) {
   // The samples, in index order whatever the number of threads.
   const auto names = ckpt.tensor_names();
   std::vector<std::uint64_t> samples(names.size());
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::uint64_t> bytes{0};
-  std::mutex error_mutex;
-  std::exception_ptr error;
-  const auto worker = [&] {
-    std::vector<std::byte> buffer;
-    std::uint64_t read = 0;
-    try {
-      for (std::size_t i = next.fetch_add(64); i < names.size(); i = next.fetch_add(64))
-        for (std::size_t j = i; j < std::min(names.size(), i + 64); ++j)
-          samples[j] = sample_tensor(ckpt.view(*ckpt.find(names[j])), buffer, read);
-    } catch (...) {
-      const std::lock_guard lock(error_mutex);
-      if (!error) error = std::current_exception();
-      next.store(names.size());
-    }
-    bytes.fetch_add(read);
-  };
-  {
-    std::vector<std::jthread> pool;
-    for (int t = 1; t < std::max(threads, 1); ++t) pool.emplace_back(worker);
-    worker();
-  }
-  if (error) std::rethrow_exception(error);
+  const auto workers = static_cast<std::size_t>(std::max(threads, 1));
+  std::vector<std::vector<std::byte>> buffers(workers);
+  std::vector<std::uint64_t> bytes(workers, 0);
+  parallel_for(names.size(), threads, [&](std::size_t i, std::size_t worker) {
+    samples[i] = sample_tensor(ckpt.view(*ckpt.find(names[i])), buffers[worker], bytes[worker]);
+  });
   for (std::size_t i = 0; i < names.size(); ++i) {
     h.update(names[i]);
     h.update(samples[i]);
@@ -98,7 +78,7 @@ ModelFingerprint fingerprint_model(const Checkpoint& ckpt, int threads) {
   ModelFingerprint f;
   f.value = fmt::format("{:016x}", h.value());
   f.tensors = names.size();
-  f.bytes_read = bytes.load();
+  f.bytes_read = std::accumulate(bytes.begin(), bytes.end(), std::uint64_t{0});
   f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return f;
 }

@@ -9,6 +9,29 @@
 namespace vindex {
 namespace {
 
+// The streaming of a block hash: whole blocks of `bytes` go to `block` straight from the input,
+// the rest waits in `buffer` (holding `buffered` bytes) for the next call.
+template <std::size_t N, typename Block>
+void feed_blocks(std::span<const std::byte> bytes, std::array<std::byte, N>& buffer, std::size_t& buffered, Block&& block) {
+  const std::byte* p = bytes.data();
+  std::size_t n = bytes.size();
+  if (buffered > 0) {
+    const std::size_t take = std::min(n, N - buffered);
+    std::memcpy(buffer.data() + buffered, p, take);
+    buffered += take;
+    p += take;
+    n -= take;
+    if (buffered < N) return;
+    block(buffer.data());
+    buffered = 0;
+  }
+  for (; n >= N; p += N, n -= N) block(p);
+  if (n > 0) {
+    std::memcpy(buffer.data(), p, n);
+    buffered = n;
+  }
+}
+
 constexpr std::array<std::uint32_t, 256> make_crc_table() {
   std::array<std::uint32_t, 256> table{};
   for (std::uint32_t i = 0; i < 256; ++i) {
@@ -90,25 +113,10 @@ constexpr std::uint64_t xxh_merge(std::uint64_t acc, std::uint64_t value) {
 Xxh64::Xxh64(std::uint64_t seed) : acc_{seed + kP1 + kP2, seed + kP2, seed, seed - kP1}, seed_(seed) {}
 
 void Xxh64::update(std::span<const std::byte> bytes) {
-  const std::byte* p = bytes.data();
-  std::size_t n = bytes.size();
-  total_ += n;
-  if (buffered_ > 0) {
-    const std::size_t take = std::min(n, buffer_.size() - buffered_);
-    std::memcpy(buffer_.data() + buffered_, p, take);
-    buffered_ += take;
-    p += take;
-    n -= take;
-    if (buffered_ < buffer_.size()) return;
-    for (std::size_t i = 0; i < 4; ++i) acc_[i] = xxh_round(acc_[i], read64(buffer_.data() + 8 * i));
-    buffered_ = 0;
-  }
-  for (; n >= 32; p += 32, n -= 32)
-    for (std::size_t i = 0; i < 4; ++i) acc_[i] = xxh_round(acc_[i], read64(p + 8 * i));
-  if (n > 0) {
-    std::memcpy(buffer_.data(), p, n);
-    buffered_ = n;
-  }
+  total_ += bytes.size();
+  feed_blocks(bytes, buffer_, buffered_, [this](const std::byte* stripe) {
+    for (std::size_t i = 0; i < 4; ++i) acc_[i] = xxh_round(acc_[i], read64(stripe + 8 * i));
+  });
 }
 
 void Xxh64::update(std::uint64_t value) {
@@ -203,24 +211,8 @@ void Sha256::block(const std::byte* p) {
 }
 
 void Sha256::update(std::span<const std::byte> bytes) {
-  const std::byte* p = bytes.data();
-  std::size_t n = bytes.size();
-  total_ += n;
-  if (buffered_ > 0) {
-    const std::size_t take = std::min(n, buffer_.size() - buffered_);
-    std::memcpy(buffer_.data() + buffered_, p, take);
-    buffered_ += take;
-    p += take;
-    n -= take;
-    if (buffered_ < buffer_.size()) return;
-    block(buffer_.data());
-    buffered_ = 0;
-  }
-  for (; n >= 64; p += 64, n -= 64) block(p);
-  if (n > 0) {
-    std::memcpy(buffer_.data(), p, n);
-    buffered_ = n;
-  }
+  total_ += bytes.size();
+  feed_blocks(bytes, buffer_, buffered_, [this](const std::byte* p) { block(p); });
 }
 
 std::string Sha256::hex_digest() {

@@ -1,14 +1,14 @@
 // Running a backend over a rank's items on a background thread.
 #include "vindex/rank_computation.hpp"
 
+#include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "vindex/dequantize.hpp"
 #include "vindex/errors.hpp"
+#include "vindex/parallel_for.hpp"
 
 namespace vindex {
 
@@ -39,37 +39,20 @@ std::vector<EncodedMatrix> encode_items(const Checkpoint& ckpt, std::span<const 
 std::uint64_t verify_weight_digests(const Checkpoint& ckpt, const ModelLayout& layout, std::span<const WorkItem> items,
                                     std::span<const std::uint64_t> expected, int threads, const std::string& source) {
   VINDEX_ASSERT(items.size() == expected.size());
-  std::atomic<std::size_t> next{0};
+  std::vector<std::vector<std::byte>> buffers(static_cast<std::size_t>(std::max(threads, 1)));
   std::atomic<std::uint64_t> bytes{0};
-  std::mutex error_mutex;
-  std::exception_ptr error;
-  const auto worker = [&] {
-    std::vector<std::byte> buffer;
-    try {
-      for (std::size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1)) {
-        const EncodedMatrix m = encode_weight(ckpt, items[i].weight, layout.quantization);
-        const MatrixDecoder decoder(m, buffer);
-        bytes.fetch_add(decoder.weight_bytes().size());
-        if (decoder.digest() != expected[i])
-          throw InputError(m.weight.file(), m.weight.name(),
-                           fmt::format("its bytes now have weight digest {:016x}, but {} recorded {:016x} for layer {} {} "
-                                       "expert {}: the results were computed from a different model, or the model "
-                                       "changed since",
-                                       decoder.digest(), source, expected[i], items[i].key.layer, items[i].key.group(),
-                                       items[i].key.expert));
-      }
-    } catch (...) {
-      const std::lock_guard lock(error_mutex);
-      if (!error) error = std::current_exception();
-      next.store(items.size());
-    }
-  };
-  {
-    std::vector<std::jthread> pool;
-    for (int t = 1; t < std::max(threads, 1); ++t) pool.emplace_back(worker);
-    worker();
-  }
-  if (error) std::rethrow_exception(error);
+  parallel_for(items.size(), threads, [&](std::size_t i, std::size_t worker) {
+    const EncodedMatrix m = encode_weight(ckpt, items[i].weight, layout.quantization);
+    const MatrixDecoder decoder(m, buffers[worker]);
+    bytes.fetch_add(decoder.weight_bytes().size());
+    if (decoder.digest() != expected[i])
+      throw InputError(m.weight.file(), m.weight.name(),
+                       fmt::format("its bytes now have weight digest {:016x}, but {} recorded {:016x} for layer {} {} "
+                                   "expert {}: the results were computed from a different model, or the model "
+                                   "changed since",
+                                   decoder.digest(), source, expected[i], items[i].key.layer, items[i].key.group(),
+                                   items[i].key.expert));
+  });
   return bytes.load();
 }
 

@@ -29,22 +29,6 @@ import mpi_runner
 from checks import check, finish
 
 
-def rank0_pid(binary, out_dir):
-    """The pid of rank 0 of the vindex_mpi job writing into out_dir (under strace: the tracee)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if cmdline and os.path.basename(cmdline[0].decode(errors="replace")) == os.path.basename(binary) \
-                and out_dir.encode() in cmdline and b"OMPI_COMM_WORLD_RANK=0" in environ:
-            return int(pid)
-    return None
-
-
 def run_id_of(path):
     if path.endswith(".h5"):
         with h5py.File(path, "r") as h5:
@@ -65,7 +49,7 @@ def interrupted_run(args, out, extra):
     while time.monotonic() < deadline and proc.poll() is None and not os.path.exists(record):
         time.sleep(0.02)
     time.sleep(1.0)  # the second rename (the first output file) is not delayed
-    pid = rank0_pid(args.binary, out)
+    pid = mpi_runner.rank_pids(args.binary, out).get(0)
     check(pid is not None and proc.poll() is None, "rank 0 was not found waiting in its commit")
     if pid:
         # The rank, then strace (its parent, which mpiexec started and would keep waiting out the delay).

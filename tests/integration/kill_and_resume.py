@@ -104,28 +104,6 @@ def poke_model(model, offset):
         return first[1]
 
 
-def rank_pids(binary, out_dir):
-    """{rank: pid} of the running vindex_mpi processes writing into out_dir."""
-    pids = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if not cmdline or os.path.basename(cmdline[0].decode(errors="replace")) != os.path.basename(binary):
-            continue
-        if out_dir.encode() not in cmdline:
-            continue
-        for var in environ:
-            for name in (b"OMPI_COMM_WORLD_RANK=", b"PMI_RANK=", b"PMIX_RANK="):
-                if var.startswith(name):
-                    pids[int(var[len(name):])] = int(pid)
-    return pids
-
-
 def journal_results_bytes(out_dir, rank):
     """Bytes in rank's journal file beyond its identity record (a results batch has landed)."""
     d = os.path.join(out_dir, JOURNAL)
@@ -170,7 +148,7 @@ def main():
     deadline = time.monotonic() + 60
     victim = None
     while time.monotonic() < deadline and proc.poll() is None:
-        pids = rank_pids(args.binary, out)
+        pids = mpi_runner.rank_pids(args.binary, out)
         if 1 in pids and journal_results_bytes(out, 1) > 0:
             victim = pids[1]
             break

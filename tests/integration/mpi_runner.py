@@ -50,6 +50,28 @@ def run_with(args, np, vindex_args, launcher_args, timeout=240):
     return p.returncode, p.stdout, p.stderr
 
 
+def rank_pids(binary, out_dir):
+    """{rank: pid} of the running vindex_mpi processes writing into out_dir."""
+    pids = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if not cmdline or os.path.basename(cmdline[0].decode(errors="replace")) != os.path.basename(binary):
+            continue
+        if out_dir.encode() not in cmdline:
+            continue
+        for var in environ:
+            for name in (b"OMPI_COMM_WORLD_RANK=", b"PMI_RANK=", b"PMIX_RANK="):
+                if var.startswith(name):
+                    pids[int(var[len(name):])] = int(pid)
+    return pids
+
+
 def fresh_dir(path):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

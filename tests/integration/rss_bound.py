@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""A rank's peak resident memory is bounded by the matrices in flight, not by the shard it maps:
+"""A rank's peak resident memory is bounded by the matrices in flight, not by the shard it reads:
 one rank reads 128 down_proj matrices (256 MiB) out of a 768 MiB shard and must peak far below
-either (pages are released after each matrix). The peak is the one vindex_mpi records in its
-provenance (getrusage ru_maxrss)."""
+either (each matrix is read with pread into a buffer its thread reuses; nothing is mapped). The
+peak is the one vindex_mpi records in its provenance (getrusage ru_maxrss)."""
 import argparse
 import json
 import os

@@ -103,6 +103,11 @@ def main():
     refused("slice file changed", 3, ["001-of-003", "phase1_moe_svd.json", "does not match the manifest"],
             lambda d: open(os.path.join(d, "001-of-003", "phase1_moe_svd.json"), "a").write(" "))
 
+    def fifo(d):  # a FIFO where a slice's file belongs: refused, never opened blocking
+        os.remove(os.path.join(d, "001-of-003", "vindex.h5"))
+        os.mkfifo(os.path.join(d, "001-of-003", "vindex.h5"))
+    refused("slice file is a FIFO", 3, ["001-of-003", "vindex.h5", "FIFO"], fifo)
+
     def swapped(d):  # a whole file of slice 0, checksum-consistent, put into slice 1's set
         shutil.copy(os.path.join(d, "000-of-003", "moe_config.json"), os.path.join(d, "001-of-003", "moe_config.json"))
     refused("slice file swapped", 3, ["001-of-003", "moe_config.json"], swapped)

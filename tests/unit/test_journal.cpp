@@ -1,5 +1,7 @@
 // The resume journal (records, torn tails, corruption, identity), the output directory's modes
 // around it, layer slices, and vindex.h5 read back bit for bit (what merge relies on).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -157,6 +159,14 @@ TEST_CASE("reading stops at a torn or damaged record; a well-formed record of wr
         .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     REQUIRE_THROWS_WITH(read_journals(tmp.path(), identity()), contains("y.vjl") && contains("no run identity first"));
   }
+}
+
+TEST_CASE("a FIFO in the journal directory is refused without blocking", "[journal][hostile]") {
+  vindex_test::TempDir tmp;
+  { JournalWriter w(tmp.path(), "j.vjl", identity(), 1); }
+  REQUIRE(::mkfifo((tmp.path() / kJournalDirectory / "k.vjl").c_str(), 0644) == 0);
+  REQUIRE_THROWS_AS(read_journals(tmp.path(), identity()), UsageError);
+  REQUIRE_THROWS_WITH(read_journals(tmp.path(), identity()), contains("k.vjl") && contains("not a regular journal file"));
 }
 
 TEST_CASE("a journal of another run is refused, naming what differs", "[journal]") {
