@@ -86,7 +86,7 @@ Prepared prepare(const Options& o) {
   const BackendKind backend = choose_backend(o);
   std::vector<std::string> projections;
   for (Projection p : o.projections) projections.push_back(projection_name(p));
-  // The model fingerprint samples the weights: rank 0 computes it once the plan stands (fill_fingerprint).
+  // The model fingerprint samples the weights: rank 0 computes it in run_spectra, after the plan.
   RunIdentity identity{tool_name(), kGitCommit, "", backend_name(backend), precision_policy_name(o.precision),
                        o.ks, o.phases, projections, layers};
   const PlanRequest request = identity.plan_request();
@@ -233,20 +233,21 @@ std::optional<int> verify_resumed(const RunContext& ctx, const Prepared& prep, s
   const auto n = static_cast<std::size_t>(ctx.comm.size());
   const auto r = static_cast<std::size_t>(ctx.comm.rank());
   const std::size_t begin = done_items.size() * r / n, end = done_items.size() * (r + 1) / n;
-  std::uint64_t bytes = 0;
   if (auto code = run_stage(ctx, [&] {
         std::vector<WorkItem> items;
         for (std::size_t i = begin; i < end; ++i) items.push_back(prep.items.at(done_items[i]));
-        bytes = verify_weight_digests(prep.checkpoint, prep.layout, items, digests.subspan(begin, end - begin), ctx.threads,
-                                      "the journal");
+        verify_weight_digests(prep.checkpoint, prep.layout, items, digests.subspan(begin, end - begin), ctx.threads,
+                              "the journal");
       }))
     return code;
-  const double total = mpi::max_over_ranks(ctx.comm, static_cast<double>(bytes)) * static_cast<double>(n);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (ctx.comm.is_root())
-    fmt::print(stderr, "vindex_mpi: --verify-all: {} matrices from the journal re-read (about {:.1f} MiB) and re-hashed in "
+  const double seconds = mpi::max_over_ranks(ctx.comm, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (ctx.comm.is_root()) {
+    std::uint64_t bytes = 0;
+    for (std::uint64_t i : done_items) bytes += prep.items.at(i).bytes;
+    fmt::print(stderr, "vindex_mpi: --verify-all: {} matrices from the journal re-read ({:.1f} MiB) and re-hashed in "
                        "{:.2f} s on {} rank(s): every weight digest matches the model\n",
-               done_items.size(), total / (1 << 20), seconds, n);
+               done_items.size(), static_cast<double>(bytes) / (1 << 20), seconds, n);
+  }
   return std::nullopt;
 }
 
@@ -267,12 +268,10 @@ int run_spectra(const RunContext& ctx) {
     }
   }
   if (o.dry_run) {
-    const std::vector<double> costs = [&] {
-      std::vector<double> c;
-      for (const WorkItem& item : prep->items) c.push_back(item.cost);
-      return c;
-    }();
-    if (comm.is_root()) fmt::print("{}", format_plan(prep->model_name, prep->items, partition_contiguous(costs, comm.size()), ctx.threads));
+    std::vector<double> costs;
+    for (const WorkItem& item : prep->items) costs.push_back(item.cost);
+    if (comm.is_root())
+      fmt::print("{}", format_plan(prep->model_name, prep->items, partition_contiguous(costs, comm.size()), ctx.threads));
     return 0;
   }
 
