@@ -23,6 +23,7 @@
 #include "../mpi/agreement.hpp"
 #include "../mpi/broadcast.hpp"
 #include "../mpi/gather.hpp"
+#include "../mpi/host_table.hpp"
 #include "../mpi/progress_exchange.hpp"
 #include "backend_factory.hpp"
 #include "model_name.hpp"
@@ -152,7 +153,8 @@ std::optional<int> run_stage(const RunContext& ctx, const std::function<void()>&
 }
 
 ojson provenance_json(const RunContext& ctx, const Prepared& prep, const SpectrumBackend& backend, double peak_rss_mib,
-                      double elapsed, std::size_t resumed, const std::string& run_id) {
+                      double elapsed, std::size_t resumed, const std::string& run_id,
+                      const std::vector<mpi::HostRanks>& hosts) {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   ojson p;
@@ -173,6 +175,13 @@ ojson provenance_json(const RunContext& ctx, const Prepared& prep, const Spectru
   p["precision_policy"] = precision_policy_name(ctx.options.precision);
   p["versions"] = library_versions(mpi::mpi_library_version());
   p["host_rank0"] = host;
+  p["hosts"] = ojson::array();
+  for (const mpi::HostRanks& h : hosts) {
+    ojson ranks = ojson::array();
+    for (std::size_t i = 0; i < h.ranks.size(); ++i)
+      ranks.push_back({{"rank", h.ranks[i]}, {"node_rank", h.node_ranks[i]}});
+    p["hosts"].push_back({{"name", h.name}, {"ranks", std::move(ranks)}});
+  }
   p["started_utc"] = ctx.started_utc;
   p["elapsed_seconds"] = elapsed;
   p["resumed_matrices"] = resumed;
@@ -401,6 +410,7 @@ int run_spectra(const RunContext& ctx) {
       }))
     return failed(*code);
   const double peak_rss = mpi::max_over_ranks(comm, peak_rss_mib());
+  const std::vector<mpi::HostRanks> hosts = mpi::gather_host_table(comm);
   const auto code = run_stage(ctx, [&] {
            std::vector<MatrixResult> all = mpi::gather_results(comm, encoded);
            encoded = {};
@@ -413,7 +423,7 @@ int run_spectra(const RunContext& ctx) {
            tables.phase3 = std::move(phase3);
            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
            const ojson provenance =
-               provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size(), run_id);
+               provenance_json(ctx, *prep, *backend, peak_rss, elapsed, resumed.done_items.size(), run_id, hosts);
            const std::string from_journal =
                o.resume ? fmt::format(" ({} computed, {} from the journal)", computed, resumed.done_items.size()) : "";
            const std::string headline = fmt::format("{} -- {}, {} matrices{}, {} rank(s), {:.1f} s", prep->model_name,

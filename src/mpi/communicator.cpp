@@ -3,6 +3,7 @@
 
 #include <sched.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -18,6 +19,10 @@ Environment::Environment(int& argc, char**& argv) {
   }
   // Errors come back as codes and become MpiErrors with the failing call.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  // A peer that dies (its node lost) must surface as an MPI error on this rank, which Open MPI
+  // reports naming the peer's host -- not kill this healthy rank with SIGPIPE when its TCP
+  // transport writes to the dead peer's socket, which makes the launcher blame this rank's host.
+  std::signal(SIGPIPE, SIG_IGN);
 }
 
 Environment::~Environment() {
