@@ -117,8 +117,11 @@ def read_pid(slurm_dir, name):
 def check_own_daemons(slurm_dir):
     """The daemons serving the test are the ones local_slurm.sh started for slurm_dir, on ports and a
     munge socket of their own. Returns {name: pid}."""
-    conf = dict(line.split("=", 1) for line in open(os.path.join(slurm_dir, "slurm.conf")).read().splitlines()
-                if "=" in line and not line.startswith("#"))
+    try:
+        lines = open(os.path.join(slurm_dir, "slurm.conf")).read().splitlines()
+    except OSError as e:
+        fail(f"the Slurm serving the test has no configuration in {slurm_dir}: {e}", slurm_dir)
+    conf = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
     daemons = {}
     for name in ("munged", "slurmctld", "slurmd"):
         pid = read_pid(slurm_dir, name)
