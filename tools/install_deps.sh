@@ -15,7 +15,9 @@ packages=(
   python3 python3-numpy python3-h5py python3-matplotlib
 )
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(catch2 python3-websocket slurm-wlm munge clang)
+  # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang (and
+  # --no-install-recommends below): without it the fuzzers do not link.
+  packages+=(catch2 python3-websocket slurm-wlm munge clang libclang-rt-dev)
   # Ubuntu's chromium package is a stub that installs a snap, which containers cannot run; there,
   # point VINDEX_CHROMIUM at a Chromium or Chrome binary instead (README, "Tests").
   if ! grep -q '^ID=ubuntu' /etc/os-release 2>/dev/null; then
