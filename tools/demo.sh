@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/tools/install_deps.sh"
-"$root/tools/build.sh" >/dev/null
+"$root/tools/build.sh" >/dev/null   # without the tests: the demo does not install their dependencies
 source "$root/tools/mpi_env.sh"
 source "$root/tools/python_env.sh"
 build="${VINDEX_BUILD_DIR:-$root/build}"

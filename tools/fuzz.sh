@@ -13,7 +13,8 @@ if [ -z "$cxx" ]; then
   exit 1
 fi
 cmake -S "$root/tests/fuzz" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --parallel "$(nproc)" >/dev/null
+cmake --build "$build" --parallel "$(nproc)" >"$build/build.log" 2>&1 \
+  || { echo "fuzz: building the fuzzers failed ($build/build.log):" >&2; tail -30 "$build/build.log" >&2; exit 1; }
 
 # Seeds: every fixture shard's header (as [8-byte data size][JSON], the second reading of the
 # header target), a small complete file, and the fixtures' index.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages vindex_mpi builds, runs and reports with (Debian 12, Ubuntu
 # 24.04), skipping what is already installed. Needs root or sudo.
-#   install_deps.sh          build, run, report (matplotlib)
-#   install_deps.sh --tests  also what the tests need: headless Chromium and its DevTools client,
-#                            Slurm and munge (a local single-node Slurm), clang (the fuzzers)
+#   install_deps.sh          build, run, report (matplotlib): what tools/demo.sh needs
+#   install_deps.sh --tests  also what the tests need (tools/test.sh): Catch2, headless Chromium and
+#                            its DevTools client, Slurm and munge (a local single-node Slurm), clang
+#                            (the fuzzers), xxhash for Python, strace and iproute2 (the failure and
+#                            multi-host tests)
 set -euo pipefail
 
 packages=(
@@ -11,11 +13,12 @@ packages=(
   libopenmpi-dev openmpi-bin
   libhdf5-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libopenblas-dev liblapacke-dev
-  catch2
   python3 python3-numpy python3-h5py python3-matplotlib
 )
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(python3-websocket python3-xxhash strace slurm-wlm munge clang)
+  # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang (and
+  # --no-install-recommends below): without it the fuzzers do not link.
+  packages+=(catch2 python3-websocket python3-xxhash strace iproute2 slurm-wlm munge clang libclang-rt-dev)
   # Ubuntu's chromium package is a stub that installs a snap, which containers cannot run; there,
   # point VINDEX_CHROMIUM at a Chromium or Chrome binary instead (README, "Tests").
   if ! grep -q '^ID=ubuntu' /etc/os-release 2>/dev/null; then

@@ -6,10 +6,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/tools/install_deps.sh" --tests
-"$root/tools/build.sh"
+"$root/tools/build.sh" --tests
 source "$root/tools/mpi_env.sh"
 build="${VINDEX_BUILD_DIR:-$root/build}"
-ctest --test-dir "$build" --output-on-failure --parallel "$(nproc)"
+# --no-tests=error: a build directory configured without the tests must fail, not pass with 0 tests.
+ctest --test-dir "$build" --output-on-failure --parallel "$(nproc)" --no-tests=error
 fuzz_seconds="${VINDEX_FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" != 0 ]; then
   "$root/tools/fuzz.sh" "$fuzz_seconds"

@@ -1,6 +1,6 @@
 // Estimated seconds per matrix, from measured rates: the CPU backend's on one core of the
 // development machine (README, "Performance"), and on one H100 the seed's method and the parts of
-// a Gram + cuSOLVER path (../shared/reference/gpu-baselines.md). Used to balance ranks and by
+// a Gram + cuSOLVER path (docs/gpu-baselines.md). Used to balance ranks and by
 // `inspect`; estimates, not measurements of the matrix at hand.
 #pragma once
 

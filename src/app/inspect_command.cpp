@@ -39,9 +39,10 @@ struct InspectOptions {
 
 constexpr const char* kEstimateNote =
     "CPU: vindex_mpi's CPU backend, rates fitted to one core of the development machine (README, \"Performance\").\n"
-    "GPU: rates measured on one H100 (../shared/reference/gpu-baselines.md), scaled by m*n^2 (SVD, Gram) and n^3\n"
-    "(eigensolver). vindex_mpi has no CUDA backend yet: the GPU lines are the seed's method and the measured parts\n"
-    "of a Gram + cuSOLVER path, not this tool.";
+    "GPU: rates measured on one H100 with other code (docs/gpu-baselines.md), scaled by m*n^2 (SVD, Gram) and n^3\n"
+    "(eigensolver): the seed's method, and the measured parts of a Gram + cuSOLVER path. vindex_mpi's CUDA backend\n"
+    "(--backend cuda, built where nvcc is found) has never run on a GPU, so no GPU line is a measured performance\n"
+    "of this tool.";
 
 ojson layout_json(const ModelLayout& layout) {
   ojson j;

@@ -12,7 +12,7 @@ constexpr double kGramSecondsPerFlop = 6.3e-12;     // per n^2 * m
 constexpr double kEigenSecondsPerCube = 4.3e-11;    // per n^3
 constexpr double kDecodeSecondsPerElement = 7e-10;  // per m * n
 
-// One H100 (gpu-baselines.md, 2026-11-26), for 7168 x 2048.
+// One H100 (docs/gpu-baselines.md, measured 2026-11-26), for 7168 x 2048.
 constexpr double kReferenceLong = 7168, kReferenceShort = 2048;
 constexpr double kSeedSeconds = 201.6e-3;      // torch.linalg.svdvals, float32
 constexpr double kGpuGramSeconds = 1.18e-3;    // cuBLAS SGEMM, FP32 pedantic

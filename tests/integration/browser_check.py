@@ -36,6 +36,9 @@ class DevTools:
     def call(self, method, **params):
         self.next_id += 1
         my_id = self.next_id
+        # wait_for leaves the socket with its last, short timeout (0.5 s after the settle wait): a
+        # call gets the page's full timeout again, or a screenshot on a loaded machine fails.
+        self.ws.settimeout(PAGE_TIMEOUT)
         self.ws.send(json.dumps({"id": my_id, "method": method, "params": params}))
         while True:
             message = json.loads(self.ws.recv())

@@ -126,7 +126,7 @@ def check_inventory(binary, model, label):
     check(report["other_bytes"] == total - sum(v[1] for v in kinds.values()), f"{label}: other bytes")
 
     # Estimates: the phase-1 matrices are every layer's down_proj (dense, routed, shared); the GPU
-    # rate of the seed's method is 201.6 ms per 7168 x 2048 (gpu-baselines.md), scaled by m*n^2.
+    # rate of the seed's method is 201.6 ms per 7168 x 2048 (docs/gpu-baselines.md), scaled by m*n^2.
     downs = [(tensors[n][1], tensors[n][2] + (tensors.get(n + "_scale_inv") or (0, 0, 0))[2]) for n in tensors
              if re.fullmatch(r"model\.layers\.(\d+)\.mlp\.(experts\.\d+\.|shared_experts\.|)down_proj\.weight", n)
              and int(n.split(".")[2]) < n_layers]
@@ -173,7 +173,7 @@ def main():
     if kimi:
         routed = {g["group"]: g for g in kimi["matrix_bytes"]}["routed down_proj"]
         check(routed["matrices"] == 60 * 384, f"kimi-k2: routed down_proj {routed['matrices']} != 23040")
-        # gpu-baselines.md: 23,040 experts at the seed's 201.6 ms is 77 GPU-minutes (plus shared and dense).
+        # docs/gpu-baselines.md: 23,040 experts at the seed's 201.6 ms is 77 GPU-minutes (plus shared and dense).
         minutes = kimi["estimate"]["gpu_seed_method_seconds"] / 60
         check(77 <= minutes <= 79, f"kimi-k2: seed estimate {minutes:.1f} GPU-minutes, expected about 77-78")
 
@@ -183,6 +183,15 @@ def main():
     check(proc.returncode == 0 and "Layers        4: dense 0; MoE 1-3" in proc.stdout
           and "model.layers.{L}.mlp.experts.{E}.down_proj.weight" in proc.stdout
           and "Estimated phase-1 time (28 down_proj matrices" in proc.stdout, f"text output:\n{proc.stdout}")
+    # The note under the estimates tells the truth about the GPU lines: a CUDA backend exists but
+    # has never run on a GPU, and the rates come from docs/gpu-baselines.md, which is in the repository.
+    note = " ".join(proc.stdout.split())
+    check("no CUDA backend" not in note and "--backend cuda" in note and "never run on a GPU" in note
+          and "no GPU line is a measured performance of this tool" in note, f"GPU note:\n{proc.stdout}")
+    cited = re.findall(r"[\w./-]*gpu-baselines\.md", note)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(args.fixtures)))
+    check(cited == ["docs/gpu-baselines.md"] and os.path.isfile(os.path.join(repo, cited[0])),
+          f"GPU note cites {cited}, not an existing docs/gpu-baselines.md")
 
     # An unknown architecture: the inventory is still printed, then one error naming config.json
     # and the known families; exit 3.
