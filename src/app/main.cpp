@@ -13,6 +13,7 @@
 #include "options.hpp"
 #include "printable.hpp"
 #include "spectra_command.hpp"
+#include "vindex/blas_kernels.hpp"
 #include "run_context.hpp"
 
 namespace {
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   // `inspect` reads headers only and `merge` joins finished slices: neither needs MPI.
   if (argc > 1 && std::string_view(argv[1]) == "inspect") return app::run_inspect(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "merge") return app::run_merge(argc - 1, argv + 1);
+  // Before MPI starts, while a restart is still invisible to the launcher (same pid, no connections).
+  restart_with_fitting_blas_kernels(argv);
 
   std::optional<mpi::Environment> environment;
   std::optional<mpi::Communicator> world;

@@ -33,6 +33,7 @@
 #include "printable.hpp"
 #include "slices.hpp"
 #include "vindex/aggregate.hpp"
+#include "vindex/blas_kernels.hpp"
 #include "vindex/capture_file.hpp"
 #include "vindex/checkpoint.hpp"
 #include "vindex/journal.hpp"
@@ -377,6 +378,9 @@ int run_spectra(const RunContext& ctx) {
     return failed(*code);
   RankComputation work(*backend, prep->checkpoint, prep->layout, mine, o.ks, &*journal);
 
+  if (comm.is_root() && !prep->items.empty() && prep->backend == BackendKind::cpu)
+    if (const std::string message = blas_kernel_message(); !message.empty())
+      fmt::print(stderr, "vindex_mpi: {}\n", message);
   std::optional<ProgressPrinter> progress;
   if (comm.is_root() && !prep->items.empty()) {
     fmt::print(stderr, "vindex_mpi {}: {} -- {} matrices on {} rank(s) x {} thread(s), backend {}, run {}\n", kVersion,

@@ -6,11 +6,17 @@
 namespace vindex {
 namespace {
 
-// One core of the development machine (OpenBLAS 0.3.21, Xeon), default path: ssyrk of 2048^2 x
-// 7168 took 0.19 s, dsyevd_2stage of n = 2048 0.37 s, dequantization of 7168 x 2048 fp8 values 0.01 s.
-constexpr double kGramSecondsPerFlop = 6.3e-12;     // per n^2 * m
-constexpr double kEigenSecondsPerCube = 4.3e-11;    // per n^3
-constexpr double kDecodeSecondsPerElement = 7e-10;  // per m * n
+// The CPU backend's default path on the development machine (OpenBLAS 0.3.21 with its SkylakeX
+// kernels), fitted to a measured full layer: 384 Kimi-K2 experts (7168 x 2048 fp8) on 2 ranks x 1
+// thread took 148.6 s (the median of seven runs, 135.9-156.8 s), 0.774 s per matrix per core,
+// everything included (tools/bench/README.md, "Calibrating --dry-run", 2026-11-29). That time is
+// split between the Gram product (n^2 m), the float64 eigenvalues (n^3) and the decoding (m n) in
+// the proportions timed alone on one core (0.19 : 0.37 : 0.01 s): the shape dependence comes from
+// those, the absolute level from the layer. The earlier rates (6.3e-12, 4.3e-11, 7e-10: the parts
+// timed alone) gave 0.569 s per matrix, 26% below the measured layer's median.
+constexpr double kGramSecondsPerFlop = 8.57e-12;     // per n^2 * m
+constexpr double kEigenSecondsPerCube = 5.85e-11;    // per n^3
+constexpr double kDecodeSecondsPerElement = 9.5e-10; // per m * n
 
 // One H100 (docs/gpu-baselines.md, measured 2026-11-26), for 7168 x 2048.
 constexpr double kReferenceLong = 7168, kReferenceShort = 2048;

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
     float* out = buffer.reserve(m.rows * m.cols);
     const auto decode = time_runs(repeat, [&] { MatrixDecoder(m).decode(0, m.rows, 0, m.cols, out, m.cols); });
     fmt::print("{}\n", nlohmann::json{{"stage", "dequantize"}, {"rows", m.rows}, {"cols", m.cols},
-                                      {"dtype", dtype_name(w->info->dtype)}, {"seconds", decode}}
+                                      {"dtype", dtype_name(w->info->dtype)}, {"seconds", decode},
+                                      {"blas", openblas_get_config()}, {"blas_kernels", openblas_get_corename()}}
                            .dump());
     for (const auto& [policy, name] : {std::pair{PrecisionPolicy::automatic, "auto"}, std::pair{PrecisionPolicy::fp32, "fp32"},
                                      std::pair{PrecisionPolicy::fp64, "fp64"}}) {
