@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 
 #include <cblas.h>
@@ -51,9 +52,14 @@ void restart_with_fitting_blas_kernels(char** argv) {
   if (better.empty()) return;
   if (::setenv("OPENBLAS_CORETYPE", better.c_str(), 1) != 0 || ::setenv(kRestartMarker, openblas_get_corename(), 1) != 0)
     return;
-  ::execv("/proc/self/exe", argv);
+  // The binary's own path, not /proc/self/exe: the process name (comm, what ps and pkill see) is the
+  // basename of the path executed.
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) ::execv(self.c_str(), argv);
   // The restart failed (no /proc, say): go on with the kernels loaded; blas_kernel_message() warns.
   ::unsetenv("OPENBLAS_CORETYPE");
+  ::unsetenv(kRestartMarker);
 }
 
 std::string blas_kernel_message() {

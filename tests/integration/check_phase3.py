@@ -12,7 +12,6 @@ floating-point rounding.
 """
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 

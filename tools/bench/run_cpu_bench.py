@@ -83,7 +83,7 @@ def main():
                   f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
     numpy_s = theirs["seconds"][0]
     eig_s = theirs["eigvalsh_seconds"][0]
-    print(f"| method | seconds | vs numpy svd | vs numpy eigvalsh(W.T @ W) |\n| --- | --- | --- | --- |")
+    print("| method | seconds | vs numpy svd | vs numpy eigvalsh(W.T @ W) |\n| --- | --- | --- | --- |")
     print(f"| numpy.linalg.svd(compute_uv=False), float64 LAPACK | {numpy_s:.3f} | 1.0x | {eig_s / numpy_s:.2f}x |")
     print(f"| numpy.linalg.eigvalsh(W.T @ W), float32 | {eig_s:.3f} | {numpy_s / eig_s:.1f}x | 1.0x |")
     for r in ours:
