@@ -19,21 +19,28 @@ namespace {
 
 constexpr const char* kRestartMarker = "VINDEX_MPI_BLAS_RESTARTED";
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
+// x86 only: __builtin_cpu_supports does not know these names elsewhere (aarch64 builds).
 bool has_avx512() {
+#if defined(__x86_64__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
+}
+
+#if defined(__x86_64__)
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
 bool has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+#endif
 
 // The path to execute again, or nullptr where a restart would not run this same program under this same name.
 // It is the path the process was started through (the kernel's AT_EXECFN; relative paths stay valid: nothing has
