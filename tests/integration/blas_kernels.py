@@ -5,7 +5,12 @@
     vindex_mpi then restarts itself with OPENBLAS_CORETYPE set), and no warning is printed;
   - OPENBLAS_CORETYPE=Prescott set by the user is honoured, with a warning saying what it costs,
     and gives the same spectra to float rounding;
-  - fitting kernels chosen by the user give neither a warning nor a note.
+  - fitting kernels chosen by the user give neither a warning nor a note;
+  - the restarted ranks keep their process name (comm, what ps, pkill and Slurm see), also when
+    started through a symbolic link of another name (an exec of /proc/self/exe named them "exe",
+    one of the link's target "vindex_mpi");
+  - started through the dynamic loader (`ld.so vindex_mpi ...`, where /proc/self/exe is the loader)
+    the run does not restart, and ends as usual, with the warning.
 The kernels are read back from provenance (`backend_detail`, OpenBLAS's own configuration string).
 Exits 77 (skipped) on a CPU without AVX2, where no kernel choice is wrong.
 
@@ -15,7 +20,9 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -65,6 +72,32 @@ def walk(group, prefix=""):
             yield from walk(item, path)
 
 
+def restarted_names(args, link, out):
+    """Runs 2 ranks through `link` and returns ({pid: comm} of the restarted ranks, exit code)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "VINDEX_MPI_BLAS_RESTARTED")}
+    largs = argparse.Namespace(**vars(args))
+    largs.binary = link
+    cmd = mpi_runner.mpi_command(largs, 2, ["--model", args.fixture, "--out", out])
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    names = {}
+    deadline = time.monotonic() + 240
+    while p.poll() is None and time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+                comm = open(f"/proc/{pid}/comm").read().strip()
+            except OSError:
+                continue
+            if cmdline[0] == link.encode() and out.encode() in cmdline and \
+                    any(v.startswith(b"VINDEX_MPI_BLAS_RESTARTED=") for v in environ):
+                names[int(pid)] = comm
+        time.sleep(0.005)
+    if p.poll() is None:
+        p.kill()
+    return names, p.wait()
+
+
 def main():
     p = argparse.ArgumentParser()
     mpi_runner.add_arguments(p)
@@ -101,6 +134,24 @@ def main():
     if detail is not None:
         check(f" {chosen} " in detail, f"OPENBLAS_CORETYPE={chosen} not honoured: {detail}")
         check("OpenBLAS" not in stderr, f"OPENBLAS_CORETYPE={chosen}: a note or warning: {stderr[-600:]}")
+
+    # The process name survives the restart, through a symbolic link of another name too.
+    link = os.path.join(args.work, "vindex-link")
+    os.symlink(os.path.abspath(args.binary), link)
+    names, code = restarted_names(args, link, os.path.join(args.work, "named"))
+    check(code == 0, f"through a symbolic link: exit {code}")
+    check(len(names) > 0, "through a symbolic link: no restarted rank seen")
+    check(all(comm == "vindex-link" for comm in names.values()), f"restarted ranks renamed: {names} (expected 'vindex-link')")
+
+    # Through the dynamic loader: no restart (it would execute the loader with the program's arguments).
+    loader = next((path for path in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1") if os.path.exists(path)), None)
+    if loader:
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "VINDEX_MPI_BLAS_RESTARTED")}
+        p = subprocess.run([loader, args.binary, "--model", args.fixture, "--out", os.path.join(args.work, "loader")],
+                           env=env, capture_output=True, text=True, timeout=240)
+        check(p.returncode == 0, f"through {loader}: exit {p.returncode}: {p.stderr[-600:]}")
+        check("could not restart itself" in p.stderr and f"OPENBLAS_CORETYPE={chosen}" in p.stderr,
+              f"through {loader}: no warning: {p.stderr[-600:]}")
     return finish("BLAS kernels")
 
 
