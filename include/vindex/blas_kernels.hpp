@@ -10,10 +10,6 @@
 
 namespace vindex {
 
-// The kernel family to ask for ("SkylakeX", "Haswell"), or "" when the kernels fit this CPU or
-// nothing better is known.
-std::string better_blas_kernels();
-
 // Before MPI starts: when OpenBLAS runs kernels older than the CPU and the environment does not
 // choose any (OPENBLAS_CORETYPE unset), re-executes this program (same pid, same arguments) with
 // OPENBLAS_CORETYPE set, once. Returns when no restart is needed or the restart failed.

@@ -156,8 +156,6 @@ std::optional<int> run_stage(const RunContext& ctx, const std::function<void()>&
 ojson provenance_json(const RunContext& ctx, const Prepared& prep, const SpectrumBackend& backend, double peak_rss_mib,
                       double elapsed, std::size_t resumed, const std::string& run_id,
                       const std::vector<mpi::HostRanks>& hosts) {
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
   ojson p;
   p["tool"] = tool_name();
   p["git_commit"] = kGitCommit;
@@ -175,7 +173,7 @@ ojson provenance_json(const RunContext& ctx, const Prepared& prep, const Spectru
   p["backend_detail"] = backend.description();
   p["precision_policy"] = precision_policy_name(ctx.options.precision);
   p["versions"] = library_versions(mpi::mpi_library_version());
-  p["host_rank0"] = host;
+  p["host_rank0"] = host_name();
   p["hosts"] = ojson::array();
   for (const mpi::HostRanks& h : hosts) {
     ojson ranks = ojson::array();

@@ -1,3 +1,4 @@
+// The BLAS kernel check and the restart that fixes a fallback (blas_kernels.hpp).
 #include "vindex/blas_kernels.hpp"
 
 #include <sys/stat.h>
@@ -64,8 +65,8 @@ const char* restart_path() {
 #endif
 }
 
-}  // namespace
-
+// The kernel family to ask for ("SkylakeX", "Haswell"), or "" when the kernels fit this CPU or
+// nothing better is known.
 std::string better_blas_kernels() {
 #if defined(__x86_64__)
   const std::string core = lower(openblas_get_corename());
@@ -78,6 +79,8 @@ std::string better_blas_kernels() {
 #endif
   return "";
 }
+
+}  // namespace
 
 void restart_with_fitting_blas_kernels(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") || std::getenv(kRestartMarker)) return;
