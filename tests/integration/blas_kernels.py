@@ -32,6 +32,7 @@ from checks import check, finish
 
 AVX512 = {"SkylakeX", "CooperLake", "SapphireRapids"}
 AVX2 = {"Haswell", "Zen"} | AVX512
+RESTART_MARKER = "VINDEX_MPI_BLAS_RESTARTED"  # set by vindex_mpi in the environment it restarts with
 
 
 def cpu_flags():
@@ -41,19 +42,17 @@ def cpu_flags():
     return set()
 
 
-def run(args, name, coretype):
-    env_before = os.environ.get("OPENBLAS_CORETYPE")
-    os.environ.pop("OPENBLAS_CORETYPE", None)
-    os.environ.pop("VINDEX_MPI_BLAS_RESTARTED", None)
+def blas_env(coretype=None):
+    """This environment without a kernel choice or a restart's marker; with OPENBLAS_CORETYPE=coretype if given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", RESTART_MARKER)}
     if coretype:
-        os.environ["OPENBLAS_CORETYPE"] = coretype
+        env["OPENBLAS_CORETYPE"] = coretype
+    return env
+
+
+def run(args, name, coretype):
     out = os.path.join(args.work, name)
-    try:
-        code, _, stderr = mpi_runner.run(args, 2, ["--model", args.fixture, "--out", out])
-    finally:
-        os.environ.pop("OPENBLAS_CORETYPE", None)
-        if env_before is not None:
-            os.environ["OPENBLAS_CORETYPE"] = env_before
+    code, _, stderr = mpi_runner.run(args, 2, ["--model", args.fixture, "--out", out], env=blas_env(coretype))
     check(code == 0, f"{name}: exit {code}: {stderr[-800:]}")
     if code != 0:
         return None, stderr, None
@@ -74,24 +73,21 @@ def walk(group, prefix=""):
 
 def restarted_names(args, link, out):
     """Runs 2 ranks through `link` and returns ({pid: comm} of the restarted ranks, exit code)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "VINDEX_MPI_BLAS_RESTARTED")}
     largs = argparse.Namespace(**vars(args))
     largs.binary = link
     cmd = mpi_runner.mpi_command(largs, 2, ["--model", args.fixture, "--out", out])
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, env=blas_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     names = {}
     deadline = time.monotonic() + 240
     while p.poll() is None and time.monotonic() < deadline:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        for pid in mpi_runner.rank_pids(link, out).values():
             try:
-                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
                 environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
                 comm = open(f"/proc/{pid}/comm").read().strip()
             except OSError:
                 continue
-            if cmdline[0] == link.encode() and out.encode() in cmdline and \
-                    any(v.startswith(b"VINDEX_MPI_BLAS_RESTARTED=") for v in environ):
-                names[int(pid)] = comm
+            if any(v.startswith(RESTART_MARKER.encode() + b"=") for v in environ):
+                names[pid] = comm
         time.sleep(0.005)
     if p.poll() is None:
         p.kill()
@@ -146,9 +142,8 @@ def main():
     # Through the dynamic loader: no restart (it would execute the loader with the program's arguments).
     loader = next((path for path in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1") if os.path.exists(path)), None)
     if loader:
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "VINDEX_MPI_BLAS_RESTARTED")}
         p = subprocess.run([loader, args.binary, "--model", args.fixture, "--out", os.path.join(args.work, "loader")],
-                           env=env, capture_output=True, text=True, timeout=240)
+                           env=blas_env(), capture_output=True, text=True, timeout=240)
         check(p.returncode == 0, f"through {loader}: exit {p.returncode}: {p.stderr[-600:]}")
         check("could not restart itself" in p.stderr and f"OPENBLAS_CORETYPE={chosen}" in p.stderr,
               f"through {loader}: no warning: {p.stderr[-600:]}")

@@ -33,18 +33,19 @@ def is_open_mpi(mpiexec):
     return _open_mpi[mpiexec]
 
 
-def run(args, np, vindex_args, timeout=240):
-    """Runs and returns (exit code, stdout, stderr); a run past `timeout` (a hang) fails the test."""
-    return run_with(args, np, vindex_args, [], timeout)
+def run(args, np, vindex_args, timeout=240, env=None):
+    """Runs and returns (exit code, stdout, stderr); a run past `timeout` (a hang) fails the test.
+    `env`: the launcher's environment (default: this process's)."""
+    return run_with(args, np, vindex_args, [], timeout, env)
 
 
-def run_with(args, np, vindex_args, launcher_args, timeout=240):
+def run_with(args, np, vindex_args, launcher_args, timeout=240, env=None):
     """run() with extra options for the launcher (e.g. --bind-to core), placed before the binary."""
     cmd = mpi_command(args, np, vindex_args)
     at = cmd.index(args.binary)
     cmd = cmd[:at] + list(launcher_args) + cmd[at:]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         sys.exit(f"HANG: no exit within {timeout} s: {' '.join(cmd)}")
     return p.returncode, p.stdout, p.stderr
