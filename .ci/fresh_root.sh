@@ -6,7 +6,7 @@
 #   bash .ci/fresh_root.sh 'bash tools/demo.sh'      (.ci/run does this)
 #   bash .ci/fresh_root.sh 'bash tools/test.sh'      (by hand; README, "Tests")
 #
-# Needs root and debootstrap (apt-get install debootstrap). The root lives in a private mount and
+# Needs root; installs debootstrap with apt when it is missing. The root lives in a private mount and
 # PID namespace (unshare): /proc, /dev (with a private /dev/shm) and /sys are mounted there only,
 # no mount outlives the check, and every process started inside (a daemon a package starts, a
 # leftover MPI rank) is killed when the command ends. The root is deleted afterwards with
@@ -15,7 +15,7 @@
 # The clone is of the committed HEAD (as CI's clean clone is); uncommitted changes are not in it.
 # Exit status: the command's; 75 when no root could be made because the Debian mirror does not
 # answer (VINDEX_DEBIAN_MIRROR, default http://deb.debian.org/debian); any other failure to make
-# the root is 1.
+# the root (debootstrap not installable although the mirror answers, included) is 1.
 set -euo pipefail
 command="${1:?usage: fresh_root.sh COMMAND   (run in the clone, e.g. 'bash tools/demo.sh')}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,8 +26,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "fresh_root: needs root (debootstrap, chroot, mounts)" >&2
   exit 1
 fi
-for tool in debootstrap unshare chroot git; do
-  command -v "$tool" >/dev/null || { echo "fresh_root: $tool not found (apt-get install debootstrap)" >&2; exit 1; }
+for tool in unshare chroot git; do
+  command -v "$tool" >/dev/null || { echo "fresh_root: $tool not found" >&2; exit 1; }
 done
 
 mirror_answers() {
@@ -44,6 +44,18 @@ mirror_answers() {
   done
   return 1
 }
+
+if ! command -v debootstrap >/dev/null; then
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+           debootstrap >/dev/null; }; then
+    if mirror_answers; then
+      echo "fresh_root: apt-get could not install debootstrap, though the Debian mirror answers" >&2
+      exit 1
+    fi
+    echo "fresh_root: SKIPPED: the Debian mirror $mirror does not answer; debootstrap could not be installed" >&2
+    exit 75
+  fi
+fi
 
 work="$(mktemp -d /var/tmp/vindex-fresh-root.XXXXXX)"
 target="$work/root"
