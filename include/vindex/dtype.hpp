@@ -18,7 +18,10 @@ std::string_view dtype_name(DType dtype);
 // Bits per element: sub-byte types exist (F4, F6_*), so sizes are checked in bits.
 unsigned dtype_bits(DType dtype);
 
-// The dtypes whose values the dequantizer can turn into float32 weights.
+// F32, BF16 and F16: the dtypes read as plain floating-point values (weights, scales, biases).
+bool is_float_dtype(DType dtype);
+// The dtypes whose values the dequantizer can turn into float32 weights: the float ones and
+// F8_E4M3 (with block scales).
 bool is_weight_dtype(DType dtype);
 
 }  // namespace vindex

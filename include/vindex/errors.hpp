@@ -98,6 +98,11 @@ class LibraryError : public Error {
   // The same failure, named with the model file and tensor that was being computed (BLAS, LAPACK
   // and cuSOLVER know nothing of tensors): "FILE: tensor 'NAME': <cause's message>".
   LibraryError(const LibraryError& cause, const std::string& file, const std::string& tensor);
+  // Whether the message names the tensor (the second constructor).
+  bool names_tensor() const noexcept { return names_tensor_; }
+
+ private:
+  bool names_tensor_ = false;
 };
 
 class LapackError : public LibraryError {

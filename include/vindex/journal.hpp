@@ -12,10 +12,13 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vindex/file_descriptor.hpp"
@@ -32,32 +35,41 @@ enum class JournalRecordKind : std::uint32_t { identity = 1, results = 2 };
 
 class JournalWriter {
  public:
-  // Creates out_dir/.vindex-journal/file_name (which must not exist) and writes the identity.
+  // Creates out_dir/.vindex-journal/file_name (which must not exist), writes the identity and
+  // starts the writer thread.
   JournalWriter(const std::filesystem::path& out_dir, const std::string& file_name, const RunIdentity& identity,
                 double flush_seconds);
-  ~JournalWriter();  // writes what is pending, best effort
+  ~JournalWriter();  // stops the writer thread, then writes what is pending, best effort
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
 
-  // Thread-safe. Writes a batch once flush_seconds have passed since the last one.
+  // Thread-safe and cheap: queues the result. The writer thread writes and syncs the queue as one
+  // record once flush_seconds have passed since the last batch, so the compute (or GPU-feeding)
+  // threads never wait on the disk (fdatasync takes long on a loaded parallel filesystem). A
+  // failed write of an earlier batch is rethrown here (and by flush()).
   void append(const MatrixResult& result);
-  // Thread-safe. Writes what is pending as one record and syncs it to disk.
+  // Thread-safe. Writes what is queued as one record and syncs it to disk, on the caller's thread.
   void flush();
   const std::filesystem::path& path() const { return path_; }
   std::size_t results_written() const;
 
  private:
-  void write_record_locked(JournalRecordKind kind, std::span<const std::byte> payload);
-  void flush_locked();
+  void writer_loop();
+  void write_record(JournalRecordKind kind, std::span<const std::byte> payload);  // holds file_mutex_
 
   std::filesystem::path path_;
   FileDescriptor fd_;
   std::chrono::steady_clock::duration interval_;
-  mutable std::mutex mutex_;
+  std::mutex file_mutex_;  // the file: one batch written at a time; taken before mutex_
+  bool broken_ = false;    // (file_mutex_) a write failed: no record may follow its truncated fragment
+  mutable std::mutex mutex_;  // the queue and the writer thread's state
+  std::condition_variable wake_;
   std::vector<MatrixResult> pending_;
   std::chrono::steady_clock::time_point last_flush_;
   std::size_t written_ = 0;
-  bool broken_ = false;  // a write failed: no further record may follow its (truncated) fragment
+  std::exception_ptr error_;  // the writer thread's failure, rethrown by append and flush
+  bool stop_ = false;
+  std::thread writer_;  // last: started after everything above is initialised
 };
 
 struct JournalContents {

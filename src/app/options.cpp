@@ -137,8 +137,9 @@ ParseResult parse_command_line(int argc, char** argv) {
                                           "and activation statistics from --activations) (default: 1)");
   app.add_option("--activations", o.activations, "Phase 3: the hidden states an inference engine captured "
                                                   "(tools/capture/capture.py; format in docs/phase3.md)");
-  app.add_option("--phase3-tokens", o.phase3_tokens, "Phase 3: tokens sampled for C1, C3 and C5, at most 4096: "
-                                                     "rank 0 holds an S x S matrix per layer (default: 512)")
+  app.add_option("--phase3-tokens", o.phase3_tokens,
+                 fmt::format("Phase 3: tokens sampled for C1, C3 and C5, at most 4096: rank 0 holds an S x S matrix "
+                             "per layer (default: {})", kDefaultSampledTokens))
       ->check(CLI::Range(2, 4096));
   app.add_option("--projections", projections_text, "Phase 1's projections of every dense MLP, routed and shared "
                                                     "expert: down, gate, up, comma-separated (default: down)");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vindex/layout.hpp"
+#include "vindex/phase3.hpp"
 #include "vindex/spectrum.hpp"
 
 namespace vindex::app {
@@ -20,7 +21,7 @@ struct Options {
   std::vector<int> ks{64};     // ascending, unique
   std::vector<int> phases{1};  // ascending, unique: 1 (expert spectra), 2 (router spectra), 3 (routing statistics)
   std::filesystem::path activations;  // phase 3: the capture file (docs/phase3.md)
-  int phase3_tokens = 512;            // phase 3: tokens sampled for C1, C3 and C5
+  int phase3_tokens = kDefaultSampledTokens;  // phase 3: tokens sampled for C1, C3 and C5
   std::vector<Projection> projections{Projection::down};  // phase 1's, in gate, up, down order
   std::string backend = "cpu";  // cpu | cuda | auto
   bool share_gpus = false;     // allow more ranks than GPUs on a node

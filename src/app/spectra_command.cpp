@@ -396,11 +396,11 @@ int run_spectra(const RunContext& ctx) {
     progress.emplace(label, todo.size(), stream, isatty(fileno(stream)) != 0, o.progress_seconds);
   }
   work.start();
-  const auto outcome = mpi::exchange_progress_until_done(comm, work, [&](std::size_t n) {
+  const std::size_t global_done = mpi::exchange_progress_until_done(comm, work, [&](std::size_t n) {
     if (progress) progress->update(n);
   });
   work.join();
-  if (progress) progress->finish(outcome.global_done);
+  if (progress) progress->finish(global_done);
   bool input_changed = false;
   if (auto code = agree(ctx, work.failed() ? work.error() : nullptr, &input_changed)) return failed(*code, input_changed);
 

@@ -93,7 +93,7 @@ float e8m0_to_float(std::uint8_t code) {
 
 std::vector<double> decode_vector(const TensorView& tensor) {
   const TensorInfo& info = tensor.info();
-  if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
+  if (!is_float_dtype(info.dtype))
     throw InputError(tensor.file(), info.name, fmt::format("dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
   const std::uint64_t n = info.num_elements();
   std::vector<double> values(n);
@@ -165,7 +165,7 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
                                     m_.rows, m_.cols, m_.slice.offset, row_stride_, m_.slice.col_stride));
   switch (encoding_) {
     case WeightEncoding::plain:
-      if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
+      if (!is_float_dtype(info.dtype))
         throw InternalError(fmt::format("no plain decoder for dtype {} of '{}'", dtype_name(info.dtype), info.name));
       break;
     case WeightEncoding::fp8_block:

@@ -44,8 +44,8 @@ std::optional<DType> parse_dtype(std::string_view name) {
 std::string_view dtype_name(DType dtype) { return info(dtype).name; }
 unsigned dtype_bits(DType dtype) { return info(dtype).bits; }
 
-bool is_weight_dtype(DType dtype) {
-  return dtype == DType::F8_E4M3 || dtype == DType::BF16 || dtype == DType::F16 || dtype == DType::F32;
-}
+bool is_float_dtype(DType dtype) { return dtype == DType::BF16 || dtype == DType::F16 || dtype == DType::F32; }
+
+bool is_weight_dtype(DType dtype) { return is_float_dtype(dtype) || dtype == DType::F8_E4M3; }
 
 }  // namespace vindex

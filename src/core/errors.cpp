@@ -43,7 +43,7 @@ LibraryError::LibraryError(const std::string& library, const std::string& call, 
     : Error(ExitCode::internal, fmt::format("{} call {} failed: {} (at {})", library, call, detail, where_text(where))) {}
 
 LibraryError::LibraryError(const LibraryError& cause, const std::string& file, const std::string& tensor)
-    : Error(ExitCode::internal, input_message(file, tensor, cause.what())) {}
+    : Error(ExitCode::internal, input_message(file, tensor, cause.what())), names_tensor_(true) {}
 
 LapackError::LapackError(const std::string& call, long info, SourceLocation where)
     : LibraryError("LAPACK", call, fmt::format("info = {}", info), where) {}

@@ -129,18 +129,45 @@ JournalWriter::JournalWriter(const fs::path& out_dir, const std::string& file_na
   if (ec) throw IoError(path_.parent_path().string(), "cannot create the journal directory: " + ec.message());
   fd_ = FileDescriptor::create_exclusive(path_);
   const std::string text = identity.to_json().dump();
-  const std::lock_guard lock(mutex_);
-  write_record_locked(JournalRecordKind::identity, std::as_bytes(std::span(text.data(), text.size())));
+  {
+    const std::lock_guard file(file_mutex_);
+    write_record(JournalRecordKind::identity, std::as_bytes(std::span(text.data(), text.size())));
+  }
+  writer_ = std::thread([this] { writer_loop(); });
 }
 
 JournalWriter::~JournalWriter() {
+  {
+    const std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (writer_.joinable()) writer_.join();
   try {
     flush();
   } catch (...) {  // the journal is an aid: losing its last batch only costs recomputation
   }
 }
 
-void JournalWriter::write_record_locked(JournalRecordKind kind, std::span<const std::byte> payload) {
+// Waits for a result, then for the batch interval to pass since the last batch, then writes the
+// queue; until stopped. A failure is kept for append() and flush() to rethrow, and ends the loop.
+void JournalWriter::writer_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stop_ && !error_) {
+    wake_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+    if (stop_) break;
+    wake_.wait_until(lock, last_flush_ + interval_, [&] { return stop_; });
+    if (stop_) break;
+    lock.unlock();
+    try {
+      flush();
+    } catch (...) {  // kept in error_ by flush()
+    }
+    lock.lock();
+  }
+}
+
+void JournalWriter::write_record(JournalRecordKind kind, std::span<const std::byte> payload) {
   if (broken_) throw IoError(path_.string(), "an earlier write failed; the journal takes no more records");
   std::vector<std::byte> bytes;
   bytes.reserve(kJournalRecordHeaderBytes + payload.size());
@@ -157,26 +184,38 @@ void JournalWriter::write_record_locked(JournalRecordKind kind, std::span<const 
   }
 }
 
-void JournalWriter::flush_locked() {
-  if (!pending_.empty()) {
-    std::vector<std::byte> payload;
-    encode_results(pending_, payload);
-    write_record_locked(JournalRecordKind::results, payload);
-    written_ += pending_.size();
-    pending_.clear();
-  }
-  last_flush_ = std::chrono::steady_clock::now();
-}
-
 void JournalWriter::append(const MatrixResult& result) {
-  const std::lock_guard lock(mutex_);
-  pending_.push_back(result);
-  if (std::chrono::steady_clock::now() - last_flush_ >= interval_) flush_locked();
+  bool first = false;
+  {
+    const std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    first = pending_.empty();
+    pending_.push_back(result);
+  }
+  if (first) wake_.notify_all();
 }
 
 void JournalWriter::flush() {
+  const std::lock_guard file(file_mutex_);
+  std::vector<MatrixResult> batch;
+  {
+    const std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    batch.swap(pending_);
+    last_flush_ = std::chrono::steady_clock::now();
+  }
+  if (batch.empty()) return;
+  try {
+    std::vector<std::byte> payload;
+    encode_results(batch, payload);
+    write_record(JournalRecordKind::results, payload);
+  } catch (...) {
+    const std::lock_guard lock(mutex_);
+    error_ = std::current_exception();
+    throw;
+  }
   const std::lock_guard lock(mutex_);
-  flush_locked();
+  written_ += batch.size();
 }
 
 std::size_t JournalWriter::results_written() const {

@@ -297,7 +297,8 @@ std::string format_layer_table(const VindexTables& tables) {
   if (const auto t = layer_temperature(tables))
     out += fmt::format("C4 (median over {} MoE layers of median var@64) = {:.4f}, range [{:.4f}, {:.4f}]: {}\n",
                        t->layers.size(), t->value, t->min, t->max,
-                       t->value < kDissolutionThreshold ? "dissolved (< 0.15)" : "non-dissolved (>= 0.15)");
+                       t->value < kDissolutionThreshold ? fmt::format("dissolved (< {})", kDissolutionThreshold)
+                                                        : fmt::format("non-dissolved (>= {})", kDissolutionThreshold));
   return out;
 }
 

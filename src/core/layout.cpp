@@ -242,8 +242,7 @@ class LayoutBuilder {
 
   void check_plain_dtype(const TensorRecord& record, bool allow_fp8) const {
     const DType d = record.info->dtype;
-    const bool ok = d == DType::BF16 || d == DType::F16 || d == DType::F32 || (allow_fp8 && d == DType::F8_E4M3);
-    if (!ok)
+    if (!(allow_fp8 ? is_weight_dtype(d) : is_float_dtype(d)))
       throw InputError(file_of(&record), record.info->name,
                        fmt::format("dtype {} is not a supported weight type ({})", dtype_name(d),
                                    allow_fp8 ? "F8_E4M3 with block scales, BF16, F16, F32"
@@ -259,7 +258,7 @@ class LayoutBuilder {
     const std::uint32_t br = layout_.quantization ? layout_.quantization->block_rows : 128;
     const std::uint32_t bc = layout_.quantization ? layout_.quantization->block_cols : 128;
     const TensorInfo& info = *scale->info;
-    if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
+    if (!is_float_dtype(info.dtype))
       throw InputError(file_of(scale), info.name, fmt::format("block scale dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
     const std::vector<std::uint64_t> want{ceil_div(rows, br), ceil_div(cols, bc)};
     if (info.shape != want)
@@ -452,8 +451,7 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
         throw InputError(builder.file_of(f.router_bias), f.router_bias->info->name,
                          fmt::format("router bias shape {} disagrees with config.json, which gives [{}]",
                                      shape_text(f.router_bias->info->shape), E));
-      if (f.router_bias && f.router_bias->info->dtype != DType::F32 && f.router_bias->info->dtype != DType::BF16 &&
-          f.router_bias->info->dtype != DType::F16)
+      if (f.router_bias && !is_float_dtype(f.router_bias->info->dtype))
         throw InputError(builder.file_of(f.router_bias), f.router_bias->info->name,
                          fmt::format("router bias dtype {} is not F32, BF16 or F16", dtype_name(f.router_bias->info->dtype)));
       if (f.shared_gate && f.shared_gate->info->shape != std::vector<std::uint64_t>{1, H})

@@ -95,7 +95,23 @@ void RankComputation::deliver(std::size_t index, MatrixSpectrum&& spectrum) {
   }
 }
 
-void RankComputation::fail(std::size_t /*index*/, std::exception_ptr error) {
+void RankComputation::fail(std::size_t index, std::exception_ptr error) {
+  // A library failure in matrix `index` that the backend did not name is named here: the job's
+  // error message must say which tensor it was computing.
+  if (index < items_.size()) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const LibraryError& e) {
+      if (!e.names_tensor()) {
+        try {
+          const TensorView weight = checkpoint_.view(*items_[index].weight.weight);
+          error = std::make_exception_ptr(LibraryError(e, weight.file(), weight.name()));
+        } catch (...) {  // naming it failed: the unnamed error stands
+        }
+      }
+    } catch (...) {
+    }
+  }
   const std::lock_guard lock(error_mutex_);
   if (!error_) error_ = std::move(error);
   failed_.store(true);

@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 #include <set>
 
 #if defined(__linux__)
@@ -14,6 +15,8 @@
 
 #include <cblas.h>
 #include <fmt/format.h>
+
+#include "blas_lapack.hpp"
 
 namespace vindex {
 namespace {
@@ -81,6 +84,11 @@ std::string better_blas_kernels() {
 }
 
 }  // namespace
+
+void cpu::use_one_blas_thread() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
 
 void restart_with_fitting_blas_kernels(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") || std::getenv(kRestartMarker)) return;

@@ -8,6 +8,12 @@
 
 namespace vindex::cpu {
 
+// One BLAS thread per call, set once for the process (OpenBLAS's setting is process-wide): the
+// parallelism is ours -- the CPU backend's workers, phase 3's ranks and the CUDA host helpers each
+// run one matrix per thread. Every user calls this before its first BLAS call; only the first call
+// sets it.
+void use_one_blas_thread();
+
 // C += A A^T (NoTrans, A is n x k) or C += A^T A (Trans, A is k x n); lower triangle; column-major.
 inline void syrk_lower(bool transpose, int n, int k, const float* a, int lda, float beta, float* c, int ldc) {
   cblas_ssyrk(CblasColMajor, CblasLower, transpose ? CblasTrans : CblasNoTrans, n, k, 1.0f, a, lda, beta, c, ldc);

@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include "blas_lapack.hpp"
 #include "gram_eigen_solver.hpp"
 #include "vindex/spectrum.hpp"
 
@@ -17,7 +18,7 @@ class CpuBackend final : public SpectrumBackend {
  public:
   explicit CpuBackend(const CpuBackendOptions& options) : options_(options) {
     // Each worker owns one matrix at a time; BLAS must not spawn threads of its own.
-    openblas_set_num_threads(1);
+    cpu::use_one_blas_thread();
   }
 
   std::string name() const override { return "cpu"; }

@@ -58,7 +58,7 @@ void tally_activations(const Checkpoint& ckpt, const ModelLayout& layout, const 
 }  // namespace
 
 LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
-  openblas_set_num_threads(1);  // ranks are the parallelism, as in the CPU backend
+  use_one_blas_thread();  // ranks are the parallelism, as in the CPU backend
   const LayerLayout& layer = in.layout.layers.at(static_cast<std::size_t>(index));
   const std::uint64_t n = in.capture.info().n_tokens;
   const std::uint64_t h = in.layout.hidden_size;

@@ -2,8 +2,6 @@
 // cuda_backend.hpp). Host code; the kernels are in decode_kernels.cu.
 #include "cuda_backend.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -24,7 +22,6 @@
 #include "vindex/dequantize.hpp"
 #include "vindex/errors.hpp"
 
-extern "C" void openblas_set_num_threads(int);
 
 namespace vindex::cuda {
 namespace {
@@ -102,7 +99,7 @@ class Pipeline {
     VINDEX_CUDA_CHECK(upload_fp8_table(table.data()));
     // The upload goes through the legacy stream, which the (non-blocking) slot streams do not wait for.
     VINDEX_CUDA_CHECK(cudaDeviceSynchronize());
-    openblas_set_num_threads(1);  // process-wide: each helper's LAPACK call runs on its own thread
+    vindex::cpu::use_one_blas_thread();  // each helper's LAPACK call runs on its own thread
     try {
       for (auto& h : helpers_) h.thread = std::thread([this, &h] { helper_loop(h); });
       for (std::size_t i = 0; i < matrices_.size() && !sink_.should_stop(); ++i) {

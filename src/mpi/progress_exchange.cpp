@@ -19,7 +19,7 @@ void wait_polling(std::array<MPI_Request, 2>& requests, std::chrono::millisecond
 
 }  // namespace
 
-ExchangeOutcome exchange_progress_until_done(const Communicator& comm, RankComputation& work,
+std::size_t exchange_progress_until_done(const Communicator& comm, RankComputation& work,
                                              const std::function<void(std::size_t)>& on_progress,
                                              std::chrono::milliseconds poll) {
   for (;;) {
@@ -39,9 +39,9 @@ ExchangeOutcome exchange_progress_until_done(const Communicator& comm, RankCompu
     if (on_progress) on_progress(done);
     if (lowest_failed < comm.size()) {
       work.request_stop();
-      return {true, done};
+      return done;
     }
-    if (global[1] == comm.size()) return {false, done};
+    if (global[1] == comm.size()) return done;
     std::this_thread::sleep_for(poll);
   }
 }

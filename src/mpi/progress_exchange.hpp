@@ -12,12 +12,9 @@
 
 namespace vindex::mpi {
 
-struct ExchangeOutcome {
-  bool failed = false;
-  std::size_t global_done = 0;
-};
-
-ExchangeOutcome exchange_progress_until_done(const Communicator& comm, RankComputation& work,
+// Returns the matrices done over all ranks in the last round. Whether a rank failed is not returned:
+// the caller agrees on the ranks' errors afterwards (agreement.hpp), which also names the failure.
+std::size_t exchange_progress_until_done(const Communicator& comm, RankComputation& work,
                                              const std::function<void(std::size_t)>& on_progress,
                                              std::chrono::milliseconds poll = std::chrono::milliseconds(50));
 

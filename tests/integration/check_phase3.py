@@ -43,10 +43,17 @@ def main():
     agg = json.loads((a.out / "phase1_moe_svd_agg.json").read_text())
     name = a.model.name
     ours = {entry["layer"]: entry for entry in stats["layers"]}
+    check(len(ours) == len(stats["layers"]), f"{name}: a layer listed twice in phase3_routing_stats.json")
+    extra = sorted(set(ours) - {r["layer"] for r in ref["layers"]})
+    check(not extra, f"{name}: layers {extra} in phase3_routing_stats.json that the reference does not have")
     check(stats["capture"]["n_tokens"] == ref["n_tokens"], f"{name}: n_tokens {stats['capture']['n_tokens']}")
     check(stats["capture"]["sampled_tokens"] == len(ref["sampled_token_indices"]), f"{name}: sampled tokens")
 
     with h5py.File(a.out / "vindex.h5", "r") as h5:
+        want_groups = {f"layer_{r['layer']:03d}" for r in ref["layers"]}
+        got_groups = {key for key in h5["phase3"] if key.startswith("layer_")}
+        check(got_groups == want_groups, f"{name}: vindex.h5 phase3 layer groups {sorted(got_groups ^ want_groups)} "
+                                         "differ from the reference's layers")
         for r in ref["layers"]:
             label = f"{name}: layer {r['layer']}"
             e = ours.get(r["layer"])

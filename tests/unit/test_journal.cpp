@@ -3,11 +3,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
@@ -100,6 +102,27 @@ TEST_CASE("a journal gives back every result it was given, bit for bit", "[journ
   REQUIRE(back.torn_records == 0);
   REQUIRE(back.results.size() == results.size());
   for (std::size_t i = 0; i < results.size(); ++i) REQUIRE(same(back.results[i].result, results[i]));
+}
+
+TEST_CASE("the writer thread writes each batch once the interval has passed, with no call from the appender", "[journal]") {
+  vindex_test::TempDir tmp;
+  const auto results = some_results(5);
+  JournalWriter w(tmp.path(), "j.vjl", identity(), 0.05);
+  for (std::size_t i = 0; i < 3; ++i) w.append(results[i]);
+  // No further append and no flush(): the batch must reach the disk anyway (a rank whose next
+  // matrix takes minutes must not hold its finished ones in memory all that time).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (w.results_written() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(w.results_written() == 3);
+  REQUIRE(read_journals(tmp.path(), identity()).results.size() == 3);
+  w.append(results[3]);
+  w.append(results[4]);
+  w.flush();
+  REQUIRE(w.results_written() == 5);
+  const JournalContents back = read_journals(tmp.path(), identity());
+  REQUIRE(back.results.size() == 5);
+  for (std::size_t i = 0; i < 5; ++i) REQUIRE(same(back.results[i].result, results[i]));
 }
 
 TEST_CASE("reading stops at a torn or damaged record; a well-formed record of wrong content is refused", "[journal]") {

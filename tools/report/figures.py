@@ -10,17 +10,12 @@ import numpy as np  # noqa: E402
 
 from report_data import k_column, marchenko_pastur_edges  # noqa: E402
 
-DISSOLUTION_THRESHOLD = 0.15  # README / phase1_moe_svd_agg.json: C4 below this is "dissolved"
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _threshold_line(ax, horizontal=True):
-    if horizontal:
-        ax.axhline(DISSOLUTION_THRESHOLD, color="crimson", linestyle="--", linewidth=1,
-                   label=f"dissolution line {DISSOLUTION_THRESHOLD}")
-    else:
-        ax.axvline(DISSOLUTION_THRESHOLD, color="crimson", linestyle="--", linewidth=1,
-                   label=f"dissolution line {DISSOLUTION_THRESHOLD}")
+def _threshold_line(ax, threshold):
+    """The dissolution line (phase1_moe_svd_agg.json's dissolution_threshold), horizontal."""
+    ax.axhline(threshold, color="crimson", linestyle="--", linewidth=1, label=f"dissolution line {threshold}")
 
 
 def _series(run, k, role_key=None):
@@ -39,7 +34,7 @@ def _series(run, k, role_key=None):
 
 def profile(runs, k):
     """Per-layer var@k: median of the routed experts with the q25-q75 band, shared experts and dense
-    layers marked, the 0.15 dissolution line. Several runs: overlaid on normalised depth."""
+    layers marked, the dissolution line. Several runs: overlaid on normalised depth."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
     several = len(runs) > 1
     for i, run in enumerate(runs):
@@ -62,7 +57,7 @@ def profile(runs, k):
             dx = np.array([d[0] for d in dense], dtype=float)
             ax.scatter(scale(dx), [d[1] for d in dense], marker="s", s=36, facecolor="white", edgecolor=color,
                        zorder=3, label=f"{run.model}: dense MLP layer" if several else "dense MLP layer")
-    _threshold_line(ax)
+    _threshold_line(ax, runs[0].dissolution_threshold)
     ax.set_xlabel("normalised depth (layer / (layers - 1))" if several else "layer")
     if not several:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -137,8 +132,8 @@ def histogram(run, k, bins=40):
     mesh = ax.pcolormesh(x_edges, edges, density, cmap="Blues", shading="flat")
     ax.plot(range(len(moe)), [np.median(l.main_group().var_at_k[:, col]) for l in moe], color="black",
             marker=".", linewidth=1, label="median")
-    if edges[0] <= DISSOLUTION_THRESHOLD <= edges[-1]:
-        _threshold_line(ax)
+    if edges[0] <= run.dissolution_threshold <= edges[-1]:
+        _threshold_line(ax, run.dissolution_threshold)
     step = max(1, len(moe) // 20)
     ax.set_xticks(range(0, len(moe), step))
     ax.set_xticklabels([str(moe[i].index) for i in range(0, len(moe), step)])

@@ -125,7 +125,8 @@ def page(runs, k, sections):
     body = [f"<h1>{esc(title)}</h1>",
             f"<p class='muted'>Singular-value spectra of every expert's down_proj (phase 1), computed by vindex_mpi; "
             f"var@{k} is the share of the squared Frobenius norm in the {k} largest singular values. "
-            f"Below the dissolution line of 0.15 a layer's spectrum is called dissolved (flat).</p>",
+            f"Below the dissolution line of {runs[0].dissolution_threshold} a layer's spectrum is called dissolved "
+            f"(flat).</p>",
             "<h2>Runs</h2>", run_table(runs)]
     for heading, content in sections:
         body.append(f"<h2>{esc(heading)}</h2>")

@@ -58,6 +58,11 @@ class RunOutput:
     def moe_layers(self):
         return [l for l in self.layers if l.kind == "moe"]
 
+    @property
+    def dissolution_threshold(self):
+        """The C4 line below which a spectrum is called dissolved, as the run wrote it."""
+        return self.aggregate["dissolution_threshold"]
+
 
 OUTPUT_FILES = ("vindex.h5", "phase1_moe_svd.json", "phase2_router_svd.json", "phase3_routing_stats.json",
                 "phase1_moe_svd_agg.json", "moe_config.json")

@@ -5,7 +5,7 @@ file (figures embedded, nothing fetched from the network).
   python3 tools/report/vindex_report.py demo-out                  # -> demo-out/report/report.html
   python3 tools/report/vindex_report.py kimi-out gemma-out --out compare --k 64
 
-Figures: the per-layer var@k profile (median, q25-q75 band, dense layers, the 0.15 dissolution
+Figures: the per-layer var@k profile (median, q25-q75 band, dense layers, the dissolution
 line; several directories are overlaid on normalised depth), a layer x expert heatmap of var@k, a
 per-layer histogram, and spectra of chosen experts against the Marchenko-Pastur bulk edge; then
 the constants with their definitions and status, and the per-layer table. Output is written under
@@ -78,7 +78,7 @@ def build(runs, k, spectra_text):
     overview = []
     add("profile.png", figures.profile(runs, k),
         f"var@{k} per layer: median of the routed experts with the q25-q75 band, the shared expert, dense MLP layers "
-        f"as squares, and the dissolution line at 0.15" + (" -- models overlaid on normalised depth." if several else "."),
+        f"as squares, and the dissolution line at {runs[0].dissolution_threshold}" + (" -- models overlaid on normalised depth." if several else "."),
         overview)
     sections.append((f"var@{k} profile", "\n".join(overview)))
 
