@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vindex/checkpoint.hpp"
+#include "vindex/family.hpp"
 
 namespace vindex {
 
@@ -88,7 +89,7 @@ struct BlockQuantization {
 };
 
 struct ModelLayout {
-  std::string family;      // "deepseek_v3", "qwen2_moe", "qwen3_moe", "mixtral", "olmoe", "gpt_oss", "llama4", "dense"
+  Family family = Family::dense_decoder;  // its row in the family table (vindex/family.hpp)
   std::string model_type;  // config.json model_type (of text_config for multimodal checkpoints)
   std::vector<std::string> architectures;
   int num_layers = 0;
@@ -115,8 +116,5 @@ struct ModelLayout {
 // Detects the layout. Unknown architectures, missing or misshapen expert tensors, missing block
 // scales and contradictions with config.json are InputErrors naming the file and tensor.
 ModelLayout detect_layout(const Checkpoint& checkpoint);
-
-// The families detect_layout reads, for messages and docs: "DeepSeek-V2/V3 and Kimi-K2 (...)".
-std::string known_families();
 
 }  // namespace vindex

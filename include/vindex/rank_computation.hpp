@@ -16,7 +16,7 @@
 #include "vindex/journal.hpp"
 #include "vindex/plan.hpp"
 #include "vindex/results.hpp"
-#include "vindex/spectrum.hpp"
+#include "vindex/backend.hpp"
 
 namespace vindex {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "vindex/plan.hpp"
-#include "vindex/spectrum.hpp"
+#include "vindex/backend.hpp"
 #include "vindex/stats.hpp"
 
 namespace vindex {

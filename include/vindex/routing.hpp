@@ -12,12 +12,7 @@
 namespace vindex {
 
 struct RoutingRule {
-  enum class Kind : std::uint8_t {
-    grouped_sigmoid,  // DeepSeek-V2/V3, Kimi-K2: sigmoid scores, correction bias for selection, group-limited top-k
-    softmax_topk,     // Qwen2/3-MoE, OLMoE, Mixtral
-    topk_softmax,     // GPT-OSS: top-k logits, softmax over them
-    topk_sigmoid,     // Llama-4: top-k logits, sigmoid of them
-  };
+  using Kind = RoutingKind;  // the family's (vindex/family.hpp)
   Kind kind = Kind::softmax_topk;
   int experts = 0;
   int k = 0;
@@ -28,7 +23,7 @@ struct RoutingRule {
   bool router_bias_in_logits = false;  // GPT-OSS: the router's bias is part of the logits
 };
 
-// The rule of the model's family, from moe_config's routing parameters; an InputError naming
+// The rule of the model's family (its traits), from moe_config's routing parameters; an InputError naming
 // config.json when a parameter the family needs is missing or inconsistent.
 RoutingRule routing_rule(const ModelLayout& layout, const std::string& config_file);
 

@@ -10,10 +10,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "vindex/plan.hpp"
+#include "vindex/run_request.hpp"
 
 namespace vindex {
 
+// "vindex_mpi 0.1.0"
+std::string tool_name();
+
+// The serialization of a RunRequest as a run resolved it (backend, layers), with the model's
+// fingerprint and the build.
 struct RunIdentity {
   std::string tool;               // "vindex_mpi 0.1.0"
   std::string git_commit;
@@ -25,9 +30,12 @@ struct RunIdentity {
   std::vector<std::string> projections;  // phase 1's: "gate_proj", "up_proj", "down_proj"
   std::vector<int> layers;        // the layers this run computes
 
+  static RunIdentity of(const RunRequest& request, BackendKind backend, std::vector<int> layers,
+                        std::string model_fingerprint);
   nlohmann::ordered_json to_json() const;
-  // What to plan for these phases and projections.
-  PlanRequest plan_request() const;
+  // The request recorded (phases, projections, k values, precision; the layers as --layers), for
+  // readers of a recorded identity (merge).
+  RunRequest request() const;
 };
 
 // Reads an identity written by to_json(); a malformed one is an InputError naming `file`.

@@ -6,7 +6,7 @@
 
 #include "run_context.hpp"
 #include "vindex/device_assignment.hpp"
-#include "vindex/spectrum.hpp"
+#include "vindex/backend.hpp"
 
 namespace vindex::app {
 
@@ -15,7 +15,5 @@ namespace vindex::app {
 BackendKind choose_backend(const Options& options);
 
 std::unique_ptr<SpectrumBackend> make_backend(const RunContext& ctx, BackendKind kind);
-
-const char* backend_name(BackendKind kind);
 
 }  // namespace vindex::app

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "vindex/spectrum.hpp"
+#include "vindex/backend.hpp"
 
 namespace vindex::app {
 

@@ -46,7 +46,7 @@ constexpr const char* kEstimateNote =
 
 ojson layout_json(const ModelLayout& layout) {
   ojson j;
-  j["family"] = layout.family;
+  j["family"] = family_name(layout.family);
   j["model_type"] = layout.model_type;
   j["architectures"] = layout.architectures;
   j["num_hidden_layers"] = layout.num_layers;

@@ -12,7 +12,7 @@
 #include "merge_command.hpp"
 #include "options.hpp"
 #include "printable.hpp"
-#include "spectra_command.hpp"
+#include "spectra_job.hpp"
 #include "vindex/blas_kernels.hpp"
 #include "run_context.hpp"
 
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     const int threads = parsed.options->threads > 0 ? parsed.options->threads : app::default_threads(comm.ranks_sharing_cpus());
     warn_if_narrowly_bound(comm, parsed.options->threads, threads);
     const app::RunContext ctx{*parsed.options, comm, threads, std::chrono::steady_clock::now(), app::utc_now_iso8601()};
-    return app::run_spectra(ctx);
+    return app::SpectraJob(ctx).run();
   } catch (...) {
     // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside an
     // exchange): end every rank rather than leave any waiting.

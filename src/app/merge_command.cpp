@@ -15,6 +15,7 @@
 
 #include "model_name.hpp"
 #include "printable.hpp"
+#include "provenance.hpp"
 #include "spectra_outputs.hpp"
 #include "run_context.hpp"
 #include "slices.hpp"
@@ -32,7 +33,6 @@
 #include "vindex/results.hpp"
 #include "vindex/router_bias.hpp"
 #include "vindex/run_identity.hpp"
-#include "vindex/version.hpp"
 
 namespace vindex::app {
 namespace {
@@ -120,7 +120,7 @@ int merge(const MergeOptions& o) {
   if (static_cast<int>(slices.size()) != count)
     throw UsageError(fmt::format("merge: the job has {} slices, {} given", count, slices.size()));
 
-  const PlanRequest request = identity.plan_request();
+  const PlanRequest request = identity.request().plan();
   std::set<int> covered;
   std::set<int> indices;
   for (const Slice& s : slices) {
@@ -196,24 +196,15 @@ int merge(const MergeOptions& o) {
   const std::string run_id = new_run_id();
   RunIdentity merged = identity;
   merged.layers = selected;
-  ojson p;
-  p["tool"] = tool_name();
-  p["git_commit"] = kGitCommit;
-  p["run_id"] = run_id;
-  p["command_line"] = o.command_line;
-  p["model_dir"] = absolute_path(o.model);
-  p["model_fingerprint"] = fingerprint;
-  p["run_identity"] = merged.to_json();
-  p["merged_from"] = ojson::array();
+  MergeFacts facts;
   for (const Slice& s : slices)
-    p["merged_from"].push_back({{"slice", s.dir.string()}, {"run_id", s.contents.run_id}, {"provenance", s.provenance}});
-  p["verified_all"] = o.verify_all;
-  p["backend"] = first.provenance.value("backend", "");
-  p["precision_policy"] = identity.precision;
-  p["versions"] = library_versions("(not used by merge)");
-  p["started_utc"] = started_utc;
+    facts.merged_from.push_back({{"slice", s.dir.string()}, {"run_id", s.contents.run_id}, {"provenance", s.provenance}});
+  facts.backend = first.provenance.value("backend", "");
+  facts.verified_all = o.verify_all;
+  facts.started_utc = started_utc;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  p["elapsed_seconds"] = elapsed;
+  facts.elapsed_seconds = elapsed;
+  const ojson p = merge_provenance({run_id, o.command_line, o.model, merged}, facts);
   const std::string model_name = o.name.empty() ? first.contents.model : printable(o.name);
   write_spectra_outputs(o.out, run_id, tables, model_name, layout, p,
                        fmt::format("{} -- {}, {} matrices merged from {} slices, {:.1f} s", model_name,

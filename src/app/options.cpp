@@ -123,13 +123,16 @@ ParseResult parse_command_line(int argc, char** argv) {
                "vindex_mpi"};
   app.footer(kFooter);
   app.set_config("--config", "", "Read options from a TOML file (key = value per option, e.g. jobs/*.toml)");
-  std::string ks_text = "64";
+  RunRequest& r = o.request;
+  std::string ks_text = std::to_string(kDefaultK);
   std::string precision = "auto";
+  std::string backend = "cpu";
+  std::string layers_text;
   app.add_option("--model", o.model, "Checkpoint directory: config.json and model.safetensors.index.json + shards, "
                                      "or a single model.safetensors")
       ->required();
   app.add_option("--out", o.out, "Output directory for vindex.h5 and the JSON files (must be empty or absent)");
-  app.add_option("--layers", o.layers, "Layers to analyse, e.g. 0,1,15-20 (default: all)");
+  app.add_option("--layers", layers_text, "Layers to analyse, e.g. 0,1,15-20 (default: all)");
   app.add_option("--k", ks_text, "k values of var@k, comma-separated (default: 64)");
   std::string phases_text = "1";
   std::string projections_text = "down";
@@ -137,13 +140,13 @@ ParseResult parse_command_line(int argc, char** argv) {
                                           "and activation statistics from --activations) (default: 1)");
   app.add_option("--activations", o.activations, "Phase 3: the hidden states an inference engine captured "
                                                   "(tools/capture/capture.py; format in docs/phase3.md)");
-  app.add_option("--phase3-tokens", o.phase3_tokens,
+  app.add_option("--phase3-tokens", r.phase3_tokens,
                  fmt::format("Phase 3: tokens sampled for C1, C3 and C5, at most 4096: rank 0 holds an S x S matrix "
                              "per layer (default: {})", kDefaultSampledTokens))
       ->check(CLI::Range(2, 4096));
   app.add_option("--projections", projections_text, "Phase 1's projections of every dense MLP, routed and shared "
                                                     "expert: down, gate, up, comma-separated (default: down)");
-  app.add_option("--backend", o.backend, "Spectrum backend: cpu (LAPACK), cuda (one GPU per rank), auto (cuda when a "
+  app.add_option("--backend", backend, "Spectrum backend: cpu (LAPACK), cuda (one GPU per rank), auto (cuda when a "
                                        "GPU is visible, else cpu) (default: cpu)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   app.add_flag("--share-gpus", o.share_gpus, "cuda: allow more ranks on a node than it has GPUs (they share them)");
@@ -188,18 +191,20 @@ ParseResult parse_command_line(int argc, char** argv) {
   if (o.out.empty() && !o.dry_run) throw UsageError("--out is required (unless --dry-run)");
   if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite contradict each other: finish the run, or start over");
   if (o.verify_all && !o.resume) throw UsageError("--verify-all checks what --resume reuses: add --resume");
-  if (!slice_text.empty()) o.slice = parse_slice(slice_text);
-  o.ks = parse_k_list(ks_text);
-  o.phases = parse_phase_list(phases_text);
-  o.projections = parse_projection_list(projections_text);
-  const bool phase3 = std::find(o.phases.begin(), o.phases.end(), 3) != o.phases.end();
+  if (!slice_text.empty()) r.slice = parse_slice(slice_text);
+  r.ks = parse_k_list(ks_text);
+  r.phases = parse_phase_list(phases_text);
+  r.projections = parse_projection_list(projections_text);
+  const bool phase3 = r.has_phase(3);
   if (phase3 && o.activations.empty()) throw UsageError("--phases 3 needs --activations FILE (tools/capture/capture.py writes one)");
   if (!phase3 && !o.activations.empty()) throw UsageError("--activations is read by phase 3 only: add 3 to --phases");
-  if (phase3 && o.slice) throw UsageError("--slice: phase 3 runs in one job over all layers; run it without --slice");
-  o.precision = precision == "fp32" ? PrecisionPolicy::fp32
+  if (phase3 && r.slice) throw UsageError("--slice: phase 3 runs in one job over all layers; run it without --slice");
+  r.precision = precision == "fp32" ? PrecisionPolicy::fp32
               : precision == "fp64" ? PrecisionPolicy::fp64
                                     : PrecisionPolicy::automatic;
-  if (!o.layers.empty()) parse_layer_list(o.layers);  // syntax errors now, range checks once the model is read
+  r.backend = parse_backend_choice(backend);
+  // Syntax errors now, range checks once the model is read (RunRequest::selected_layers).
+  if (!layers_text.empty()) r.layers = parse_layer_list(layers_text);
   return {std::move(o), ""};
 }
 

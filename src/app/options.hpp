@@ -9,21 +9,15 @@
 #include <vector>
 
 #include "vindex/layout.hpp"
-#include "vindex/phase3.hpp"
-#include "vindex/spectrum.hpp"
+#include "vindex/run_request.hpp"
 
 namespace vindex::app {
 
 struct Options {
   std::filesystem::path model;
   std::filesystem::path out;
-  std::string layers;          // "0,1,15-20"; empty: every layer
-  std::vector<int> ks{64};     // ascending, unique
-  std::vector<int> phases{1};  // ascending, unique: 1 (expert spectra), 2 (router spectra), 3 (routing statistics)
+  RunRequest request;          // phases, projections, k values, precision, backend, layers, slice
   std::filesystem::path activations;  // phase 3: the capture file (docs/phase3.md)
-  int phase3_tokens = kDefaultSampledTokens;  // phase 3: tokens sampled for C1, C3 and C5
-  std::vector<Projection> projections{Projection::down};  // phase 1's, in gate, up, down order
-  std::string backend = "cpu";  // cpu | cuda | auto
   bool share_gpus = false;     // allow more ranks than GPUs on a node
   int host_helpers = -1;       // CUDA: host threads solving eigenvalues; -1: the rank's threads - 1
   bool dry_run = false;
@@ -31,9 +25,7 @@ struct Options {
   bool resume = false;         // finish the run journaled in --out
   bool verify_all = false;     // with --resume: re-read and re-hash every matrix reused from the journal
   double journal_seconds = 30; // seconds between a rank's journal batches
-  std::optional<std::pair<int, int>> slice;  // --slice I/N: the I-th of N layer slices
   int threads = 0;             // 0: cores available to this rank
-  PrecisionPolicy precision = PrecisionPolicy::automatic;
   std::string name;            // model name written to the outputs; empty: from config/directory
   double progress_seconds = 30;  // interval of progress lines when stderr is not a terminal
   std::string command_line;

@@ -7,7 +7,6 @@
 
 #include <fmt/format.h>
 
-#include "../cpu/phase3_layer.hpp"
 #include "../mpi/gather.hpp"
 #include "vindex/capture_file.hpp"
 #include "vindex/plan.hpp"
@@ -20,7 +19,8 @@ inline constexpr double kAgreementWarning = 0.999;
 
 }  // namespace
 
-std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const Checkpoint& checkpoint,
+std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, SpectrumBackend& backend,
+                                            const Checkpoint& checkpoint,
                                             const ModelLayout& layout, std::span<const int> layers,
                                             const CaptureFile& capture, int sampled_tokens) {
   std::optional<RoutingRule> rule;
@@ -32,7 +32,7 @@ std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const
   for (int l : layers) costs.push_back(layout.layers.at(static_cast<std::size_t>(l)).kind == LayerKind::moe ? 4.0 : 1.0);
   const std::vector<std::size_t> bounds = partition_contiguous(costs, comm.size());
   const auto r = static_cast<std::size_t>(comm.rank());
-  const cpu::Phase3Inputs in{checkpoint, layout, capture, rule, sampled};
+  const Phase3Inputs in{checkpoint, layout, capture, rule, sampled};
   // Rank 0 speaks for the job: the start, then its own layers as they finish (the others' run alongside).
   const auto started = std::chrono::steady_clock::now();
   if (comm.is_root())
@@ -40,7 +40,7 @@ std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const
                comm.size(), capture.info().path, capture.info().n_tokens, sampled.size());
   std::vector<LayerPhase3> mine;
   for (std::size_t i = bounds[r]; i < bounds[r + 1]; ++i) {
-    mine.push_back(cpu::compute_layer_phase3(in, layers[i]));
+    mine.push_back(backend.phase3_layer(in, layers[i]));
     if (comm.is_root())
       fmt::print(stderr, "[phase 3] layer {} done ({} of rank 0's {}), {:.1f} s\n", layers[i], i - bounds[r] + 1,
                  bounds[r + 1] - bounds[r], std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "vindex/backend.hpp"
 #include "vindex/capture_file.hpp"
 #include "vindex/checkpoint.hpp"
 #include "vindex/layout.hpp"
@@ -15,9 +16,11 @@
 
 namespace vindex::app {
 
-// This rank's share, encoded for the gather, from the capture opened (and checked against the
-// layout) by the caller. Bad values are InputErrors naming the file and the HDF5 object.
-std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, const Checkpoint& checkpoint,
+// This rank's share, computed by `backend` and encoded for the gather, from the capture opened
+// (and checked against the layout) by the caller. Bad values are InputErrors naming the file and
+// the HDF5 object.
+std::vector<std::byte> compute_phase3_share(const mpi::Communicator& comm, SpectrumBackend& backend,
+                                            const Checkpoint& checkpoint,
                                             const ModelLayout& layout, std::span<const int> layers,
                                             const CaptureFile& capture, int sampled_tokens);
 

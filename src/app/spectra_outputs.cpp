@@ -10,11 +10,9 @@
 #include "vindex/hdf5_output.hpp"
 #include "vindex/json_output.hpp"
 #include "vindex/output_files.hpp"
-#include "vindex/version.hpp"
+#include "vindex/run_identity.hpp"
 
 namespace vindex::app {
-
-std::string tool_name() { return fmt::format("vindex_mpi {}", kVersion); }
 
 std::string describe_request(const PlanRequest& request, bool phase3) {
   std::vector<std::string> parts;
@@ -28,15 +26,6 @@ std::string describe_request(const PlanRequest& request, bool phase3) {
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
   return out;
-}
-
-nlohmann::ordered_json library_versions(const std::string& mpi_version) {
-  return {{"mpi", mpi_version},
-          {"hdf5", hdf5_library_version()},
-          {"fmt", FMT_VERSION},
-          {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR,
-                                        NLOHMANN_JSON_VERSION_PATCH)},
-          {"compiler", __VERSION__}};
 }
 
 namespace {

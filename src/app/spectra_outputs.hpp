@@ -14,14 +14,9 @@
 
 namespace vindex::app {
 
-// "vindex_mpi 0.1.0"
-std::string tool_name();
-
 // "phase 1 (down_proj, gate_proj), phase 2 (routers) and phase 3 (routing)", for headlines.
 std::string describe_request(const PlanRequest& request, bool phase3 = false);
 
-// Versions of the libraries this build uses, for provenance.
-nlohmann::ordered_json library_versions(const std::string& mpi_version);
 
 // Writes the files of the tables' phases into `out` as the output set of run `run_id` (each file
 // carries it) and prints `headline`, the layer table and the paths.

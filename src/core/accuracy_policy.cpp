@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "vindex/spectrum.hpp"
+#include "vindex/accuracy_policy.hpp"
 
 namespace vindex {
 

@@ -6,11 +6,19 @@
 
 namespace vindex {
 
-BackendKind resolve_backend(const std::string& requested, bool cuda_built, int device_count, const std::string& why) {
-  if (requested == "cpu") return BackendKind::cpu;
+const char* backend_name(BackendKind kind) { return kind == BackendKind::cuda ? "cuda" : "cpu"; }
+
+BackendChoice parse_backend_choice(const std::string& text) {
+  if (text == "cpu") return BackendChoice::cpu;
+  if (text == "cuda") return BackendChoice::cuda;
+  if (text == "auto") return BackendChoice::automatic;
+  throw UsageError(fmt::format("--backend: unknown backend '{}'", text));
+}
+
+BackendKind resolve_backend(BackendChoice requested, bool cuda_built, int device_count, const std::string& why) {
+  if (requested == BackendChoice::cpu) return BackendKind::cpu;
   const bool usable = cuda_built && device_count > 0;
-  if (requested == "auto") return usable ? BackendKind::cuda : BackendKind::cpu;
-  if (requested != "cuda") throw UsageError(fmt::format("--backend: unknown backend '{}'", requested));
+  if (requested == BackendChoice::automatic) return usable ? BackendKind::cuda : BackendKind::cpu;
   if (!cuda_built)
     throw UsageError("--backend cuda: this build has no CUDA backend (configure with a CUDA toolkit: "
                      "cmake -DVINDEX_CUDA=ON); use --backend cpu");

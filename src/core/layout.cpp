@@ -1,4 +1,4 @@
-// Layout detection: the family's config.json reader and naming (layout_families.cpp) say where
+// Layout detection: the family's config.json reader and naming (vindex/family.hpp) say where
 // the MLP tensors are; this file finds them by name, checks their shapes, dtypes and scales
 // against config.json, and cuts fused expert tensors into per-expert slices.
 #include "vindex/layout.hpp"
@@ -11,14 +11,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "layout_families.hpp"
+#include "family_config.hpp"
 #include "vindex/errors.hpp"
 
 namespace vindex {
 namespace {
 
-using layout_detail::ExpertStorage;
-using layout_detail::Naming;
 
 constexpr std::string_view kScaleSuffix = "_scale_inv";
 
@@ -63,7 +61,7 @@ struct ParsedName {
 };
 
 // Parses what follows "<prefix>L." of a layer's tensor.
-ParsedName parse_layer_tensor(std::string_view rest, const Naming& naming) {
+ParsedName parse_layer_tensor(std::string_view rest, const TensorNaming& naming) {
   ParsedName parsed;
   if (naming.bert_style) {
     if (rest == "intermediate.dense.weight") return {Kind::dense, -1, Projection::up};
@@ -274,7 +272,7 @@ class LayoutBuilder {
 
 // Sorts every tensor name into its layer's Found; counts what is not an MLP tensor. `layer_prefix` gets
 // the layer prefix the checkpoint uses (the family's first when none matched).
-std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const Naming& naming, ModelLayout& layout,
+std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& naming, ModelLayout& layout,
                                     std::string& layer_prefix) {
   layer_prefix = naming.layer_prefixes.front();
   bool prefix_seen = false;
@@ -372,22 +370,23 @@ std::vector<int> ModelLayout::moe_layers() const {
 ModelLayout detect_layout(const Checkpoint& ckpt) {
   ModelLayout layout;
   const layout_detail::ConfigReader config(ckpt.config(), ckpt.config_path().string());
-  const layout_detail::FamilySpec spec = layout_detail::read_family(config, layout);
+  const std::vector<bool> moe_layer = layout_detail::read_model_config(config, layout);
+  const TensorNaming& naming = traits(layout.family).naming;
   std::string layer_prefix;
-  std::vector<Found> found = find_mlp_tensors(ckpt, spec.naming, layout, layer_prefix);
+  std::vector<Found> found = find_mlp_tensors(ckpt, naming, layout, layer_prefix);
 
   const std::string listing = ckpt.listing_path().string();
   const LayoutBuilder builder(ckpt, layout);
   const auto missing = [&](const std::string& tensor, const std::string& why) {
     return InputError(listing, tensor, fmt::format("is missing: {}", why));
   };
-  const std::string module = spec.naming.mlp_module.empty() ? "" : spec.naming.mlp_module + ".";
+  const std::string module = naming.mlp_module.empty() ? "" : naming.mlp_module + ".";
   const std::uint64_t H = layout.hidden_size;
   for (int L = 0; L < layout.num_layers; ++L) {
     Found& f = found[static_cast<std::size_t>(L)];
     LayerLayout layer;
     layer.index = L;
-    layer.kind = spec.moe_layer[static_cast<std::size_t>(L)] ? LayerKind::moe : LayerKind::dense;
+    layer.kind = moe_layer[static_cast<std::size_t>(L)] ? LayerKind::moe : LayerKind::dense;
     if (layer.kind == LayerKind::dense) {
       const TensorRecord* expert_tensor = !f.routed.empty() ? f.routed.begin()->second
                                           : !f.fused.empty() ? f.fused.begin()->second : nullptr;
@@ -396,7 +395,7 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
                          fmt::format("layer {} has routed experts, but config.json makes it a dense MLP ({})", L,
                                      layout.moe_layer_rule));
       if (!f.dense.count(Projection::down))
-        throw missing(spec.naming.bert_style ? fmt::format("{}{}.output.dense.weight", layer_prefix, L)
+        throw missing(naming.bert_style ? fmt::format("{}{}.output.dense.weight", layer_prefix, L)
                                              : fmt::format("{}{}.{}down_proj.weight", layer_prefix, L, module),
                       fmt::format("layer {} is a dense MLP layer", L));
       for (const auto& [proj, record] : f.dense) {
@@ -410,8 +409,8 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
                          fmt::format("layer {} has a dense MLP, but config.json makes it an MoE layer ({})", L,
                                      layout.moe_layer_rule));
       const std::uint64_t I = layout.moe_intermediate_size;
-      if (spec.naming.storage != layout_detail::ExpertStorage::per_expert && f.routed.empty()) {
-        layer.routed = builder.fused_experts(f, L, spec.naming.storage);
+      if (naming.storage != ExpertStorage::per_expert && f.routed.empty()) {
+        layer.routed = builder.fused_experts(f, L, naming.storage);
       } else {
         layer.routed.resize(static_cast<std::size_t>(layout.n_routed_experts));
         for (const auto& [key, record] : f.routed) {
@@ -424,7 +423,7 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
           layer.routed[static_cast<std::size_t>(expert)][proj] =
               builder.weight_ref(*record, down ? H : I, down ? I : H, "routed expert");
         }
-        const std::string& down_name = spec.naming.expert_projections[static_cast<std::size_t>(Projection::down)];
+        const std::string& down_name = naming.expert_projections[static_cast<std::size_t>(Projection::down)];
         for (int e = 0; e < layout.n_routed_experts; ++e)
           if (!layer.routed[static_cast<std::size_t>(e)][Projection::down].present())
             throw missing(fmt::format("{}{}.{}experts.{}.{}.weight", layer_prefix, L, module, e, down_name),
@@ -438,11 +437,11 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
           shared[proj] = builder.weight_ref(*record, down ? H : S, down ? S : H, "shared expert");
         }
         if (!shared[Projection::down].present())
-          throw missing(fmt::format("{}{}.{}{}.down_proj.weight", layer_prefix, L, module, spec.naming.shared),
+          throw missing(fmt::format("{}{}.{}{}.down_proj.weight", layer_prefix, L, module, naming.shared),
                         "the layer has the other shared-expert projections");
         layer.shared = shared;
       } else if (layout.n_shared_experts > 0) {
-        throw missing(fmt::format("{}{}.{}{}.down_proj.weight", layer_prefix, L, module, spec.naming.shared),
+        throw missing(fmt::format("{}{}.{}{}.down_proj.weight", layer_prefix, L, module, naming.shared),
                       fmt::format("config.json gives {} shared expert(s)", layout.n_shared_experts));
       }
       const auto E = static_cast<std::uint64_t>(layout.n_routed_experts);

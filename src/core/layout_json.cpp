@@ -43,7 +43,7 @@ ojson projections_json(const ProjectionSet& set) {
 ojson ModelLayout::to_json(const std::string& model_name) const {
   ojson j;
   j["model"] = model_name;
-  j["family"] = family;
+  j["family"] = family_name(family);
   j["model_type"] = model_type;
   j["architectures"] = architectures;
   j["num_hidden_layers"] = num_layers;

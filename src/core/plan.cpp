@@ -46,7 +46,7 @@ std::vector<WorkItem> plan_items(const ModelLayout& layout, const Checkpoint& ck
   };
   const auto lacks = [&](int layer, const char* what, Projection p) {
     return UsageError(fmt::format("--projections: layer {}'s {} has no {} in this checkpoint (family {})", layer, what,
-                                  projection_name(p), layout.family));
+                                  projection_name(p), family_name(layout.family)));
   };
   for (int index : layers) {
     const LayerLayout& layer = layout.layers.at(static_cast<std::size_t>(index));

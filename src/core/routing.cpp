@@ -44,8 +44,18 @@ RoutingRule routing_rule(const ModelLayout& layout, const std::string& file) {
   const auto flag = [&](const char* key, bool fallback) {
     return routing.contains(key) && routing[key].is_boolean() ? routing[key].get<bool>() : fallback;
   };
-  if (layout.family == "deepseek_v3") {
-    r.kind = RoutingRule::Kind::grouped_sigmoid;
+  const FamilyTraits& family = traits(layout.family);
+  r.kind = family.routing;
+  r.router_bias_in_logits = family.router_bias_in_logits;
+  switch (family.renormalize) {
+    case Renormalize::never: break;
+    case Renormalize::always: r.normalize = true; break;
+    case Renormalize::as_config_says: r.normalize = flag("norm_topk_prob", false); break;
+    case Renormalize::config_required: break;  // checked and read with the grouped rule's parameters below
+  }
+  if (r.kind == RoutingKind::none)
+    throw InputError(file, "", fmt::format("family {} has no routing to recompute", family_name(layout.family)));
+  if (r.kind == RoutingKind::grouped_sigmoid) {
     if (routing.contains("scoring_func") && routing["scoring_func"] != "sigmoid")
       throw InputError(file, "", fmt::format("scoring_func {} is not the sigmoid phase 3 recomputes",
                                              routing["scoring_func"].dump()));
@@ -67,19 +77,6 @@ RoutingRule routing_rule(const ModelLayout& layout, const std::string& file) {
                                              r.topk_group, r.experts, r.k));
     r.normalize = routing["norm_topk_prob"].get<bool>();
     r.scaling = routing["routed_scaling_factor"].get<double>();
-  } else if (layout.family == "gpt_oss") {
-    r.kind = RoutingRule::Kind::topk_softmax;
-    r.router_bias_in_logits = true;
-  } else if (layout.family == "llama4") {
-    r.kind = RoutingRule::Kind::topk_sigmoid;
-  } else if (layout.family == "mixtral") {
-    r.kind = RoutingRule::Kind::softmax_topk;
-    r.normalize = true;  // Mixtral renormalises the top-k always
-  } else if (layout.family == "qwen2_moe" || layout.family == "qwen3_moe" || layout.family == "olmoe") {
-    r.kind = RoutingRule::Kind::softmax_topk;
-    r.normalize = flag("norm_topk_prob", false);
-  } else {
-    throw InputError(file, "", fmt::format("family {} has no routing to recompute", layout.family));
   }
   return r;
 }
@@ -126,6 +123,8 @@ void route_tokens(const RoutingRule& rule, std::span<const double> logits, std::
         std::copy(row.begin(), row.end(), score.begin());
         top_k(score, rule.k, order);
         break;
+      case RoutingRule::Kind::none:  // routing_rule never makes one
+        VINDEX_ASSERT(false);
     }
     // Weights of the chosen experts.
     double total = 0;

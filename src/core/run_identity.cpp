@@ -6,8 +6,20 @@
 #include <fmt/format.h>
 
 #include "vindex/errors.hpp"
+#include "vindex/version.hpp"
 
 namespace vindex {
+
+std::string tool_name() { return fmt::format("vindex_mpi {}", kVersion); }
+
+RunIdentity RunIdentity::of(const RunRequest& request, BackendKind backend, std::vector<int> layers,
+                            std::string model_fingerprint) {
+  std::vector<std::string> projections;
+  for (Projection p : request.projections) projections.push_back(projection_name(p));
+  return RunIdentity{tool_name(),      kGitCommit,        std::move(model_fingerprint),
+                     backend_name(backend), precision_policy_name(request.precision), request.ks,
+                     request.phases,   projections,       std::move(layers)};
+}
 
 nlohmann::ordered_json RunIdentity::to_json() const {
   nlohmann::ordered_json j;
@@ -23,14 +35,18 @@ nlohmann::ordered_json RunIdentity::to_json() const {
   return j;
 }
 
-PlanRequest RunIdentity::plan_request() const {
-  PlanRequest request;
-  request.phase1 = std::find(phases.begin(), phases.end(), 1) != phases.end();
-  request.routers = std::find(phases.begin(), phases.end(), 2) != phases.end();
+RunRequest RunIdentity::request() const {
+  RunRequest request;
+  request.phases = phases;
+  request.ks = ks;
   request.projections.clear();
   for (const std::string& name : projections)
     for (Projection p : kProjections)
       if (name == projection_name(p)) request.projections.push_back(p);
+  for (PrecisionPolicy p : {PrecisionPolicy::automatic, PrecisionPolicy::fp32, PrecisionPolicy::fp64})
+    if (precision == precision_policy_name(p)) request.precision = p;
+  request.backend = backend == backend_name(BackendKind::cuda) ? BackendChoice::cuda : BackendChoice::cpu;
+  request.layers.emplace(layers.begin(), layers.end());
   return request;
 }
 
@@ -45,7 +61,7 @@ RunIdentity identity_from_json(const nlohmann::json& j, const std::string& file)
   } catch (const nlohmann::json::exception& e) {
     throw InputError(file, "", fmt::format("run identity in its provenance is malformed: {}", e.what()));
   }
-  const PlanRequest request = id.plan_request();
+  const PlanRequest request = id.request().plan();
   if (request.projections.size() != id.projections.size() || (!request.phase1 && !request.routers))
     throw InputError(file, "", "run identity names an unknown projection or no phase");
   return id;

@@ -1,5 +1,7 @@
 // The CPU spectrum backend: a pool of threads, each taking the next matrix and computing it with
 // single-threaded BLAS (matrix-level parallelism scales better than threading one eigensolver).
+#include "cpu_backend.hpp"
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -9,7 +11,7 @@
 
 #include "blas_lapack.hpp"
 #include "gram_eigen_solver.hpp"
-#include "vindex/spectrum.hpp"
+#include "phase3_layer.hpp"
 
 namespace vindex {
 namespace {
@@ -54,6 +56,10 @@ class CpuBackend final : public SpectrumBackend {
     std::vector<std::jthread> pool;
     for (int t = 1; t < options_.threads; ++t) pool.emplace_back(worker);
     worker();
+  }
+
+  LayerPhase3 phase3_layer(const Phase3Inputs& inputs, int layer) override {
+    return cpu::compute_layer_phase3(inputs, layer);
   }
 
  private:

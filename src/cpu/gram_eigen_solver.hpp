@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "vindex/aligned_buffer.hpp"
-#include "vindex/spectrum.hpp"
+#include "vindex/backend.hpp"
 
 namespace vindex::cpu {
 

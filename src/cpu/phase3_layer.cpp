@@ -37,7 +37,7 @@ void multiply_transposed(const double* a, const double* b, double* c, std::uint6
 // SwiGLU (silu(gate) * up): the activation C1 and C3 measure; GPT-OSS's clamped variant with
 // biases and BERT's GELU MLP are left out.
 bool plain_swiglu(const ModelLayout& layout, const ProjectionSet& mlp) {
-  return layout.family != "gpt_oss" && mlp[Projection::gate].present() && mlp[Projection::up].present();
+  return traits(layout.family).activation == Activation::swiglu && mlp[Projection::gate].present() && mlp[Projection::up].present();
 }
 
 // Tallies C1 and C3 for rows `rows` of `x` ([s, h]) through one MLP's gate and up projections.

@@ -4,24 +4,9 @@
 // chosen experts' SwiGLU activations (C1, C3) and the centred token Gram matrix (C5).
 #pragma once
 
-#include <optional>
-#include <span>
-
-#include "vindex/capture_file.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/phase3.hpp"
-#include "vindex/routing.hpp"
+#include "vindex/backend.hpp"
 
 namespace vindex::cpu {
-
-struct Phase3Inputs {
-  const Checkpoint& checkpoint;
-  const ModelLayout& layout;
-  const CaptureFile& capture;
-  std::optional<RoutingRule> rule;          // none for a model without MoE layers
-  std::span<const std::uint64_t> sampled;  // ascending token indices
-};
 
 LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int layer);
 

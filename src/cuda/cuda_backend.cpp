@@ -17,6 +17,7 @@
 
 #include "../cpu/blas_lapack.hpp"
 #include "../cpu/gram_eigen_solver.hpp"
+#include "../cpu/phase3_layer.hpp"
 #include "cuda_resources.hpp"
 #include "decode_kernels.hpp"
 #include "vindex/dequantize.hpp"
@@ -421,6 +422,10 @@ class CudaBackend final : public SpectrumBackend {
     } else {
       Pipeline<double>(o_, matrices, sink, times_).run();
     }
+  }
+  // On the host, as the CPU backend does: phase 3 takes minutes where the spectra take hours.
+  LayerPhase3 phase3_layer(const Phase3Inputs& inputs, int layer) override {
+    return cpu::compute_layer_phase3(inputs, layer);
   }
   const StageTimes& times() const { return times_; }
 

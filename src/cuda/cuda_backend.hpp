@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "vindex/spectrum.hpp"
+#include "vindex/backend.hpp"
 
 namespace vindex::cuda {
 

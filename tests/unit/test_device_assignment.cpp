@@ -8,17 +8,18 @@ using namespace vindex;
 using vindex_test::contains;
 
 TEST_CASE("the backend request resolves against the build and the visible devices", "[backend]") {
-  REQUIRE(resolve_backend("cpu", true, 8, "") == BackendKind::cpu);
-  REQUIRE(resolve_backend("auto", true, 8, "") == BackendKind::cuda);
-  REQUIRE(resolve_backend("auto", true, 0, "") == BackendKind::cpu);
-  REQUIRE(resolve_backend("auto", true, -1, "no driver") == BackendKind::cpu);
-  REQUIRE(resolve_backend("auto", false, 8, "") == BackendKind::cpu);
-  REQUIRE(resolve_backend("cuda", true, 2, "") == BackendKind::cuda);
-  REQUIRE_THROWS_WITH(resolve_backend("cuda", true, -1, "cudaGetDeviceCount: no driver"),
+  REQUIRE(resolve_backend(BackendChoice::cpu, true, 8, "") == BackendKind::cpu);
+  REQUIRE(resolve_backend(BackendChoice::automatic, true, 8, "") == BackendKind::cuda);
+  REQUIRE(resolve_backend(BackendChoice::automatic, true, 0, "") == BackendKind::cpu);
+  REQUIRE(resolve_backend(BackendChoice::automatic, true, -1, "no driver") == BackendKind::cpu);
+  REQUIRE(resolve_backend(BackendChoice::automatic, false, 8, "") == BackendKind::cpu);
+  REQUIRE(resolve_backend(BackendChoice::cuda, true, 2, "") == BackendKind::cuda);
+  REQUIRE_THROWS_WITH(resolve_backend(BackendChoice::cuda, true, -1, "cudaGetDeviceCount: no driver"),
                       contains("no CUDA device is visible") && contains("no driver"));
-  REQUIRE_THROWS_WITH(resolve_backend("cuda", true, 0, ""), contains("0 devices"));
-  REQUIRE_THROWS_WITH(resolve_backend("cuda", false, 8, ""), contains("no CUDA backend"));
-  REQUIRE_THROWS_AS(resolve_backend("tpu", true, 8, ""), UsageError);
+  REQUIRE_THROWS_WITH(resolve_backend(BackendChoice::cuda, true, 0, ""), contains("0 devices"));
+  REQUIRE_THROWS_WITH(resolve_backend(BackendChoice::cuda, false, 8, ""), contains("no CUDA backend"));
+  REQUIRE_THROWS_AS(parse_backend_choice("tpu"), UsageError);
+  REQUIRE(parse_backend_choice("auto") == BackendChoice::automatic);
 }
 
 TEST_CASE("one rank per GPU, or round-robin when sharing is asked for", "[backend]") {

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 TEST_CASE("the demo checkpoint's MoE layout is found", "[layout]") {
   const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("kimi_k2_tiny"));
   const ModelLayout layout = detect_layout(ckpt);
-  REQUIRE(layout.family == "deepseek_v3");
+  REQUIRE(layout.family == Family::deepseek_v3);
   REQUIRE(layout.num_layers == 4);
   REQUIRE(layout.dense_layers() == std::vector<int>{0});
   REQUIRE(layout.moe_layers() == std::vector<int>{1, 2, 3});

@@ -38,11 +38,18 @@ TEST_CASE("the command line is parsed into options", "[options]") {
                         "--precision", "fp64", "--overwrite"});
   REQUIRE(r.options);
   REQUIRE(r.options->model == "m");
-  REQUIRE(r.options->ks == std::vector<int>{16, 64});
+  REQUIRE(r.options->request.ks == std::vector<int>{16, 64});
   REQUIRE(r.options->threads == 3);
-  REQUIRE(r.options->precision == PrecisionPolicy::fp64);
+  REQUIRE(r.options->request.precision == PrecisionPolicy::fp64);
+  REQUIRE(r.options->request.layers == std::set<int>{1, 2});
+  REQUIRE(r.options->request.backend == BackendChoice::cpu);
+  REQUIRE(r.options->request.phases == std::vector<int>{1});
+  REQUIRE(r.options->request.plan().projections == std::vector<Projection>{Projection::down});
   REQUIRE(r.options->overwrite);
   REQUIRE_FALSE(r.options->dry_run);
+  REQUIRE_FALSE(parse({"--model", "m", "--out", "o"}).options->request.layers);
+  REQUIRE_THROWS_WITH(r.options->request.selected_layers(2), contains("layer 2 does not exist"));
+  REQUIRE(r.options->request.selected_layers(3) == std::vector<int>{1, 2});
 }
 
 TEST_CASE("bad arguments are one-line usage errors", "[options]") {
@@ -59,7 +66,7 @@ TEST_CASE("slices, resume and the journal interval are parsed and checked", "[op
   REQUIRE(app::parse_slice("2/8") == std::pair{2, 8});
   for (const char* bad : {"8/8", "1", "/3", "a/3", "-1/3", "0/0"}) REQUIRE_THROWS_AS(app::parse_slice(bad), UsageError);
   const auto r = parse({"--model", "m", "--out", "o", "--slice", "1/3", "--resume", "--journal-seconds", "5"});
-  REQUIRE(r.options->slice == std::pair{1, 3});
+  REQUIRE(r.options->request.slice == std::pair{1, 3});
   REQUIRE(r.options->resume);
   REQUIRE(r.options->journal_seconds == 5);
   REQUIRE_THROWS_WITH(parse({"--model", "m", "--out", "o", "--resume", "--overwrite"}), contains("contradict"));

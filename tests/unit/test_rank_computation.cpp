@@ -20,6 +20,7 @@ class FailingBackend final : public SpectrumBackend {
   std::string name() const override { return "failing"; }
   std::string description() const override { return "failing"; }
   void compute(std::span<const EncodedMatrix>, SpectrumSink& sink) override { act_(sink); }
+  LayerPhase3 phase3_layer(const Phase3Inputs&, int) override { throw LibraryError("failing", "phase3", "not here"); }
 
  private:
   std::function<void(SpectrumSink&)> act_;

@@ -1,17 +1,9 @@
-// The spectrum step as a backend interface: a backend turns encoded weight matrices into the
-// eigenvalues of their Gram matrices (sigma_i^2). The CPU backend (src/cpu) uses LAPACK; a GPU
-// backend implements the same interface. Also here: the backend-free accuracy policy that
-// decides when a float32 Gram matrix is accurate enough (README, "Accuracy").
+// The backend-free accuracy policy (README, "Accuracy"): which precision a run asks for, and when
+// a float32 Gram matrix is accurate enough to stand for the matrix.
 #pragma once
 
 #include <cstdint>
-#include <exception>
-#include <memory>
 #include <span>
-#include <string>
-#include <vector>
-
-#include "vindex/dequantize.hpp"
 
 namespace vindex {
 
@@ -23,14 +15,6 @@ enum class FloatBits : std::uint8_t { fp32 = 32, fp64 = 64 };
 enum class PrecisionPolicy : std::uint8_t { automatic, fp32, fp64 };
 
 const char* precision_policy_name(PrecisionPolicy policy);
-
-struct MatrixSpectrum {
-  std::vector<double> eigenvalues;  // sigma_i^2, descending, clamped at 0; min(rows, cols) values
-  double frobenius_sq = 0;          // sum of squares of the dequantized entries, in float64
-  FloatBits gram_bits = FloatBits::fp32;   // precision of the Gram product
-  FloatBits eigen_bits = FloatBits::fp64;  // precision of the eigensolver
-  std::uint64_t weight_digest = 0;         // MatrixDecoder::digest() of the bytes read
-};
 
 // Accuracy targets of the project against a float64 SVD of the same dequantized matrix.
 struct AccuracyTargets {
@@ -54,33 +38,5 @@ bool float32_gram_is_sound(double trace, double frobenius_sq, std::uint64_t n, s
 // for a non-finite eigenvalue, and for all-zero eigenvalues of a non-zero matrix.
 bool float32_gram_is_accurate(std::span<const double> eigenvalues, double frobenius_sq, std::span<const int> ks,
                               const AccuracyTargets& targets = {});
-
-// Receives results from a backend; called from the backend's threads.
-class SpectrumSink {
- public:
-  virtual ~SpectrumSink() = default;
-  virtual void deliver(std::size_t index, MatrixSpectrum&& spectrum) = 0;
-  virtual void fail(std::size_t index, std::exception_ptr error) = 0;
-  // Polled between matrices: true once the job is failing elsewhere or was cancelled.
-  virtual bool should_stop() const = 0;
-};
-
-class SpectrumBackend {
- public:
-  virtual ~SpectrumBackend() = default;
-  virtual std::string name() const = 0;
-  virtual std::string description() const = 0;  // settings and libraries, for provenance
-  // Computes every matrix's spectrum, delivering each as it completes, in any order. Returns when
-  // all are delivered, or early after a failure or once the sink asks to stop.
-  virtual void compute(std::span<const EncodedMatrix> matrices, SpectrumSink& sink) = 0;
-};
-
-struct CpuBackendOptions {
-  int threads = 1;  // matrices computed concurrently, each with single-threaded BLAS
-  PrecisionPolicy precision = PrecisionPolicy::automatic;
-  std::vector<int> ks{64};  // the k values of var@k, for the accuracy policy
-};
-
-std::unique_ptr<SpectrumBackend> make_cpu_backend(const CpuBackendOptions& options);
 
 }  // namespace vindex
