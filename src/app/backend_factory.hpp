@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "run_context.hpp"
-#include "vindex/device_assignment.hpp"
-#include "vindex/backend.hpp"
+#include "vindex/run/backend.hpp"
+#include "vindex/run/device_assignment.hpp"
 
 namespace vindex::app {
 

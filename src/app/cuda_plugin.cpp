@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "../cuda/plugin_api.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::app {
 namespace {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "vindex/backend.hpp"
+#include "vindex/run/backend.hpp"
 
 namespace vindex::app {
 

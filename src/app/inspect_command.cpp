@@ -12,16 +12,16 @@
 #include <nlohmann/json.hpp>
 
 #include "model_name.hpp"
-#include "printable.hpp"
 #include "plan_report.hpp"
+#include "printable.hpp"
 #include "subcommand.hpp"
-#include "vindex/cost_model.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/inventory.hpp"
-#include "vindex/file_descriptor.hpp"
-#include "vindex/json_file.hpp"
-#include "vindex/output_files.hpp"
-#include "vindex/plan.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/base/file_descriptor.hpp"
+#include "vindex/base/json_file.hpp"
+#include "vindex/model/inventory.hpp"
+#include "vindex/output/output_files.hpp"
+#include "vindex/run/cost_model.hpp"
+#include "vindex/run/plan.hpp"
 
 namespace vindex::app {
 namespace {

@@ -6,15 +6,15 @@
 
 #include <fmt/format.h>
 
+#include "../cpu/blas_kernels.hpp"
 #include "../mpi/agreement.hpp"
 #include "../mpi/communicator.hpp"
 #include "inspect_command.hpp"
 #include "merge_command.hpp"
 #include "options.hpp"
 #include "printable.hpp"
-#include "spectra_job.hpp"
-#include "vindex/blas_kernels.hpp"
 #include "run_context.hpp"
+#include "spectra_job.hpp"
 
 namespace {
 

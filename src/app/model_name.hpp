@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "vindex/checkpoint.hpp"
+#include "vindex/format/checkpoint.hpp"
 
 namespace vindex::app {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "vindex/layout.hpp"
-#include "vindex/run_request.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/run/run_request.hpp"
 
 namespace vindex::app {
 

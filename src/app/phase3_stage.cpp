@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 
 #include "../mpi/gather.hpp"
-#include "vindex/capture_file.hpp"
-#include "vindex/plan.hpp"
-#include "vindex/routing.hpp"
+#include "vindex/phase3/capture_file.hpp"
+#include "vindex/phase3/routing.hpp"
+#include "vindex/run/plan.hpp"
 
 namespace vindex::app {
 namespace {

@@ -7,12 +7,12 @@
 #include <span>
 #include <vector>
 
-#include "vindex/backend.hpp"
-#include "vindex/capture_file.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/phase3.hpp"
 #include "../mpi/communicator.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/phase3/capture_file.hpp"
+#include "vindex/phase3/statistics.hpp"
+#include "vindex/run/backend.hpp"
 
 namespace vindex::app {
 

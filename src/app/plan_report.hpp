@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "vindex/plan.hpp"
+#include "vindex/run/plan.hpp"
 
 namespace vindex::app {
 

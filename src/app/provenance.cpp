@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "../mpi/communicator.hpp"
-#include "vindex/hdf5_output.hpp"
+#include "vindex/output/hdf5_output.hpp"
 #include "vindex/version.hpp"
 
 namespace vindex::app {

@@ -11,7 +11,7 @@
 
 #include "../mpi/host_table.hpp"
 #include "run_context.hpp"
-#include "vindex/run_identity.hpp"
+#include "vindex/run/run_identity.hpp"
 
 namespace vindex::app {
 

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "printable.hpp"
-#include "vindex/journal.hpp"
+#include "vindex/run/journal.hpp"
 
 namespace vindex::app {
 

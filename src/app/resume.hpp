@@ -1,5 +1,5 @@
 // --resume: what rank 0 reads back from the journals of an interrupted run, checked against this
-// run's plan (vindex/journal.hpp, vindex/results.hpp).
+// run's plan (vindex/run/journal.hpp, vindex/run/results.hpp).
 #pragma once
 
 #include <cstdint>
@@ -7,9 +7,9 @@
 #include <span>
 #include <vector>
 
-#include "vindex/plan.hpp"
-#include "vindex/results.hpp"
-#include "vindex/run_identity.hpp"
+#include "vindex/run/plan.hpp"
+#include "vindex/run/results.hpp"
+#include "vindex/run/run_identity.hpp"
 
 namespace vindex::app {
 

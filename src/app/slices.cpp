@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::app {
 namespace fs = std::filesystem;

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "../cpu/blas_kernels.hpp"
 #include "../mpi/broadcast.hpp"
 #include "../mpi/gather.hpp"
 #include "../mpi/host_table.hpp"
@@ -21,10 +22,9 @@
 #include "slices.hpp"
 #include "spectra_outputs.hpp"
 #include "stage_agreement.hpp"
-#include "vindex/aggregate.hpp"
-#include "vindex/blas_kernels.hpp"
-#include "vindex/model_fingerprint.hpp"
-#include "vindex/progress.hpp"
+#include "vindex/format/model_fingerprint.hpp"
+#include "vindex/output/aggregate.hpp"
+#include "vindex/run/progress.hpp"
 #include "vindex/version.hpp"
 
 namespace vindex::app {

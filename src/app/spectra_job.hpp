@@ -6,7 +6,7 @@
 // agreement (stage_agreement.hpp), and the compute stage carries failures in its progress rounds,
 // so a bad tensor found by any rank ends the whole job promptly with that rank's message.
 //
-// No lost work: each rank journals what it finishes (vindex/journal.hpp); with --resume, rank 0
+// No lost work: each rank journals what it finishes (vindex/run/journal.hpp); with --resume, rank 0
 // reads the journals, tells every rank which matrices are done, and only the rest is computed.
 #pragma once
 
@@ -19,17 +19,17 @@
 
 #include "resume.hpp"
 #include "run_context.hpp"
-#include "vindex/capture_file.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/journal.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/output_files.hpp"
-#include "vindex/phase3.hpp"
-#include "vindex/plan.hpp"
-#include "vindex/rank_computation.hpp"
-#include "vindex/router_bias.hpp"
-#include "vindex/run_identity.hpp"
-#include "vindex/backend.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/model/router_bias.hpp"
+#include "vindex/output/output_files.hpp"
+#include "vindex/phase3/capture_file.hpp"
+#include "vindex/phase3/statistics.hpp"
+#include "vindex/run/backend.hpp"
+#include "vindex/run/journal.hpp"
+#include "vindex/run/plan.hpp"
+#include "vindex/run/rank_computation.hpp"
+#include "vindex/run/run_identity.hpp"
 
 namespace vindex::app {
 

@@ -6,11 +6,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "vindex/errors.hpp"
-#include "vindex/hdf5_output.hpp"
-#include "vindex/json_output.hpp"
-#include "vindex/output_files.hpp"
-#include "vindex/run_identity.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/output/hdf5_output.hpp"
+#include "vindex/output/json_output.hpp"
+#include "vindex/model/layout_json.hpp"
+#include "vindex/output/output_files.hpp"
+#include "vindex/run/run_identity.hpp"
 
 namespace vindex::app {
 
@@ -53,7 +54,7 @@ void write_spectra_outputs(const std::filesystem::path& out, const std::string& 
   if (tables.phase3)
     set.add("phase3_routing_stats.json", output_json(run_id, phase3_routing_json(tables, model_name, provenance)));
   set.add("phase1_moe_svd_agg.json", output_json(run_id, phase1_constants_json(tables, model_name, provenance)));
-  set.add("moe_config.json", output_json(run_id, layout.to_json(model_name)));
+  set.add("moe_config.json", output_json(run_id, moe_config_json(layout, model_name)));
   set.commit();
 
   fmt::print("\n{}\n{}", headline, tables.groups.empty() ? std::string() : format_layer_table(tables));

@@ -1,5 +1,5 @@
 // The output files (README, "Output files"), shared by a run and by `merge`: one output set,
-// committed as one step with its manifest (vindex/output_files.hpp), then the per-layer table on
+// committed as one step with its manifest (vindex/output/output_files.hpp), then the per-layer table on
 // stdout.
 #pragma once
 
@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "vindex/aggregate.hpp"
-#include "vindex/layout.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/output/aggregate.hpp"
 
 namespace vindex::app {
 

@@ -7,7 +7,7 @@
 
 #include "../mpi/agreement.hpp"
 #include "printable.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::app {
 namespace {

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "printable.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::app {
 

@@ -1,5 +1,5 @@
 // The BLAS kernel check and the restart that fixes a fallback (blas_kernels.hpp).
-#include "vindex/blas_kernels.hpp"
+#include "blas_kernels.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

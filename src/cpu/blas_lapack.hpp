@@ -4,7 +4,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::cpu {
 

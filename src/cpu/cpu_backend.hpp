@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "vindex/backend.hpp"
+#include "vindex/run/backend.hpp"
 
 namespace vindex {
 

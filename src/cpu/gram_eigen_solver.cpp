@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "blas_lapack.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::cpu {
 namespace {

@@ -1,13 +1,13 @@
 // One CPU thread's spectrum solver: streams the dequantized matrix through a Gram update in
 // chunks of the long dimension (so the whole matrix is never held), then takes the Gram matrix's
-// eigenvalues with LAPACK. Precisions follow PrecisionPolicy (vindex/spectrum.hpp).
+// eigenvalues with LAPACK. Precisions follow PrecisionPolicy (vindex/run/backend.hpp).
 #pragma once
 
 #include <span>
 #include <vector>
 
-#include "vindex/aligned_buffer.hpp"
-#include "vindex/backend.hpp"
+#include "vindex/base/aligned_buffer.hpp"
+#include "vindex/run/backend.hpp"
 
 namespace vindex::cpu {
 

@@ -7,9 +7,9 @@
 #include <fmt/format.h>
 
 #include "blas_lapack.hpp"
-#include "vindex/dequantize.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/rank_computation.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/model/dequantize.hpp"
+#include "vindex/run/rank_computation.hpp"
 
 namespace vindex::cpu {
 namespace {

@@ -4,7 +4,7 @@
 // chosen experts' SwiGLU activations (C1, C3) and the centred token Gram matrix (C5).
 #pragma once
 
-#include "vindex/backend.hpp"
+#include "vindex/run/backend.hpp"
 
 namespace vindex::cpu {
 

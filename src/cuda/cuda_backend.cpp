@@ -20,8 +20,8 @@
 #include "../cpu/phase3_layer.hpp"
 #include "cuda_resources.hpp"
 #include "decode_kernels.hpp"
-#include "vindex/dequantize.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/model/dequantize.hpp"
 
 
 namespace vindex::cuda {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "vindex/backend.hpp"
+#include "vindex/run/backend.hpp"
 
 namespace vindex::cuda {
 

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 namespace vindex::cuda {
 

@@ -1,4 +1,4 @@
-// Dequantization on the device, with exactly the CPU decoder's arithmetic (vindex/dequantize.hpp):
+// Dequantization on the device, with exactly the CPU decoder's arithmetic (vindex/model/dequantize.hpp):
 // an fp8 code looks up the same float32 table the CPU uses and is multiplied by its block scale in
 // float32; BF16/F16/F32 widen exactly. The result, widened to T, is written as the column-major
 // matrix W^T (leading dimension cols), and each thread block's float64 sum of squares goes to

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 #define VINDEX_MPI_CHECK(call)                                         \
   do {                                                                 \

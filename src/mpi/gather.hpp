@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "communicator.hpp"
-#include "vindex/results.hpp"
+#include "vindex/run/results.hpp"
 
 namespace vindex::mpi {
 

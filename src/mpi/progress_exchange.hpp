@@ -8,7 +8,7 @@
 #include <functional>
 
 #include "communicator.hpp"
-#include "vindex/rank_computation.hpp"
+#include "vindex/run/rank_computation.hpp"
 
 namespace vindex::mpi {
 

@@ -8,8 +8,8 @@
 #include <span>
 #include <string_view>
 
-#include "vindex/errors.hpp"
-#include "vindex/safetensors.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/safetensors_header.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto bytes = std::as_bytes(std::span(data, size));

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "vindex/checkpoint.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/safetensors_index.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -10,11 +10,11 @@
 
 #include "cuda/cuda_resources.hpp"
 #include "cuda/decode_kernels.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/dequantize.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/plan.hpp"
-#include "vindex/rank_computation.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/dequantize.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/run/plan.hpp"
+#include "vindex/run/rank_computation.hpp"
 
 int main(int argc, char** argv) {
   using namespace vindex;

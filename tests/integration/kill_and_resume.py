@@ -29,11 +29,11 @@ from checks import check, finish
 
 FINAL = ("vindex.h5", "phase1_moe_svd.json", "phase1_moe_svd_agg.json", "moe_config.json", "vindex-manifest.json")
 JOURNAL = ".vindex-journal"
-N_SCALAR_STATS = 12  # vindex/stats.hpp, kScalarStats
+N_SCALAR_STATS = 12  # vindex/numerics/stats.hpp, kScalarStats
 
 
 def decode_results(payload):
-    """A results record's payload (src/core/results.cpp, encoding version 4) as a list of dicts."""
+    """A results record's payload (src/core/run/results.cpp, encoding version 4) as a list of dicts."""
     version, count = struct.unpack_from("<IQ", payload, 0)
     assert version == 4, version
     pos, out = 12, []

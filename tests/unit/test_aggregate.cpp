@@ -1,8 +1,8 @@
 // Rank 0's reduction: results are checked against the plan and grouped per layer; C4.
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/aggregate.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/output/aggregate.hpp"
 
 using namespace vindex;
 

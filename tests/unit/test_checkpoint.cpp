@@ -8,9 +8,9 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/model_fingerprint.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/format/model_fingerprint.hpp"
 
 using namespace vindex;
 using vindex_test::contains;

@@ -8,10 +8,10 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/dequantize.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/layout.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/dequantize.hpp"
+#include "vindex/model/layout.hpp"
 
 using namespace vindex;
 using vindex_test::contains;

@@ -1,8 +1,8 @@
 // Backend choice and the rank-to-GPU mapping (backend-free decisions; the CUDA runtime only
 // supplies the device count).
 #include "catch_compat.hpp"
-#include "vindex/device_assignment.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/run/device_assignment.hpp"
 
 using namespace vindex;
 using vindex_test::contains;

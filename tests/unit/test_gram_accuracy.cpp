@@ -11,8 +11,8 @@
 #include "catch_compat.hpp"
 #include "cpu/gram_eigen_solver.hpp"
 #include "test_support.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/stats.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/numerics/stats.hpp"
 
 using namespace vindex;
 

@@ -1,7 +1,7 @@
 // Tensor-name patterns of `inspect`, on the naming schemes of the hub's checkpoints. (Counts and
 // bytes are checked against an independent header reader in tests/integration/check_inspect.py.)
 #include "catch_compat.hpp"
-#include "vindex/inventory.hpp"
+#include "vindex/model/inventory.hpp"
 
 using namespace vindex;
 

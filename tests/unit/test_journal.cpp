@@ -13,17 +13,17 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/aggregate.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/checksum.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/hdf5_input.hpp"
-#include "vindex/hdf5_output.hpp"
-#include "vindex/journal.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/output_files.hpp"
-#include "vindex/plan.hpp"
-#include "vindex/results.hpp"
+#include "vindex/base/checksum.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/output/aggregate.hpp"
+#include "vindex/output/hdf5_input.hpp"
+#include "vindex/output/hdf5_output.hpp"
+#include "vindex/output/output_files.hpp"
+#include "vindex/run/journal.hpp"
+#include "vindex/run/plan.hpp"
+#include "vindex/run/results.hpp"
 
 using namespace vindex;
 using vindex_test::contains;

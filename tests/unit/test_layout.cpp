@@ -1,11 +1,14 @@
 // Layout detection on the demo checkpoint (DeepSeek-V3 naming as the hub serves it) and the errors
 // for checkpoints that contradict their config.
 #include <fstream>
+#include <map>
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/layout.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/model/family.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/model/layout_json.hpp"
 
 using namespace vindex;
 using vindex_test::contains;
@@ -40,7 +43,7 @@ TEST_CASE("the demo checkpoint's MoE layout is found", "[layout]") {
   // Attention, norms and embeddings are counted and skipped.
   REQUIRE(layout.ignored_tensors > 0);
 
-  const auto json = layout.to_json("demo");
+  const auto json = moe_config_json(layout, "demo");
   REQUIRE(json["moe_layers"] == nlohmann::ordered_json({1, 2, 3}));
   REQUIRE(json["layers"][1]["expert"]["down_proj"]["shape"] == nlohmann::ordered_json({200, 136}));
   REQUIRE(json["quantization"]["weight_block_size"] == nlohmann::ordered_json({128, 128}));
@@ -139,4 +142,28 @@ TEST_CASE("checkpoints that contradict config.json are refused with the tensor n
     rewrite();
     REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("config.json") && contains("hidden_size"));
   }
+}
+
+// The family table: adding a family is one row plus its fixture, so every row must have a fixture
+// saved by transformers' own class (tests/fixtures/hf) that detects as that family.
+TEST_CASE("every family in the table has a transformers-saved fixture detected as it", "[layout][family]") {
+  std::map<Family, std::vector<std::string>> detected;
+  for (const auto& entry : fs::directory_iterator(vindex_test::fixture("hf"))) {
+    if (!entry.is_directory()) continue;
+    const Checkpoint ckpt = Checkpoint::open(entry.path());
+    detected[detect_layout(ckpt).family].push_back(entry.path().filename().string());
+  }
+  for (const FamilyTraits& row : family_table()) {
+    INFO("family " << row.label);
+    REQUIRE(detected.count(row.family) == 1);
+    REQUIRE(traits(row.family).family == row.family);
+  }
+  REQUIRE(detected.size() == family_table().size());
+  // Lookups by model_type (text_config's first) and by architecture; unknown names find nothing.
+  REQUIRE(find_family({"kimi_k2"}, {})->family == Family::deepseek_v3);
+  REQUIRE(find_family({"", "llama4"}, {})->family == Family::llama4);
+  REQUIRE(find_family({"unknown"}, {"MixtralForCausalLM"})->family == Family::mixtral);
+  REQUIRE(find_family({"unknown"}, {"UnknownForCausalLM"}) == nullptr);
+  REQUIRE(family_name(Family::dense_encoder) == "dense");
+  REQUIRE_THAT(known_families(), contains("Qwen3-MoE (model_type qwen3_moe)"));
 }

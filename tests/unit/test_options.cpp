@@ -3,7 +3,7 @@
 
 #include "app/options.hpp"
 #include "catch_compat.hpp"
-#include "vindex/errors.hpp"
+#include "vindex/base/errors.hpp"
 
 using namespace vindex;
 using vindex::app::parse_command_line;

@@ -6,9 +6,9 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/checksum.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/output_files.hpp"
+#include "vindex/base/checksum.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/output/output_files.hpp"
 
 using namespace vindex;
 using vindex_test::contains;

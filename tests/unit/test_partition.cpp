@@ -8,9 +8,10 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/plan.hpp"
+#include "vindex/base/natural_order.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/run/plan.hpp"
 
 using namespace vindex;
 

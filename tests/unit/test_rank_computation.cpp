@@ -5,9 +5,9 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/rank_computation.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/run/rank_computation.hpp"
 
 using namespace vindex;
 

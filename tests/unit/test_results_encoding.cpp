@@ -4,8 +4,8 @@
 #include <cstdint>
 
 #include "catch_compat.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/results.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/run/results.hpp"
 
 using namespace vindex;
 

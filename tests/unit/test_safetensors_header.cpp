@@ -4,8 +4,9 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/safetensors.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/base/json_file.hpp"
+#include "vindex/format/safetensors_header.hpp"
 
 using namespace vindex;
 using vindex_test::SafetensorsBuilder;

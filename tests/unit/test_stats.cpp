@@ -5,7 +5,7 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/stats.hpp"
+#include "vindex/numerics/stats.hpp"
 
 using namespace vindex;
 

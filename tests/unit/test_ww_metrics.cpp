@@ -1,4 +1,4 @@
-// WeightWatcher's metrics (vindex/ww_metrics.hpp) against WeightWatcher 0.7.7 itself
+// WeightWatcher's metrics (vindex/numerics/ww_metrics.hpp) against WeightWatcher 0.7.7 itself
 // (tests/fixtures/weightwatcher/ww_reference.json, made by tools/weightwatcher/make_ww_reference.py
 // from synthetic and real trained matrices), the pruned KS search against a direct transcription of
 // WeightWatcher's loop, and the behaviour on samples without a power law.
@@ -12,7 +12,7 @@
 
 #include "catch_compat.hpp"
 #include "test_support.hpp"
-#include "vindex/ww_metrics.hpp"
+#include "vindex/numerics/ww_metrics.hpp"
 
 using namespace vindex;
 

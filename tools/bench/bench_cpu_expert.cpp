@@ -18,10 +18,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu/gram_eigen_solver.hpp"
-#include "vindex/aligned_buffer.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/layout.hpp"
+#include "vindex/base/aligned_buffer.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/layout.hpp"
 
 namespace {
 

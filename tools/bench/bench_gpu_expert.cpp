@@ -15,11 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cuda/cuda_backend.hpp"
-#include "vindex/checkpoint.hpp"
-#include "vindex/errors.hpp"
-#include "vindex/layout.hpp"
-#include "vindex/plan.hpp"
-#include "vindex/rank_computation.hpp"
+#include "vindex/base/errors.hpp"
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/layout.hpp"
+#include "vindex/run/plan.hpp"
+#include "vindex/run/rank_computation.hpp"
 
 namespace {
 

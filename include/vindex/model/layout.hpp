@@ -1,0 +1,118 @@
+// The MLP layout of a checkpoint: which layers are dense MLPs and which are MoE, where every
+// expert's projection matrices and the router live, and how they are stored (plain, fp8 with block
+// scales, MXFP4, or one slice of a tensor that fuses all experts). Detected from config.json and
+// the tensor names for the families of README "Model families"; everything else (attention,
+// norms, embeddings) is ignored.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vindex/format/checkpoint.hpp"
+#include "vindex/model/family.hpp"
+
+namespace vindex {
+
+enum class LayerKind : std::uint8_t { dense, moe };
+// What a matrix belongs to: the dense MLP of a layer, a routed expert, the shared expert(s), or
+// the router of an MoE layer (phase 2).
+enum class MatrixRole : std::uint8_t { dense, routed, shared, router };
+enum class Projection : std::uint8_t { gate, up, down };
+inline constexpr std::array<Projection, 3> kProjections{Projection::gate, Projection::up, Projection::down};
+
+const char* layer_kind_name(LayerKind kind);
+const char* role_name(MatrixRole role);  // "dense", "routed", "shared", "router"
+const char* projection_name(Projection proj);  // "gate_proj", "up_proj", "down_proj"
+
+// How a matrix's values are stored.
+enum class WeightEncoding : std::uint8_t {
+  plain,      // F32, BF16, F16 elements
+  fp8_block,  // F8_E4M3 times a block scale ("<name>_scale_inv", [ceil(rows/br), ceil(cols/bc)])
+  mxfp4,      // U8 blocks of 32 e2m1 values (low nibble first) times 2^(e8m0 scale - 127)
+};
+
+// Where one matrix lies in its stored tensor, in elements: element (r, c) of the matrix *as
+// stored* is element offset + r * row_stride + c * col_stride of the tensor. A tensor of its own
+// has offset 0, row_stride = stored columns and col_stride 1; a fused tensor ([experts, ...])
+// holds one slice per expert, read from the mapping in place.
+struct StoredSlice {
+  std::uint64_t offset = 0;
+  std::uint64_t row_stride = 0;
+  std::uint64_t col_stride = 1;
+  bool transposed = false;  // stored [in_features, out_features] (Llama-4 and GPT-OSS fused experts)
+};
+
+// One weight matrix: its tensor, its scales when quantized, its shape as the model applies it
+// ([out_features, in_features], like torch.nn.Linear.weight) and where it lies in the tensor.
+struct WeightRef {
+  const TensorRecord* weight = nullptr;
+  const TensorRecord* scale = nullptr;  // fp8_block: the block scale; mxfp4: the e8m0 scales
+  std::uint64_t rows = 0;
+  std::uint64_t cols = 0;
+  WeightEncoding encoding = WeightEncoding::plain;
+  StoredSlice slice;
+  bool present() const { return weight != nullptr; }
+  // The shape as stored (the transpose of [rows, cols] when slice.transposed).
+  std::uint64_t stored_rows() const { return slice.transposed ? cols : rows; }
+  std::uint64_t stored_cols() const { return slice.transposed ? rows : cols; }
+  // Bytes of this matrix's values and scales (its share of a fused tensor).
+  std::uint64_t stored_bytes() const;
+};
+
+struct ProjectionSet {
+  std::array<WeightRef, 3> by_projection;  // indexed by Projection
+  WeightRef& operator[](Projection p) { return by_projection[static_cast<std::size_t>(p)]; }
+  const WeightRef& operator[](Projection p) const { return by_projection[static_cast<std::size_t>(p)]; }
+};
+
+struct LayerLayout {
+  int index = 0;
+  LayerKind kind = LayerKind::dense;
+  ProjectionSet dense;                // kind == dense
+  std::vector<ProjectionSet> routed;  // kind == moe, indexed by expert id
+  std::optional<ProjectionSet> shared;  // the shared expert(s) as one MLP, when present
+  WeightRef router;                           // [experts, hidden] (mlp.gate.weight, router.weight, ...)
+  const TensorRecord* router_bias = nullptr;  // [experts]: e_score_correction_bias or router.bias
+  const TensorRecord* shared_expert_gate = nullptr;  // Qwen2-MoE's [1, hidden] gate of the shared expert
+};
+
+struct BlockQuantization {
+  std::string method;  // quantization_config.quant_method, e.g. "fp8"
+  std::string format;  // quantization_config.fmt, e.g. "e4m3"
+  std::uint32_t block_rows = 128;
+  std::uint32_t block_cols = 128;
+};
+
+struct ModelLayout {
+  Family family = Family::dense_decoder;  // its row in the family table (vindex/model/family.hpp)
+  std::string model_type;  // config.json model_type (of text_config for multimodal checkpoints)
+  std::vector<std::string> architectures;
+  int num_layers = 0;
+  std::uint64_t hidden_size = 0;
+  std::uint64_t intermediate_size = 0;
+  std::uint64_t moe_intermediate_size = 0;
+  std::uint64_t shared_intermediate_size = 0;  // the shared expert(s) together
+  int n_routed_experts = 0;
+  int n_shared_experts = 0;
+  int experts_per_token = 0;
+  std::string moe_layer_rule;  // how config.json picks the MoE layers, e.g. "first_k_dense_replace=1, moe_layer_freq=1"
+  std::optional<BlockQuantization> quantization;
+  std::vector<LayerLayout> layers;  // indexed by layer
+  std::vector<int> skipped_layers;  // tensors of layers past num_hidden_layers (MTP modules)
+  std::size_t ignored_tensors = 0;  // attention, norms, embeddings...
+  nlohmann::json routing;           // routing parameters copied from config.json
+
+  std::vector<int> dense_layers() const;
+  std::vector<int> moe_layers() const;
+};
+
+// Detects the layout. Unknown architectures, missing or misshapen expert tensors, missing block
+// scales and contradictions with config.json are InputErrors naming the file and tensor.
+ModelLayout detect_layout(const Checkpoint& checkpoint);
+
+}  // namespace vindex

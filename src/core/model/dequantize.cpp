@@ -1,0 +1,343 @@
+// Decoding of stored weights to float32 (see vindex/model/dequantize.hpp for the arithmetic contract).
+#include "vindex/model/dequantize.hpp"
+
+#include <array>
+#include <bit>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "vindex/base/checksum.hpp"
+#include "vindex/base/errors.hpp"
+
+namespace vindex {
+namespace {
+
+constexpr float fp8_e4m3_value(std::uint8_t code) {
+  const bool negative = code & 0x80;
+  const int exponent = (code >> 3) & 0x0F;
+  const int mantissa = code & 0x07;
+  float magnitude = 0.0f;
+  if (exponent == 0x0F && mantissa == 0x07) {
+    magnitude = std::numeric_limits<float>::quiet_NaN();
+  } else if (exponent == 0) {
+    magnitude = static_cast<float>(mantissa) / 8.0f / 64.0f;  // subnormal: m/8 * 2^-6
+  } else {
+    magnitude = (1.0f + static_cast<float>(mantissa) / 8.0f);
+    for (int e = exponent - 7; e > 0; --e) magnitude *= 2.0f;
+    for (int e = exponent - 7; e < 0; ++e) magnitude /= 2.0f;
+  }
+  return negative ? -magnitude : magnitude;
+}
+
+constexpr std::array<float, 256> make_fp8_table() {
+  std::array<float, 256> table{};
+  for (int c = 0; c < 256; ++c) table[static_cast<std::size_t>(c)] = fp8_e4m3_value(static_cast<std::uint8_t>(c));
+  return table;
+}
+
+const std::array<float, 256> kFp8Table = make_fp8_table();
+
+// e2m1: sign bit 3, exponent bits 2-1 (bias 1), mantissa bit 0; subnormal 0.5 at exponent 0.
+constexpr std::array<float, 16> kFp4Table{0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                          -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+template <typename U>
+U load(const std::byte* p) {
+  U v;
+  std::memcpy(&v, p, sizeof(U));
+  return v;  // safetensors is little-endian, as is every platform this builds for
+}
+
+float element_to_float(DType dtype, const std::byte* base, std::uint64_t index) {
+  switch (dtype) {
+    case DType::F32: return load<float>(base + 4 * index);
+    case DType::BF16: return bf16_to_float(load<std::uint16_t>(base + 2 * index));
+    case DType::F16: return f16_to_float(load<std::uint16_t>(base + 2 * index));
+    case DType::F8_E4M3: return fp8_e4m3_to_float(std::to_integer<std::uint8_t>(base[index]));
+    default: throw InternalError(fmt::format("no decoder for dtype {}", dtype_name(dtype)));
+  }
+}
+
+std::string describe(float v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  return fmt::format("{}", v);
+}
+
+// "[3, 2, 1]": the position of flat element `flat` in a tensor of this shape.
+std::string multi_index(const TensorInfo& info, std::uint64_t flat) {
+  std::vector<std::uint64_t> index(info.shape.size());
+  for (std::size_t d = info.shape.size(); d-- > 0;) {
+    const std::uint64_t extent = info.shape[d] ? info.shape[d] : 1;
+    index[d] = flat % extent;
+    flat /= extent;
+  }
+  return fmt::format("[{}]", fmt::join(index, ", "));
+}
+
+}  // namespace
+
+float fp8_e4m3_to_float(std::uint8_t code) { return kFp8Table[code]; }
+
+float fp4_e2m1_to_float(std::uint8_t code) { return kFp4Table[code & 0x0F]; }
+
+float e8m0_to_float(std::uint8_t code) {
+  if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f, static_cast<int>(code) - 127);  // 2^-127 is a float32 subnormal, exact
+}
+
+std::vector<double> decode_vector(const TensorView& tensor) {
+  const TensorInfo& info = tensor.info();
+  if (!is_float_dtype(info.dtype))
+    throw InputError(tensor.file(), info.name, fmt::format("dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
+  const std::uint64_t n = info.num_elements();
+  std::vector<double> values(n);
+  const std::vector<std::byte> raw = tensor.read_all();
+  const std::byte* base = raw.data();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const float v = element_to_float(info.dtype, base, i);
+    if (!std::isfinite(v)) throw InputError(tensor.file(), info.name, fmt::format("value [{}] is {}", i, describe(v)));
+    values[i] = v;
+  }
+  return values;
+}
+
+float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
+
+float f16_to_float(std::uint16_t bits) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
+  const std::uint32_t exponent = (bits >> 10) & 0x1Fu;
+  const std::uint32_t mantissa = bits & 0x3FFu;
+  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in float32
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mantissa << 13));  // Inf, NaN
+  return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+}
+
+std::pair<std::uint64_t, std::uint64_t> EncodedMatrix::weight_span() const {
+  if (rows == 0 || cols == 0) return {0, 0};
+  const std::uint64_t first = slice.offset;
+  const std::uint64_t last = slice.offset + (rows - 1) * row_stride() + (cols - 1) * slice.col_stride;
+  if (encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
+  const std::uint64_t bytes = std::max<std::uint64_t>(dtype_bits(weight.info().dtype) / 8, 1);
+  return {first * bytes, (last + 1) * bytes};
+}
+
+void EncodedMatrix::will_need() const noexcept {
+  const auto [begin, end] = weight_span();
+  weight.will_need(begin, end);
+}
+
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix) : MatrixDecoder(matrix, own_) {}
+
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix, std::vector<std::byte>& buffer)
+    : m_(matrix),
+      // An F8_E4M3 weight is always block-scaled (its encoding need not be spelled out).
+      encoding_(matrix.weight.info().dtype == DType::F8_E4M3 ? WeightEncoding::fp8_block : matrix.encoding),
+      row_stride_(matrix.row_stride()) {
+  const auto [begin, end] = m_.weight_span();
+  if (buffer.size() < end - begin) buffer.resize(end - begin);
+  read_and_check(buffer.data());
+}
+
+MatrixDecoder::MatrixDecoder(const EncodedMatrix& matrix, std::byte* destination)
+    : m_(matrix),
+      encoding_(matrix.weight.info().dtype == DType::F8_E4M3 ? WeightEncoding::fp8_block : matrix.encoding),
+      row_stride_(matrix.row_stride()) {
+  read_and_check(destination);
+}
+
+void MatrixDecoder::read_and_check(std::byte* destination) {
+  const TensorInfo& info = m_.weight.info();
+  if (m_.rows == 0 || m_.cols == 0) throw InternalError(fmt::format("tensor '{}': empty matrix", info.name));
+  // The last element the matrix reads must lie inside the tensor.
+  const std::uint64_t elements = encoding_ == WeightEncoding::mxfp4 ? info.byte_size() * 2 : info.num_elements();
+  const std::uint64_t last = element_index(m_.rows - 1, m_.cols - 1);
+  if (last >= elements || (encoding_ == WeightEncoding::fp8_block && !m_.is_whole_tensor()))
+    throw InternalError(fmt::format("tensor '{}' does not hold a {}x{} matrix at element {} (strides {}, {})", info.name,
+                                    m_.rows, m_.cols, m_.slice.offset, row_stride_, m_.slice.col_stride));
+  switch (encoding_) {
+    case WeightEncoding::plain:
+      if (!is_float_dtype(info.dtype))
+        throw InternalError(fmt::format("no plain decoder for dtype {} of '{}'", dtype_name(info.dtype), info.name));
+      break;
+    case WeightEncoding::fp8_block:
+      if (info.dtype != DType::F8_E4M3 || !m_.scale)
+        throw InputError(m_.weight.file(), info.name, "F8_E4M3 weight has no block scale");
+      break;
+    case WeightEncoding::mxfp4:
+      if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().dtype != DType::U8 || m_.slice.col_stride != 1)
+        throw InternalError(fmt::format("'{}' is not a U8 MXFP4 block tensor with U8 scales", info.name));
+      break;
+  }
+
+  // The weight bytes: read once, digested as they arrive.
+  const auto [begin, end] = m_.weight_span();
+  weight_begin_ = begin;
+  weight_size_ = end - begin;
+  m_.weight.read(begin, end, destination);
+  weight_ = destination;
+  Xxh64 digest;
+  digest.update(std::span<const std::byte>(weight_, weight_size_));
+
+  if (encoding_ == WeightEncoding::fp8_block) {
+    const TensorView& scale = *m_.scale;
+    const std::uint64_t n = scale.info().num_elements();
+    scale_cols_ = (m_.cols + m_.block_cols - 1) / m_.block_cols;
+    if (n != ((m_.rows + m_.block_rows - 1) / m_.block_rows) * scale_cols_)
+      throw InputError(scale.file(), scale.name(), "block scale has the wrong number of elements");
+    const std::vector<std::byte> raw = scale.read_all();
+    digest.update(raw);
+    scales_.resize(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      scales_[i] = element_to_float(scale.info().dtype, raw.data(), i);
+      if (!std::isfinite(scales_[i]))
+        throw InputError(scale.file(), scale.name(),
+                         fmt::format("block scale [{}, {}] is {}", i / scale_cols_, i % scale_cols_, describe(scales_[i])));
+    }
+  } else if (encoding_ == WeightEncoding::mxfp4) {
+    // Only the scales of this matrix's own rows: a fused tensor holds every expert's, and the
+    // rows of an interleaved gate alternate with those of its up projection.
+    const TensorView& scale = *m_.scale;
+    scale_base_ = m_.slice.offset / 32;
+    const std::uint64_t scale_end = last / 32 + 1;
+    if (scale_end > scale.info().num_elements() || scale.info().num_elements() * 32 != elements || m_.slice.offset % 32 ||
+        row_stride_ % 32 || m_.cols % 32)
+      throw InputError(scale.file(), scale.name(), "MXFP4 scales do not cover the blocks (one per 32 values)");
+    std::vector<std::byte> raw(scale_end - scale_base_);
+    scale.read(scale_base_, scale_end, raw.data());
+    digest.update(raw);
+    scales_.assign(scale_end - scale_base_, std::numeric_limits<float>::quiet_NaN());  // others' entries: never read
+    for (std::uint64_t r = 0; r < m_.rows; ++r)
+      for (std::uint64_t i = element_index(r, 0) / 32; i < (element_index(r, 0) + m_.cols) / 32; ++i) {
+        const auto code = std::to_integer<std::uint8_t>(raw[i - scale_base_]);
+        if (code == 0xFF)
+          throw InputError(scale.file(), scale.name(), fmt::format("e8m0 scale {} is 255 (NaN)", multi_index(scale.info(), i)));
+        scales_[i - scale_base_] = e8m0_to_float(code);
+      }
+  }
+  digest_ = digest.value();
+}
+
+double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, float* out,
+                             std::uint64_t ld) const {
+  return decode_impl(r0, r1, c0, c1, out, ld);
+}
+
+double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, double* out,
+                             std::uint64_t ld) const {
+  return decode_impl(r0, r1, c0, c1, out, ld);
+}
+
+float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
+  const std::uint64_t i = element_index(r, c);
+  const DType dtype = m_.weight.info().dtype;
+  if (encoding_ != WeightEncoding::mxfp4) {
+    const std::uint64_t size = std::max<std::uint64_t>(dtype_bits(dtype) / 8, 1);
+    return element_to_float(dtype, at(i * size), 0);
+  }
+  const auto byte = std::to_integer<std::uint8_t>(*at(i / 2));
+  return kFp4Table[(i & 1) ? byte >> 4 : byte & 0x0F];  // low nibble first
+}
+
+float MatrixDecoder::scale_of(std::uint64_t r, std::uint64_t c) const {
+  switch (encoding_) {
+    case WeightEncoding::plain: return 1.0f;
+    case WeightEncoding::fp8_block: return scales_[(r / m_.block_rows) * scale_cols_ + c / m_.block_cols];
+    case WeightEncoding::mxfp4: return scales_[element_index(r, c) / 32 - scale_base_];
+  }
+  return 1.0f;
+}
+
+template <typename T>
+double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, T* out,
+                                  std::uint64_t ld) const {
+  VINDEX_ASSERT(r0 <= r1 && r1 <= m_.rows && c0 <= c1 && c1 <= m_.cols && c1 - c0 <= ld);
+  const DType dtype = m_.weight.info().dtype;
+  const std::uint64_t cs = m_.slice.col_stride;
+  double sum_sq = 0.0;
+  // Decodes columns [c0, c1) of row r with `to_float(element index)`.
+  const auto decode_row = [&](std::uint64_t r, auto&& to_float) {
+    T* row_out = out + (r - r0) * ld - c0;
+    const std::uint64_t row_start = element_index(r, 0);
+    double row_sq = 0.0;
+    for (std::uint64_t c = c0; c < c1; ++c) {
+      const float v = to_float(row_start + c * cs);
+      row_out[c] = static_cast<T>(v);
+      row_sq += static_cast<double>(v) * static_cast<double>(v);
+    }
+    return row_sq;
+  };
+  for (std::uint64_t r = r0; r < r1; ++r) {
+    if (encoding_ == WeightEncoding::fp8_block) {
+      const auto* codes = reinterpret_cast<const std::uint8_t*>(at(r * m_.cols));
+      const float* scale_row = scales_.data() + (r / m_.block_rows) * scale_cols_;
+      T* row_out = out + (r - r0) * ld - c0;
+      double row_sq = 0.0;
+      // One scale per block of columns, hoisted out of the inner loop.
+      for (std::uint64_t cb = c0; cb < c1;) {
+        const std::uint64_t block = cb / m_.block_cols;
+        const std::uint64_t end = std::min(c1, (block + 1) * m_.block_cols);
+        const float s = scale_row[block];
+        for (std::uint64_t c = cb; c < end; ++c) {
+          const float v = kFp8Table[codes[c]] * s;
+          row_out[c] = static_cast<T>(v);
+          row_sq += static_cast<double>(v) * static_cast<double>(v);
+        }
+        cb = end;
+      }
+      sum_sq += row_sq;
+      continue;
+    }
+    if (encoding_ == WeightEncoding::mxfp4) {
+      sum_sq += decode_row(r, [&](std::uint64_t i) {
+        const auto b = std::to_integer<std::uint8_t>(*at(i / 2));
+        return kFp4Table[(i & 1) ? b >> 4 : b & 0x0F] * scales_[i / 32 - scale_base_];
+      });
+      continue;
+    }
+    switch (dtype) {
+      case DType::F32: sum_sq += decode_row(r, [&](std::uint64_t i) { return load<float>(at(4 * i)); }); break;
+      case DType::BF16:
+        sum_sq += decode_row(r, [&](std::uint64_t i) { return bf16_to_float(load<std::uint16_t>(at(2 * i))); });
+        break;
+      case DType::F16:
+        sum_sq += decode_row(r, [&](std::uint64_t i) { return f16_to_float(load<std::uint16_t>(at(2 * i))); });
+        break;
+      default: throw InternalError(fmt::format("no decoder for dtype {}", dtype_name(dtype)));
+    }
+  }
+  // A NaN or Inf anywhere (a NaN code, an Inf stored, or a value times its scale overflowing
+  // float32) makes the sum non-finite; only then are the values searched for the culprit.
+  if (!std::isfinite(sum_sq)) fail_non_finite(r0, r1, c0, c1);
+  return sum_sq;
+}
+
+void MatrixDecoder::fail_non_finite(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1) const {
+  const TensorInfo& info = m_.weight.info();
+  // Positions are the matrix's own [row, column] as stored, plus the flat element of a fused tensor.
+  const auto where = [&](std::uint64_t r, std::uint64_t c) {
+    return m_.is_whole_tensor() ? fmt::format("weight [{}, {}]", r, c)
+                                : fmt::format("weight [{}, {}] of this matrix (element {} of the tensor)", r, c, element_index(r, c));
+  };
+  for (std::uint64_t r = r0; r < r1; ++r)
+    for (std::uint64_t c = c0; c < c1; ++c) {
+      const float stored = stored_value(r, c);
+      if (!std::isfinite(stored))
+        throw InputError(m_.weight.file(), info.name, fmt::format("{} is {}", where(r, c), describe(stored)));
+      const float scaled = stored * scale_of(r, c);
+      if (!std::isfinite(scaled))
+        throw InputError(m_.weight.file(), info.name,
+                         fmt::format("{} is {} after applying its scale", where(r, c), describe(scaled)));
+    }
+  throw InternalError(fmt::format("non-finite sum of squares of finite weights of '{}'", info.name));
+}
+
+}  // namespace vindex

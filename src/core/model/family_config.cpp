@@ -1,0 +1,157 @@
+// Per-family config.json readers (see family_config.hpp). Each family's published checkpoint is
+// named in README "Model families"; the test fixtures saved by Hugging Face transformers' own
+// classes (tests/fixtures/hf) check that these readers agree with what transformers writes.
+#include "family_config.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "vindex/base/errors.hpp"
+
+namespace vindex::layout_detail {
+namespace {
+
+using json = nlohmann::json;
+
+std::uint64_t dimension(const ConfigReader& c, const char* key, std::optional<int> fallback = std::nullopt) {
+  return static_cast<std::uint64_t>(c.integer(key, fallback, 1, kMaxDimension));
+}
+
+// The settings that decide routing, copied to moe_config.json as the config gives them.
+void copy_routing(const ConfigReader& c, ModelLayout& layout) {
+  layout.routing = json::object();
+  for (const char* key : {"num_experts_per_tok", "experts_per_token", "scoring_func", "topk_method", "n_group",
+                          "topk_group", "routed_scaling_factor", "norm_topk_prob", "router_aux_loss_coef",
+                          "swiglu_limit"})
+    if (c.has(key)) layout.routing[key] = c.json()[key];
+}
+
+std::vector<bool> all_layers(int n, bool moe) { return std::vector<bool>(static_cast<std::size_t>(n), moe); }
+
+// Qwen2-MoE, Qwen3-MoE: MoE where (layer + 1) % decoder_sparse_step == 0, except mlp_only_layers.
+std::vector<bool> qwen_moe(const ConfigReader& c, ModelLayout& l, bool qwen2) {
+  l.intermediate_size = dimension(c, "intermediate_size");
+  l.n_routed_experts = c.integer("num_experts", std::nullopt, 1, kMaxExperts);
+  l.moe_intermediate_size = dimension(c, "moe_intermediate_size");
+  l.experts_per_token = c.integer("num_experts_per_tok", 0, 0, kMaxExperts);
+  if (qwen2 && c.has("shared_expert_intermediate_size")) {
+    l.shared_intermediate_size = dimension(c, "shared_expert_intermediate_size");
+    l.n_shared_experts = 1;
+  }
+  const int step = c.integer("decoder_sparse_step", 1, 1, kMaxLayers);
+  const std::vector<int> mlp_only = c.integer_list("mlp_only_layers", 0, kMaxLayers);
+  l.moe_layer_rule = fmt::format("decoder_sparse_step={}, mlp_only_layers=[{}]", step, fmt::join(mlp_only, ", "));
+  const std::set<int> dense(mlp_only.begin(), mlp_only.end());
+  std::vector<bool> moe;
+  for (int i = 0; i < l.num_layers; ++i) moe.push_back(!dense.count(i) && (i + 1) % step == 0);
+  return moe;
+}
+
+// Families whose every layer is MoE with experts of width intermediate_size, counted by `experts_key`.
+std::vector<bool> every_layer_moe(const ConfigReader& c, ModelLayout& l, const char* experts_key) {
+  l.n_routed_experts = c.integer(experts_key, std::nullopt, 1, kMaxExperts);
+  l.moe_intermediate_size = dimension(c, "intermediate_size");
+  // GPT-OSS's config names it experts_per_token (transformers adds num_experts_per_tok).
+  l.experts_per_token = c.has("num_experts_per_tok") ? c.integer("num_experts_per_tok", 0, 0, kMaxExperts)
+                                                      : c.integer("experts_per_token", 0, 0, kMaxExperts);
+  l.moe_layer_rule = "every layer";
+  return all_layers(l.num_layers, true);
+}
+
+}  // namespace
+
+// DeepSeek-V2/V3, Kimi-K2: MoE from first_k_dense_replace on, every moe_layer_freq-th layer.
+std::vector<bool> read_deepseek_config(const ConfigReader& c, ModelLayout& l) {
+  l.intermediate_size = dimension(c, "intermediate_size");
+  l.n_routed_experts = c.integer("n_routed_experts", 0, 0, kMaxExperts);
+  l.moe_intermediate_size = dimension(c, "moe_intermediate_size", l.n_routed_experts ? std::nullopt : std::optional<int>(1));
+  l.n_shared_experts = c.integer("n_shared_experts", 0, 0, kMaxExperts);
+  l.shared_intermediate_size = l.moe_intermediate_size * static_cast<std::uint64_t>(std::max(l.n_shared_experts, 1));
+  l.experts_per_token = c.integer("num_experts_per_tok", 0, 0, kMaxExperts);
+  const int first_dense = c.integer("first_k_dense_replace", 0, 0, kMaxLayers);
+  const int freq = c.integer("moe_layer_freq", 1, 1, kMaxLayers);
+  l.moe_layer_rule = fmt::format("first_k_dense_replace={}, moe_layer_freq={}", first_dense, freq);
+  std::vector<bool> moe;
+  for (int i = 0; i < l.num_layers; ++i) moe.push_back(l.n_routed_experts > 0 && i >= first_dense && i % freq == 0);
+  return moe;
+}
+
+std::vector<bool> read_qwen2_moe_config(const ConfigReader& c, ModelLayout& l) { return qwen_moe(c, l, true); }
+std::vector<bool> read_qwen3_moe_config(const ConfigReader& c, ModelLayout& l) { return qwen_moe(c, l, false); }
+std::vector<bool> read_mixtral_config(const ConfigReader& c, ModelLayout& l) {
+  return every_layer_moe(c, l, "num_local_experts");
+}
+std::vector<bool> read_olmoe_config(const ConfigReader& c, ModelLayout& l) { return every_layer_moe(c, l, "num_experts"); }
+std::vector<bool> read_gpt_oss_config(const ConfigReader& c, ModelLayout& l) {
+  return every_layer_moe(c, l, "num_local_experts");
+}
+
+// Llama-4: MoE layers from `moe_layers` or every interleave_moe_layer_step-th layer; a shared
+// expert of the experts' width; dense layers of width intermediate_size_mlp.
+std::vector<bool> read_llama4_config(const ConfigReader& c, ModelLayout& l) {
+  l.n_routed_experts = c.integer("num_local_experts", std::nullopt, 1, kMaxExperts);
+  l.moe_intermediate_size = dimension(c, "intermediate_size");
+  l.intermediate_size = dimension(c, "intermediate_size_mlp", static_cast<int>(l.moe_intermediate_size));
+  l.shared_intermediate_size = l.moe_intermediate_size;
+  l.n_shared_experts = 1;
+  l.experts_per_token = c.integer("num_experts_per_tok", 0, 0, kMaxExperts);
+  std::vector<bool> moe = all_layers(l.num_layers, false);
+  if (c.has("moe_layers")) {
+    const std::vector<int> listed = c.integer_list("moe_layers", 0, l.num_layers - 1);
+    for (int i : listed) moe[static_cast<std::size_t>(i)] = true;
+    l.moe_layer_rule = fmt::format("moe_layers=[{}]", fmt::join(listed, ", "));
+  } else {
+    const int step = c.integer("interleave_moe_layer_step", 1, 1, kMaxLayers);
+    for (int i = step - 1; i < l.num_layers; i += step) moe[static_cast<std::size_t>(i)] = true;
+    l.moe_layer_rule = fmt::format("interleave_moe_layer_step={}", step);
+  }
+  return moe;
+}
+
+// Dense models: one MLP per layer of width intermediate_size.
+std::vector<bool> read_dense_config(const ConfigReader& c, ModelLayout& l) {
+  l.intermediate_size = dimension(c, "intermediate_size");
+  l.moe_layer_rule = "no MoE layers";
+  return all_layers(l.num_layers, false);
+}
+
+std::vector<bool> read_model_config(const ConfigReader& top, ModelLayout& layout) {
+  // Multimodal checkpoints (Llama-4, Gemma-3) keep the language model's settings in text_config.
+  const ConfigReader c = top.nested_or_self("text_config");
+  layout.model_type = c.string("model_type");
+  if (layout.model_type.empty()) layout.model_type = top.string("model_type");
+  layout.architectures = top.string_list("architectures");
+  const FamilyTraits* family = find_family({layout.model_type, top.string("model_type")}, layout.architectures);
+  if (!family)
+    throw InputError(top.file(), "",
+                     fmt::format("unknown architecture: model_type '{}', architectures [{}]; the known families are {}",
+                                 layout.model_type, fmt::join(layout.architectures, ", "), known_families()));
+  layout.family = family->family;
+  layout.num_layers = c.integer("num_hidden_layers", std::nullopt, 1, kMaxLayers);
+  layout.hidden_size = dimension(c, "hidden_size");
+  copy_routing(c, layout);
+  std::vector<bool> moe_layer = family->read_config(c, layout);
+
+  // Quantization as config.json declares it: fp8 with its block size (DeepSeek-V3, Kimi-K2,
+  // Qwen3 FP8), or mxfp4 (GPT-OSS). The weights' own dtypes decide how each is decoded.
+  const ConfigReader q = top.nested_or_self("quantization_config");
+  if (top.has("quantization_config") && top.json()["quantization_config"].is_object()) {
+    BlockQuantization quant;
+    quant.method = q.string("quant_method");
+    quant.format = q.string("fmt");
+    if (q.has("weight_block_size")) {
+      const std::vector<int> block = q.integer_list("weight_block_size", 1, 65536);
+      if (block.size() != 2)
+        throw InputError(top.file(), "", "quantization_config.weight_block_size is not two integers from 1 to 65536");
+      quant.block_rows = static_cast<std::uint32_t>(block[0]);
+      quant.block_cols = static_cast<std::uint32_t>(block[1]);
+    }
+    layout.quantization = quant;
+  }
+  return moe_layer;
+}
+
+}  // namespace vindex::layout_detail

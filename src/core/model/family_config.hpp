@@ -1,0 +1,29 @@
+// How each family's config.json says how wide its MLPs are, how many experts it has and which
+// layers are MoE: the readers the family table (vindex/model/family.hpp) points to, and the reading of
+// config.json that every family shares (architecture, sizes, routing settings, quantization).
+#pragma once
+
+#include <vector>
+
+#include "config_reader.hpp"
+#include "vindex/model/family.hpp"
+#include "vindex/model/layout.hpp"
+
+namespace vindex::layout_detail {
+
+// Fills the config-derived fields of `layout` (family, sizes, experts, MoE layers, routing,
+// quantization) and returns, by layer index, whether the layer is MoE. An unknown architecture is
+// an InputError that lists what config.json says and the known families.
+std::vector<bool> read_model_config(const ConfigReader& config, ModelLayout& layout);
+
+// The per-family readers (FamilyTraits::read_config).
+std::vector<bool> read_deepseek_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_qwen2_moe_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_qwen3_moe_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_mixtral_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_olmoe_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_gpt_oss_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_llama4_config(const ConfigReader& c, ModelLayout& l);
+std::vector<bool> read_dense_config(const ConfigReader& c, ModelLayout& l);
+
+}  // namespace vindex::layout_detail

@@ -1,0 +1,468 @@
+// Layout detection: the family's config.json reader and naming (vindex/model/family.hpp) say where
+// the MLP tensors are; this file finds them by name, checks their shapes, dtypes and scales
+// against config.json, and cuts fused expert tensors into per-expert slices.
+#include "vindex/model/layout.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "family_config.hpp"
+#include "vindex/base/errors.hpp"
+
+namespace vindex {
+namespace {
+
+
+constexpr std::string_view kScaleSuffix = "_scale_inv";
+
+// Parses a decimal index with no sign, leading zeros or trailing characters.
+std::optional<int> parse_index(std::string_view text) {
+  if (text.empty() || text.size() > 9 || (text.size() > 1 && text[0] == '0')) return std::nullopt;
+  int value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// Splits "a.b.c" at the first dot: returns "a" and leaves "b.c" in `rest`.
+std::string_view take_component(std::string_view& rest) {
+  const auto dot = rest.find('.');
+  const std::string_view head = rest.substr(0, dot);
+  rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+  return head;
+}
+
+// "<projection>.weight" with the given projection names -> the projection.
+std::optional<Projection> parse_projection_weight(std::string_view rest, const std::array<std::string, 3>& names) {
+  const std::string_view head = take_component(rest);
+  if (rest != "weight") return std::nullopt;
+  for (Projection p : kProjections)
+    if (head == names[static_cast<std::size_t>(p)]) return p;
+  return std::nullopt;
+}
+
+const std::array<std::string, 3> kStandardProjections{"gate_proj", "up_proj", "down_proj"};
+
+enum class Kind { none, dense, routed, shared, router, router_bias, shared_gate, fused };
+enum class FusedMatrix { gate_up, down };
+enum class FusedPart { values, blocks, scales, bias };
+
+struct ParsedName {
+  Kind kind = Kind::none;
+  int expert = -1;
+  Projection proj = Projection::down;
+  FusedMatrix fused = FusedMatrix::down;
+  FusedPart part = FusedPart::values;
+};
+
+// Parses what follows "<prefix>L." of a layer's tensor.
+ParsedName parse_layer_tensor(std::string_view rest, const TensorNaming& naming) {
+  ParsedName parsed;
+  if (naming.bert_style) {
+    if (rest == "intermediate.dense.weight") return {Kind::dense, -1, Projection::up};
+    if (rest == "output.dense.weight") return {Kind::dense, -1, Projection::down};
+    return parsed;
+  }
+  if (take_component(rest) != naming.mlp_module) return parsed;
+  if (!naming.router.empty() && rest == naming.router + ".weight") return {Kind::router};
+  for (const std::string& bias : naming.router_bias)
+    if (rest == bias) return {Kind::router_bias};
+  if (rest == "shared_expert_gate.weight") return {Kind::shared_gate};
+  std::string_view inner = rest;
+  const std::string_view head = take_component(inner);
+  if (!naming.shared.empty() && head == naming.shared) {
+    if (const auto p = parse_projection_weight(inner, kStandardProjections)) return {Kind::shared, 0, *p};
+    return parsed;
+  }
+  if (head == "experts") {
+    std::string_view after = inner;
+    const std::string_view second = take_component(after);
+    if (const auto expert = parse_index(second)) {
+      if (const auto p = parse_projection_weight(after, naming.expert_projections)) return {Kind::routed, *expert, *p};
+      return parsed;
+    }
+    if (naming.storage == ExpertStorage::per_expert || !after.empty()) return parsed;
+    for (const auto& [base, matrix] : {std::pair{"gate_up_proj", FusedMatrix::gate_up}, std::pair{"down_proj", FusedMatrix::down}})
+      for (const auto& [suffix, part] : {std::pair{"", FusedPart::values}, std::pair{"_blocks", FusedPart::blocks},
+                                         std::pair{"_scales", FusedPart::scales}, std::pair{"_bias", FusedPart::bias}})
+        if (second == std::string(base) + suffix) return {Kind::fused, -1, Projection::down, matrix, part};
+    return parsed;
+  }
+  if (const auto p = parse_projection_weight(rest, kStandardProjections)) return {Kind::dense, -1, *p};
+  return parsed;
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+// The MLP tensors of one layer, by what their names say.
+struct Found {
+  std::map<Projection, const TensorRecord*> dense, shared;
+  std::map<std::pair<int, Projection>, const TensorRecord*> routed;
+  std::map<std::pair<FusedMatrix, FusedPart>, const TensorRecord*> fused;
+  const TensorRecord* router = nullptr;
+  const TensorRecord* router_bias = nullptr;
+  const TensorRecord* shared_gate = nullptr;
+};
+
+class LayoutBuilder {
+ public:
+  LayoutBuilder(const Checkpoint& ckpt, const ModelLayout& layout) : ckpt_(ckpt), layout_(layout) {}
+
+  std::string file_of(const TensorRecord* r) const { return ckpt_.shards()[r->shard].path.string(); }
+
+  // One matrix stored as its own tensor, [rows, cols] = [out_features, in_features].
+  WeightRef weight_ref(const TensorRecord& record, std::uint64_t rows, std::uint64_t cols, const char* what) const {
+    const TensorInfo& info = *record.info;
+    const std::string file = file_of(&record);
+    if (info.shape.size() != 2)
+      throw InputError(file, info.name, fmt::format("{} weight has shape {}, expected a matrix", what, shape_text(info.shape)));
+    if (info.shape[0] != rows || info.shape[1] != cols)
+      throw InputError(file, info.name,
+                       fmt::format("shape {} disagrees with config.json, which gives [{}, {}] for a {} matrix",
+                                   shape_text(info.shape), rows, cols, what));
+    check_plain_dtype(record, true);
+    WeightRef ref;
+    ref.weight = &record;
+    ref.rows = rows;
+    ref.cols = cols;
+    ref.slice.row_stride = cols;
+    if (info.dtype == DType::F8_E4M3) {
+      ref.encoding = WeightEncoding::fp8_block;
+      ref.scale = &scale_for(record, rows, cols);
+    }
+    return ref;
+  }
+
+  // The routed experts of a layer whose experts are fused into [E, ...] tensors.
+  std::vector<ProjectionSet> fused_experts(const Found& f, int layer, ExpertStorage storage) const {
+    const auto E = static_cast<std::uint64_t>(layout_.n_routed_experts);
+    const std::uint64_t H = layout_.hidden_size, I = layout_.moe_intermediate_size;
+    std::vector<ProjectionSet> experts(E);
+    const auto part = [&](FusedMatrix m, FusedPart p) -> const TensorRecord* {
+      const auto it = f.fused.find({m, p});
+      return it == f.fused.end() ? nullptr : it->second;
+    };
+    const std::string prefix = fmt::format("layer {}'s fused experts", layer);
+    for (FusedMatrix m : {FusedMatrix::gate_up, FusedMatrix::down}) {
+      const TensorRecord* values = part(m, FusedPart::values);
+      const TensorRecord* blocks = part(m, FusedPart::blocks);
+      const TensorRecord* scales = part(m, FusedPart::scales);
+      const char* base = m == FusedMatrix::gate_up ? "gate_up_proj" : "down_proj";
+      if (values && blocks)
+        throw InputError(file_of(blocks), blocks->info->name,
+                         fmt::format("{} has both {} and {}_blocks", prefix, values->info->name, base));
+      if (!values && !blocks)
+        throw InputError(ckpt_.listing_path().string(), fmt::format("experts.{} of layer {}", base, layer),
+                         fmt::format("is missing: {} has no {} tensor", prefix, base));
+      // out x in of one expert's matrix ([2I, H] for gate_up: gate and up together).
+      const std::uint64_t out = m == FusedMatrix::gate_up ? 2 * I : H;
+      const std::uint64_t in = m == FusedMatrix::gate_up ? H : I;
+      if (values) {
+        // bf16/f16/f32 as transformers saves them: [E, in, out] (input x output).
+        expect_shape(*values, {E, in, out}, "fused expert");
+        check_plain_dtype(*values, false);
+        for (std::uint64_t e = 0; e < E; ++e) {
+          const std::uint64_t base_offset = e * in * out;
+          if (m == FusedMatrix::down) {
+            experts[e][Projection::down] = fused_ref(values, nullptr, H, I, WeightEncoding::plain,
+                                                     {base_offset, H, 1, true});
+            continue;
+          }
+          // gate and up: the first and second half of the last dimension (Llama-4), or its even
+          // and odd columns (GPT-OSS).
+          const bool halves = storage == ExpertStorage::fused_halves;
+          const StoredSlice gate{base_offset, 2 * I, halves ? 1u : 2u, true};
+          const StoredSlice up{base_offset + (halves ? I : 1), 2 * I, halves ? 1u : 2u, true};
+          experts[e][Projection::gate] = fused_ref(values, nullptr, I, H, WeightEncoding::plain, gate);
+          experts[e][Projection::up] = fused_ref(values, nullptr, I, H, WeightEncoding::plain, up);
+        }
+        continue;
+      }
+      // MXFP4 as openai/gpt-oss-* publish it: blocks [E, out, in/32, 16] of U8, scales [E, out, in/32].
+      if (storage != ExpertStorage::fused_interleaved)
+        throw InputError(file_of(blocks), blocks->info->name, "MXFP4 blocks are read for GPT-OSS only");
+      if (in % 32 != 0)
+        throw InputError(file_of(blocks), blocks->info->name,
+                         fmt::format("MXFP4 needs an input width divisible by 32, config.json gives {}", in));
+      if (!scales)
+        throw InputError(file_of(blocks), blocks->info->name, fmt::format("MXFP4 blocks have no {}_scales tensor", base));
+      expect_shape(*blocks, {E, out, in / 32, 16}, "MXFP4 block");
+      expect_shape(*scales, {E, out, in / 32}, "MXFP4 scale");
+      for (const TensorRecord* r : {blocks, scales})
+        if (r->info->dtype != DType::U8)
+          throw InputError(file_of(r), r->info->name,
+                           fmt::format("dtype {} is not U8, which MXFP4 blocks and e8m0 scales are stored as",
+                                       dtype_name(r->info->dtype)));
+      for (std::uint64_t e = 0; e < E; ++e) {
+        const std::uint64_t base_offset = e * out * in;
+        if (m == FusedMatrix::down) {
+          experts[e][Projection::down] = fused_ref(blocks, scales, H, I, WeightEncoding::mxfp4, {base_offset, I, 1, false});
+          continue;
+        }
+        // Rows of [2I, H]: even rows gate, odd rows up (the interleaving of the bf16 form, transposed).
+        experts[e][Projection::gate] = fused_ref(blocks, scales, I, H, WeightEncoding::mxfp4, {base_offset, 2 * H, 1, false});
+        experts[e][Projection::up] = fused_ref(blocks, scales, I, H, WeightEncoding::mxfp4, {base_offset + H, 2 * H, 1, false});
+      }
+    }
+    return experts;
+  }
+
+  // Attaches a router ([experts, hidden]) after checking it.
+  WeightRef router_ref(const TensorRecord& record) const {
+    const std::vector<std::uint64_t> want{static_cast<std::uint64_t>(layout_.n_routed_experts), layout_.hidden_size};
+    if (record.info->shape != want)
+      throw InputError(file_of(&record), record.info->name,
+                       fmt::format("router shape {} disagrees with config.json, which gives {}",
+                                   shape_text(record.info->shape), shape_text(want)));
+    return weight_ref(record, want[0], want[1], "router");
+  }
+
+ private:
+  static WeightRef fused_ref(const TensorRecord* weight, const TensorRecord* scale, std::uint64_t rows, std::uint64_t cols,
+                             WeightEncoding encoding, StoredSlice slice) {
+    WeightRef ref{weight, scale, rows, cols, encoding, slice};
+    return ref;
+  }
+
+  void expect_shape(const TensorRecord& record, const std::vector<std::uint64_t>& want, const char* what) const {
+    if (record.info->shape != want)
+      throw InputError(file_of(&record), record.info->name,
+                       fmt::format("{} tensor has shape {}, but config.json gives {}", what, shape_text(record.info->shape),
+                                   shape_text(want)));
+  }
+
+  void check_plain_dtype(const TensorRecord& record, bool allow_fp8) const {
+    const DType d = record.info->dtype;
+    if (!(allow_fp8 ? is_weight_dtype(d) : is_float_dtype(d)))
+      throw InputError(file_of(&record), record.info->name,
+                       fmt::format("dtype {} is not a supported weight type ({})", dtype_name(d),
+                                   allow_fp8 ? "F8_E4M3 with block scales, BF16, F16, F32"
+                                             : "fused experts: BF16, F16, F32, or MXFP4 _blocks/_scales"));
+  }
+
+  const TensorRecord& scale_for(const TensorRecord& weight, std::uint64_t rows, std::uint64_t cols) const {
+    const std::string scale_name = weight.info->name + std::string(kScaleSuffix);
+    const TensorRecord* scale = ckpt_.find(scale_name);
+    if (!scale)
+      throw InputError(file_of(&weight), weight.info->name,
+                       fmt::format("F8_E4M3 weight has no block scale tensor '{}'", scale_name));
+    const std::uint32_t br = layout_.quantization ? layout_.quantization->block_rows : 128;
+    const std::uint32_t bc = layout_.quantization ? layout_.quantization->block_cols : 128;
+    const TensorInfo& info = *scale->info;
+    if (!is_float_dtype(info.dtype))
+      throw InputError(file_of(scale), info.name, fmt::format("block scale dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
+    const std::vector<std::uint64_t> want{ceil_div(rows, br), ceil_div(cols, bc)};
+    if (info.shape != want)
+      throw InputError(file_of(scale), info.name,
+                       fmt::format("block scale shape {} does not match {} for a [{}, {}] weight in {}x{} blocks",
+                                   shape_text(info.shape), shape_text(want), rows, cols, br, bc));
+    return *scale;
+  }
+
+  const Checkpoint& ckpt_;
+  const ModelLayout& layout_;
+};
+
+// Sorts every tensor name into its layer's Found; counts what is not an MLP tensor. `layer_prefix` gets
+// the layer prefix the checkpoint uses (the family's first when none matched).
+std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& naming, ModelLayout& layout,
+                                    std::string& layer_prefix) {
+  layer_prefix = naming.layer_prefixes.front();
+  bool prefix_seen = false;
+  std::vector<Found> found(static_cast<std::size_t>(layout.num_layers));
+  std::set<int> skipped;
+  for (const std::string& name : ckpt.tensor_names()) {
+    if (name.ends_with(kScaleSuffix)) continue;  // looked up from its weight
+    std::string_view rest = name;
+    const auto prefix = std::find_if(naming.layer_prefixes.begin(), naming.layer_prefixes.end(),
+                                     [&](const std::string& p) { return rest.starts_with(p); });
+    if (prefix == naming.layer_prefixes.end()) {
+      ++layout.ignored_tensors;
+      continue;
+    }
+    if (!prefix_seen) {
+      layer_prefix = *prefix;
+      prefix_seen = true;
+    }
+    rest.remove_prefix(prefix->size());
+    const auto layer = parse_index(take_component(rest));
+    if (!layer) {
+      ++layout.ignored_tensors;
+      continue;
+    }
+    if (*layer >= layout.num_layers) {  // e.g. DeepSeek-V3's multi-token-prediction layer
+      skipped.insert(*layer);
+      continue;
+    }
+    const ParsedName parsed = parse_layer_tensor(rest, naming);
+    const TensorRecord* record = ckpt.find(name);
+    Found& f = found[static_cast<std::size_t>(*layer)];
+    switch (parsed.kind) {
+      case Kind::dense: f.dense[parsed.proj] = record; break;
+      case Kind::shared: f.shared[parsed.proj] = record; break;
+      case Kind::routed: f.routed[{parsed.expert, parsed.proj}] = record; break;
+      case Kind::fused:
+        if (parsed.part == FusedPart::bias) ++layout.ignored_tensors;  // biases are not matrices
+        else f.fused[{parsed.fused, parsed.part}] = record;
+        break;
+      case Kind::router: f.router = record; break;
+      case Kind::router_bias: f.router_bias = record; break;
+      case Kind::shared_gate: f.shared_gate = record; break;
+      case Kind::none: ++layout.ignored_tensors; break;
+    }
+  }
+  layout.skipped_layers.assign(skipped.begin(), skipped.end());
+  return found;
+}
+
+}  // namespace
+
+const char* layer_kind_name(LayerKind kind) { return kind == LayerKind::dense ? "dense" : "moe"; }
+
+const char* role_name(MatrixRole role) {
+  switch (role) {
+    case MatrixRole::dense: return "dense";
+    case MatrixRole::routed: return "routed";
+    case MatrixRole::shared: return "shared";
+    case MatrixRole::router: return "router";
+  }
+  return "?";
+}
+
+const char* projection_name(Projection proj) {
+  switch (proj) {
+    case Projection::gate: return "gate_proj";
+    case Projection::up: return "up_proj";
+    case Projection::down: return "down_proj";
+  }
+  return "?";
+}
+
+std::uint64_t WeightRef::stored_bytes() const {
+  const std::uint64_t elements = rows * cols;
+  if (encoding == WeightEncoding::mxfp4) return elements / 2 + elements / 32;
+  std::uint64_t bytes = elements * dtype_bits(weight->info->dtype) / 8;
+  if (scale) bytes += scale->info->byte_size();
+  return bytes;
+}
+
+std::vector<int> ModelLayout::dense_layers() const {
+  std::vector<int> out;
+  for (const auto& l : layers)
+    if (l.kind == LayerKind::dense) out.push_back(l.index);
+  return out;
+}
+
+std::vector<int> ModelLayout::moe_layers() const {
+  std::vector<int> out;
+  for (const auto& l : layers)
+    if (l.kind == LayerKind::moe) out.push_back(l.index);
+  return out;
+}
+
+ModelLayout detect_layout(const Checkpoint& ckpt) {
+  ModelLayout layout;
+  const layout_detail::ConfigReader config(ckpt.config(), ckpt.config_path().string());
+  const std::vector<bool> moe_layer = layout_detail::read_model_config(config, layout);
+  const TensorNaming& naming = traits(layout.family).naming;
+  std::string layer_prefix;
+  std::vector<Found> found = find_mlp_tensors(ckpt, naming, layout, layer_prefix);
+
+  const std::string listing = ckpt.listing_path().string();
+  const LayoutBuilder builder(ckpt, layout);
+  const auto missing = [&](const std::string& tensor, const std::string& why) {
+    return InputError(listing, tensor, fmt::format("is missing: {}", why));
+  };
+  const std::string module = naming.mlp_module.empty() ? "" : naming.mlp_module + ".";
+  const std::uint64_t H = layout.hidden_size;
+  for (int L = 0; L < layout.num_layers; ++L) {
+    Found& f = found[static_cast<std::size_t>(L)];
+    LayerLayout layer;
+    layer.index = L;
+    layer.kind = moe_layer[static_cast<std::size_t>(L)] ? LayerKind::moe : LayerKind::dense;
+    if (layer.kind == LayerKind::dense) {
+      const TensorRecord* expert_tensor = !f.routed.empty() ? f.routed.begin()->second
+                                          : !f.fused.empty() ? f.fused.begin()->second : nullptr;
+      if (expert_tensor)
+        throw InputError(builder.file_of(expert_tensor), expert_tensor->info->name,
+                         fmt::format("layer {} has routed experts, but config.json makes it a dense MLP ({})", L,
+                                     layout.moe_layer_rule));
+      if (!f.dense.count(Projection::down))
+        throw missing(naming.bert_style ? fmt::format("{}{}.output.dense.weight", layer_prefix, L)
+                                             : fmt::format("{}{}.{}down_proj.weight", layer_prefix, L, module),
+                      fmt::format("layer {} is a dense MLP layer", L));
+      for (const auto& [proj, record] : f.dense) {
+        const bool down = proj == Projection::down;
+        const std::uint64_t I = layout.intermediate_size;
+        layer.dense[proj] = builder.weight_ref(*record, down ? H : I, down ? I : H, "dense MLP");
+      }
+    } else {
+      if (!f.dense.empty())
+        throw InputError(builder.file_of(f.dense.begin()->second), f.dense.begin()->second->info->name,
+                         fmt::format("layer {} has a dense MLP, but config.json makes it an MoE layer ({})", L,
+                                     layout.moe_layer_rule));
+      const std::uint64_t I = layout.moe_intermediate_size;
+      if (naming.storage != ExpertStorage::per_expert && f.routed.empty()) {
+        layer.routed = builder.fused_experts(f, L, naming.storage);
+      } else {
+        layer.routed.resize(static_cast<std::size_t>(layout.n_routed_experts));
+        for (const auto& [key, record] : f.routed) {
+          const auto [expert, proj] = key;
+          if (expert >= layout.n_routed_experts)
+            throw InputError(builder.file_of(record), record->info->name,
+                             fmt::format("expert {} is beyond the {} routed experts of config.json", expert,
+                                         layout.n_routed_experts));
+          const bool down = proj == Projection::down;
+          layer.routed[static_cast<std::size_t>(expert)][proj] =
+              builder.weight_ref(*record, down ? H : I, down ? I : H, "routed expert");
+        }
+        const std::string& down_name = naming.expert_projections[static_cast<std::size_t>(Projection::down)];
+        for (int e = 0; e < layout.n_routed_experts; ++e)
+          if (!layer.routed[static_cast<std::size_t>(e)][Projection::down].present())
+            throw missing(fmt::format("{}{}.{}experts.{}.{}.weight", layer_prefix, L, module, e, down_name),
+                          fmt::format("config.json gives layer {} {} routed experts", L, layout.n_routed_experts));
+      }
+      if (!f.shared.empty()) {
+        const std::uint64_t S = layout.shared_intermediate_size;
+        ProjectionSet shared;
+        for (const auto& [proj, record] : f.shared) {
+          const bool down = proj == Projection::down;
+          shared[proj] = builder.weight_ref(*record, down ? H : S, down ? S : H, "shared expert");
+        }
+        if (!shared[Projection::down].present())
+          throw missing(fmt::format("{}{}.{}{}.down_proj.weight", layer_prefix, L, module, naming.shared),
+                        "the layer has the other shared-expert projections");
+        layer.shared = shared;
+      } else if (layout.n_shared_experts > 0) {
+        throw missing(fmt::format("{}{}.{}{}.down_proj.weight", layer_prefix, L, module, naming.shared),
+                      fmt::format("config.json gives {} shared expert(s)", layout.n_shared_experts));
+      }
+      const auto E = static_cast<std::uint64_t>(layout.n_routed_experts);
+      if (f.router) layer.router = builder.router_ref(*f.router);
+      if (f.router_bias && f.router_bias->info->shape != std::vector<std::uint64_t>{E})
+        throw InputError(builder.file_of(f.router_bias), f.router_bias->info->name,
+                         fmt::format("router bias shape {} disagrees with config.json, which gives [{}]",
+                                     shape_text(f.router_bias->info->shape), E));
+      if (f.router_bias && !is_float_dtype(f.router_bias->info->dtype))
+        throw InputError(builder.file_of(f.router_bias), f.router_bias->info->name,
+                         fmt::format("router bias dtype {} is not F32, BF16 or F16", dtype_name(f.router_bias->info->dtype)));
+      if (f.shared_gate && f.shared_gate->info->shape != std::vector<std::uint64_t>{1, H})
+        throw InputError(builder.file_of(f.shared_gate), f.shared_gate->info->name,
+                         fmt::format("shared expert gate shape {} disagrees with config.json, which gives [1, {}]",
+                                     shape_text(f.shared_gate->info->shape), H));
+      layer.router_bias = f.router_bias;
+      layer.shared_expert_gate = f.shared_gate;
+    }
+    layout.layers.push_back(std::move(layer));
+  }
+  return layout;
+}
+
+}  // namespace vindex

@@ -1,0 +1,91 @@
+// moe_config.json: the detected layout as JSON (see layout_json.hpp).
+#include "vindex/model/layout_json.hpp"
+
+namespace vindex {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+const char* encoding_name(WeightEncoding e) {
+  switch (e) {
+    case WeightEncoding::plain: return "plain";
+    case WeightEncoding::fp8_block: return "fp8_block";
+    case WeightEncoding::mxfp4: return "mxfp4";
+  }
+  return "?";
+}
+
+ojson matrix_json(const WeightRef& w, bool with_tensor) {
+  ojson m;
+  if (with_tensor) m["tensor"] = w.weight->info->name;
+  m["shape"] = {w.rows, w.cols};
+  m["dtype"] = dtype_name(w.weight->info->dtype);
+  m["encoding"] = encoding_name(w.encoding);
+  m["scale"] = w.scale ? ojson(w.scale->info->name) : ojson(nullptr);
+  const bool fused = w.weight->info->shape.size() != 2;
+  if (fused) {
+    m["fused_tensor"] = w.weight->info->name;
+    m["stored_transposed"] = w.slice.transposed;
+    m["stride"] = {w.slice.row_stride, w.slice.col_stride};
+  }
+  return m;
+}
+
+ojson projections_json(const ProjectionSet& set) {
+  ojson out = ojson::object();
+  for (Projection p : kProjections)
+    if (set[p].present()) out[projection_name(p)] = matrix_json(set[p], true);
+  return out;
+}
+
+}  // namespace
+
+ojson moe_config_json(const ModelLayout& layout, const std::string& model_name) {
+  ojson j;
+  j["model"] = model_name;
+  j["family"] = family_name(layout.family);
+  j["model_type"] = layout.model_type;
+  j["architectures"] = layout.architectures;
+  j["num_hidden_layers"] = layout.num_layers;
+  j["hidden_size"] = layout.hidden_size;
+  j["intermediate_size"] = layout.intermediate_size;
+  j["moe_intermediate_size"] = layout.moe_intermediate_size;
+  j["shared_intermediate_size"] = layout.shared_intermediate_size;
+  j["n_routed_experts"] = layout.n_routed_experts;
+  j["n_shared_experts"] = layout.n_shared_experts;
+  j["num_experts_per_tok"] = layout.experts_per_token;
+  j["moe_layer_rule"] = layout.moe_layer_rule;
+  j["routing"] = layout.routing;
+  if (layout.quantization) {
+    j["quantization"] = {{"method", layout.quantization->method},
+                         {"format", layout.quantization->format},
+                         {"weight_block_size", {layout.quantization->block_rows, layout.quantization->block_cols}}};
+  } else {
+    j["quantization"] = nullptr;
+  }
+  j["dense_layers"] = layout.dense_layers();
+  j["moe_layers"] = layout.moe_layers();
+  j["skipped_layers"] = layout.skipped_layers;
+  j["ignored_tensors"] = layout.ignored_tensors;
+  ojson layer_list = ojson::array();
+  for (const LayerLayout& l : layout.layers) {
+    ojson lj;
+    lj["layer"] = l.index;
+    lj["kind"] = layer_kind_name(l.kind);
+    if (l.kind == LayerKind::dense) {
+      lj["mlp"] = projections_json(l.dense);
+    } else {
+      lj["routed_experts"] = l.routed.size();
+      lj["expert"] = l.routed.empty() ? ojson(nullptr) : projections_json(l.routed.front());
+      lj["shared_expert"] = l.shared ? projections_json(*l.shared) : ojson(nullptr);
+      lj["router"] = l.router.present() ? matrix_json(l.router, true) : ojson(nullptr);
+      lj["router_bias"] = l.router_bias ? ojson(l.router_bias->info->name) : ojson(nullptr);
+      lj["shared_expert_gate"] = l.shared_expert_gate ? ojson(l.shared_expert_gate->info->name) : ojson(nullptr);
+    }
+    layer_list.push_back(lj);
+  }
+  j["layers"] = layer_list;
+  return j;
+}
+
+}  // namespace vindex

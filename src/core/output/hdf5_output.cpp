@@ -1,0 +1,180 @@
+// Writing vindex.h5 with the HDF5 C API; every handle is owned by an RAII wrapper.
+#include "vindex/output/hdf5_output.hpp"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "../base/hdf5_handle.hpp"
+#include "vindex/base/errors.hpp"
+
+namespace vindex {
+namespace {
+
+using hdf5::check;
+using H5Handle = hdf5::Handle;
+
+void write_string_attribute(hid_t object, const char* name, const std::string& value) {
+  const H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", name);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", name);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", name);
+  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", name);
+  const H5Handle attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                      "H5Acreate2", name);
+  const char* data = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &data), "H5Awrite", name);
+}
+
+void write_int_attribute(hid_t object, const char* name, const std::vector<long long>& values) {
+  const hsize_t dims[1] = {values.size()};
+  const H5Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose, "H5Screate_simple", name);
+  const H5Handle attr(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                      "H5Acreate2", name);
+  check(H5Awrite(attr.get(), H5T_NATIVE_LLONG, values.data()), "H5Awrite", name);
+}
+
+void write_double_attribute(hid_t object, const char* name, double value) {
+  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", name);
+  const H5Handle attr(H5Acreate2(object, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                      "H5Acreate2", name);
+  check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "H5Awrite", name);
+}
+
+template <typename T>
+void write_dataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type, const std::vector<T>& data,
+                   std::vector<hsize_t> dims) {
+  const H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
+                       "H5Screate_simple", name);
+  const H5Handle set(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     H5Dclose, "H5Dcreate2", name);
+  check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite", name);
+}
+
+void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>& ks) {
+  const H5Handle group(H5Gcreate2(layer_group, g.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                       "H5Gcreate2", g.name);
+  write_string_attribute(group.get(), "kind", layer_kind_name(g.kind));
+  write_string_attribute(group.get(), "role", role_name(g.role));
+  write_int_attribute(group.get(), "shape", {static_cast<long long>(g.rows), static_cast<long long>(g.cols)});
+  const hsize_t n = g.size();
+  write_dataset(group.get(), "singular_values", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g.singular_values, {n, g.sv_count()});
+  write_dataset(group.get(), "var_at_k", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.var_at_k, {n, ks.size()});
+  {
+    const H5Handle set(H5Dopen2(group.get(), "var_at_k", H5P_DEFAULT), H5Dclose, "H5Dopen2", "var_at_k");
+    write_int_attribute(set.get(), "k", std::vector<long long>(ks.begin(), ks.end()));
+  }
+  write_dataset(group.get(), "expert_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, g.expert_ids, {n});
+  for (std::size_t i = 0; i < kScalarStats.size(); ++i)
+    write_dataset(group.get(), kScalarStats[i].name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.scalars[i], {n});
+  write_dataset(group.get(), "gram_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.gram_bits, {n});
+  write_dataset(group.get(), "eigen_bits", H5T_STD_U8LE, H5T_NATIVE_UINT8, g.eigen_bits, {n});
+  write_dataset(group.get(), "weight_digest", H5T_STD_U64LE, H5T_NATIVE_UINT64, g.weight_digests, {n});
+}
+
+// /phase3: the CKA matrix, and per layer the loads, co-activation and statistics (docs/phase3.md).
+void write_phase3(hid_t file, const Phase3Results& p) {
+  const H5Handle phase(H5Gcreate2(file, "phase3", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2", "phase3");
+  write_string_attribute(phase.get(), "capture", p.capture.path);
+  write_int_attribute(phase.get(), "n_tokens", {static_cast<long long>(p.capture.n_tokens)});
+  write_int_attribute(phase.get(), "sampled_tokens", {static_cast<long long>(p.sampled_tokens)});
+  write_double_attribute(phase.get(), "top8_concentration", p.top8_concentration);
+  const hsize_t n = p.cka_layers.size();
+  write_dataset(phase.get(), "cka", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, p.cka, {n, n});
+  {
+    const H5Handle set(H5Dopen2(phase.get(), "cka", H5P_DEFAULT), H5Dclose, "H5Dopen2", "cka");
+    write_int_attribute(set.get(), "layers", std::vector<long long>(p.cka_layers.begin(), p.cka_layers.end()));
+  }
+  std::vector<long long> stage_bounds;
+  for (const Stage& s : p.stages) stage_bounds.insert(stage_bounds.end(), {s.first_layer, s.last_layer});
+  write_int_attribute(phase.get(), "stages", stage_bounds);  // first and last layer of each stage
+  for (const LayerPhase3& l : p.layers) {
+    const std::string name = fmt::format("layer_{:03d}", l.layer);
+    const H5Handle g(H5Gcreate2(phase.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2", name);
+    write_string_attribute(g.get(), "kind", layer_kind_name(l.kind));
+    write_double_attribute(g.get(), "activation_sparsity", l.activation_sparsity);
+    write_double_attribute(g.get(), "gate_coherence", l.gate_coherence);
+    if (l.experts == 0) continue;
+    const auto E = static_cast<hsize_t>(l.experts);
+    write_dataset(g.get(), "load_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, l.load_counts, {E});
+    write_dataset(g.get(), "coactivation", H5T_STD_I64LE, H5T_NATIVE_INT64, l.coactivation, {E, E});
+    for (const auto& [attr, value] : {std::pair{"load_entropy", l.load_entropy}, std::pair{"load_cv", l.load_cv},
+                                      std::pair{"max_over_mean_load", l.max_over_mean_load},
+                                      std::pair{"topk_weight_concentration", l.topk_weight_concentration}})
+      write_double_attribute(g.get(), attr, value);
+    write_int_attribute(g.get(), "never_chosen", {l.never_chosen});
+    write_int_attribute(g.get(), "engine_choices", {l.engine_choices, l.engine_choices_matched});  // compared, matched
+  }
+}
+
+}  // namespace
+
+std::string hdf5_library_version() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return fmt::format("{}.{}.{}", major, minor, release);
+}
+
+std::vector<std::byte> vindex_h5_image(const VindexTables& tables, const Hdf5RootInfo& root) {
+  hdf5::silence_errors();
+  // In memory only: the name is never created on disk (no backing store), but must be unique
+  // among the files this process has open.
+  const std::string file_name = fmt::format("vindex-image-{}.h5", root.run_id);
+  const H5Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", file_name);
+  check(H5Pset_fapl_core(access.get(), 4 << 20, 0), "H5Pset_fapl_core", file_name);
+  H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose, "H5Fcreate",
+                file_name);
+  write_string_attribute(file.get(), "format", kVindexFormatName);
+  write_string_attribute(file.get(), "format_version", kVindexFormatVersion);
+  write_string_attribute(file.get(), "run_id", root.run_id);
+  write_string_attribute(file.get(), "model", root.model);
+  write_string_attribute(file.get(), "tool", root.tool_version);
+  write_int_attribute(file.get(), "k", std::vector<long long>(tables.ks.begin(), tables.ks.end()));
+  write_string_attribute(file.get(), "provenance", root.provenance_json);
+
+  // /phase1/layer_LLL/<projection group> and /phase2/layer_LLL/router; a phase's group exists when
+  // the run computed that phase.
+  for (const bool routers : {false, true}) {
+    if (!(routers ? tables.phase2 : tables.phase1)) continue;
+    const char* phase_name = routers ? "phase2" : "phase1";
+    const H5Handle phase(H5Gcreate2(file.get(), phase_name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                         "H5Gcreate2", phase_name);
+    std::optional<H5Handle> layer_group;
+    int open_layer = -1;
+    for (const MatrixGroup& g : tables.groups) {
+      if ((g.role == MatrixRole::router) != routers) continue;
+      if (g.layer != open_layer) {
+        const std::string name = fmt::format("layer_{:03d}", g.layer);
+        layer_group.reset();
+        layer_group.emplace(H5Gcreate2(phase.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                            "H5Gcreate2", name);
+        write_string_attribute(layer_group->get(), "kind", layer_kind_name(g.kind));
+        write_int_attribute(layer_group->get(), "layer", {g.layer});
+        open_layer = g.layer;
+      }
+      write_group(layer_group->get(), g, tables.ks);
+      if (!routers) continue;
+      const auto bias = std::find_if(tables.router_biases.begin(), tables.router_biases.end(),
+                                     [&](const RouterBias& b) { return b.layer == g.layer; });
+      if (bias == tables.router_biases.end()) continue;
+      const H5Handle router(H5Gopen2(layer_group->get(), g.name.c_str(), H5P_DEFAULT), H5Gclose, "H5Gopen2", g.name);
+      write_dataset(router.get(), "bias", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, bias->values, {bias->values.size()});
+      const H5Handle set(H5Dopen2(router.get(), "bias", H5P_DEFAULT), H5Dclose, "H5Dopen2", "bias");
+      write_string_attribute(set.get(), "tensor", bias->tensor);
+    }
+  }
+  if (tables.phase3) write_phase3(file.get(), *tables.phase3);
+  check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
+  const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+  if (size <= 0) throw Hdf5Error("H5Fget_file_image", file_name);
+  std::vector<std::byte> image(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file.get(), image.data(), image.size()) != size) throw Hdf5Error("H5Fget_file_image", file_name);
+  file.close();
+  return image;
+}
+
+}  // namespace vindex
