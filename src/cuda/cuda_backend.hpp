@@ -10,15 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "vindex/cuda_plugin_abi.hpp"
 #include "vindex/spectrum.hpp"
 
 namespace vindex::cuda {
 
-struct CudaBackendOptions {
-  int device = 0;
-  int host_helpers = 0;  // threads that take eigenvalue solves off the GPU (0: none)
-  PrecisionPolicy precision = PrecisionPolicy::automatic;  // automatic and fp64: float64 throughout
-};
+// The options are the plugin boundary's (vindex/cuda_plugin_abi.hpp): the executable fills the
+// same struct.
+using vindex::CudaBackendOptions;
 
 // Where a backend's time went, summed over the matrices it computed (milliseconds).
 struct StageTimes {
