@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA GPU (README, "GPU backend"): builds with CUDA, runs the
-# GPU checks (the decode kernel bit for bit against the CPU decoder; every fixture through
-# --backend cuda against the float64 references and against --backend cpu), then benchmarks
-# Kimi-K2-shaped fp8 experts (7168 x 2048, 128x128 block scales) through the CUDA backend and the
-# seed's method (torch.linalg.svdvals, fp32, batches of 64) in the same run, and prints a table:
-# ms per expert, the ratio, and the breakdown (read, H2D, dequant, Gram, eigenvalues).
+# CTest tests labelled gpu (the decode kernel bit for bit against the CPU decoder; every fixture
+# through --backend cuda against the float64 references and against --backend cpu; input errors
+# raised inside the plugin exit 3 naming file and tensor) with VINDEX_REQUIRE_GPU=1, so that a GPU
+# the tests cannot use fails them instead of skipping them; then benchmarks Kimi-K2-shaped fp8
+# experts (7168 x 2048, 128x128 block scales) through the CUDA backend and the seed's method
+# (torch.linalg.svdvals, fp32, batches of 64) in the same run, and prints a table: ms per expert,
+# the ratio, and the breakdown (read, H2D, dequant, Gram, eigenvalues).
 # Bounded to 5 minutes; results also go to $OUT (or gpu-check-out/) as JSON lines and a table.
 #
 #   bash tools/gpu_check.sh [EXPERTS]      (default 64 experts for the benchmark)
@@ -23,24 +25,22 @@ step "device"
 nvidia-smi -L || { echo "gpu_check: no GPU (nvidia-smi failed)"; exit 1; }
 nvcc --version | tail -1
 
-step "build (CUDA on)"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+step "build (CUDA on; the GPU tests and the benchmark)"
+source "$root/tools/mpi_env.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVINDEX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=native \
-  >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-timeout "$(left)" cmake --build "$build" --parallel "$(nproc)" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+  -DVINDEX_BUILD_TESTS=ON -DVINDEX_BUILD_BENCH=ON >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+timeout "$(left)" cmake --build "$build" --parallel "$(nproc)" \
+  --target vindex_mpi vindex_cuda_plugin vindex_cuda_probe vindex_gpu_checks vindex_bench_gpu \
+  >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 echo "built"
 
 python=python3
 "$python" -c "import h5py, numpy" 2>/dev/null || python=/usr/bin/python3
 
-step "GPU checks: decode kernel against the CPU decoder"
-timeout "$(left)" "$build/vindex_gpu_checks" "$root/tests/fixtures/kimi_k2_tiny" "$root/tests/fixtures/steep_mixed" \
-  | tee "$out/decode.txt" || status=1
-
-step "GPU checks: fixtures through --backend cuda, against float64 references and --backend cpu"
-timeout "$(left)" "$python" "$root/tests/gpu/check_cuda_vs_cpu.py" --binary "$build/src/vindex_mpi" \
-  --fixtures "$root/tests/fixtures" --checker "$root/tests/integration/check_outputs.py" --work "$out/fixtures" \
-  | tee "$out/cuda_vs_cpu.txt" || status=1
+step "GPU checks: ctest -L gpu (a skip is a failure here)"
+VINDEX_REQUIRE_GPU=1 timeout "$(left)" ctest --test-dir "$build" -L gpu --output-on-failure --no-tests=error \
+  | tee "$out/gpu_tests.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 step "benchmark fixture: $experts Kimi-K2-shaped fp8 experts"
 model="${VINDEX_BENCH_MODEL:-/tmp/vindex-kimi-experts-$experts}"

@@ -37,7 +37,7 @@ std::unique_ptr<SpectrumBackend> make_backend(const RunContext& ctx, BackendKind
   if (kind == BackendKind::cuda) {
     std::string why;
     const int devices = cuda_visible_devices(why);
-    CudaPluginOptions co;
+    CudaBackendOptions co;
     co.device = assign_device(ctx.comm.node_rank(), ctx.comm.node_size(), std::max(devices, 1), o.share_gpus);
     // One thread drives the GPU; the rank's other threads solve eigenvalues on the host.
     co.host_helpers = o.host_helpers >= 0 ? o.host_helpers : std::max(0, ctx.threads - 1);

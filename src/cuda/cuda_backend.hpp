@@ -11,14 +11,13 @@
 #include <vector>
 
 #include "vindex/run/backend.hpp"
+#include "vindex/run/cuda_plugin_abi.hpp"
 
 namespace vindex::cuda {
 
-struct CudaBackendOptions {
-  int device = 0;
-  int host_helpers = 0;  // threads that take eigenvalue solves off the GPU (0: none)
-  PrecisionPolicy precision = PrecisionPolicy::automatic;  // automatic and fp64: float64 throughout
-};
+// The options are the plugin boundary's (vindex/run/cuda_plugin_abi.hpp): the executable fills the
+// same struct.
+using vindex::CudaBackendOptions;
 
 // Where a backend's time went, summed over the matrices it computed (milliseconds).
 struct StageTimes {

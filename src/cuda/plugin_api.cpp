@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <exception>
 
+#include "cuda_backend.hpp"
+#include "vindex/version.hpp"
+
 namespace {
 
 void copy_reason(const char* text, char* why, std::size_t why_size) {
@@ -10,6 +13,10 @@ void copy_reason(const char* text, char* why, std::size_t why_size) {
 }
 
 }  // namespace
+
+extern "C" int vindex_cuda_plugin_abi_version() { return vindex::kCudaPluginAbiVersion; }
+
+extern "C" const char* vindex_cuda_plugin_git_commit() { return vindex::kGitCommit; }
 
 extern "C" int vindex_cuda_visible_devices(char* why, std::size_t why_size) {
   try {
@@ -23,7 +30,7 @@ extern "C" int vindex_cuda_visible_devices(char* why, std::size_t why_size) {
   }
 }
 
-extern "C" vindex::SpectrumBackend* vindex_cuda_make_backend(const vindex::cuda::CudaBackendOptions* options, char* why,
+extern "C" vindex::SpectrumBackend* vindex_cuda_make_backend(const vindex::CudaBackendOptions* options, char* why,
                                                              std::size_t why_size) {
   try {
     return vindex::cuda::make_cuda_backend(*options).release();

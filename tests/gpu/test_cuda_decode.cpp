@@ -1,7 +1,7 @@
-// GPU check (run by tools/gpu_check.sh on a machine with a GPU; not part of CTest, which runs
-// where there is none): every weight matrix of the fixtures, dequantized by the CUDA kernel, must
-// equal the CPU decoder's float32 values bit for bit, and the device's float64 sum of squares must
-// match the CPU's to 1e-12 relative (the order of summation differs).
+// GPU check (CTest test gpu_decode_matches_cpu, label gpu; skipped where no GPU is visible): every
+// weight matrix of the fixtures, dequantized by the CUDA kernel, must equal the CPU decoder's float32
+// values bit for bit, and the device's float64 sum of squares must match the CPU's to 1e-12 relative
+// (the order of summation differs).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_resources.hpp"
 #include "cuda/decode_kernels.hpp"
+#include "gpu_skip.hpp"
 #include "vindex/format/checkpoint.hpp"
 #include "vindex/model/dequantize.hpp"
 #include "vindex/model/layout.hpp"
@@ -19,6 +20,7 @@
 int main(int argc, char** argv) {
   using namespace vindex;
   using namespace vindex::cuda;
+  if (const int skipped = gpu_tests::skip_without_gpu()) return skipped;
   int failures = 0, checked = 0;
   try {
     std::vector<float> table(256);

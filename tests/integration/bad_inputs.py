@@ -364,6 +364,47 @@ def cases(fixture_dir):
     ]
 
 
+def run_case(args, case, more_args=()):
+    """Runs one case of cases() in args.work/NAME under mpiexec -n 2 (with `more_args`, e.g. a
+    backend) and records its problems in `failures`."""
+    name, want_code, want_parts, prepare, extra, *fixture = case
+    model = os.path.join(args.work, name, "model")
+    out = os.path.join(args.work, name, "out")
+    shutil.copytree(os.path.join(os.path.dirname(args.fixture), fixture[0]) if fixture else args.fixture, model)
+    before = None
+    skipped = prepare(model, out) if prepare else None
+    if skipped:  # a prepare step this machine cannot do says why
+        print(f"skip   {name:32} {skipped}")
+        return
+    if os.path.isdir(out):
+        before = sorted(os.listdir(out))
+    start = time.monotonic()
+    extra = [e.replace("{case}", os.path.dirname(model)) for e in extra]
+    code, stdout, stderr = mpi_runner.run(args, 2, ["--model", model, "--out", out] + extra + list(more_args), timeout=120)
+    seconds = time.monotonic() - start
+    errors = [l for l in stderr.splitlines() if l.startswith("vindex_mpi: error")]
+    problems = []
+    if code != want_code:
+        problems.append(f"exit code {code}, expected {want_code}")
+    if len(errors) != 1:
+        problems.append(f"{len(errors)} error lines, expected exactly one")
+    missing = [p for p in want_parts if not any(p in e for e in errors)]
+    if missing:
+        problems.append(f"message lacks {missing}")
+    if os.path.isdir(out) and sorted(os.listdir(out)) != (before or []):
+        problems.append(f"output directory changed: {sorted(os.listdir(out))}")
+    if "fatal" in stderr or "MPI_ABORT" in stderr:
+        problems.append("the job was aborted instead of ending cleanly")
+    if code == BAD_INPUT and errors and f" on {socket.gethostname()})" not in errors[0]:
+        problems.append("the message does not name the rank's host")
+    if "\x1b" in stderr:
+        problems.append("a raw escape character reached the terminal")
+    status = "ok" if not problems else "FAILED"
+    print(f"{status:6} {name:32} exit {code} in {seconds:4.1f} s: {errors[0] if errors else stderr.strip()[-200:]}")
+    if problems:
+        failures.append(f"{name}: {'; '.join(problems)}\n    stderr: {stderr.strip()[-600:]}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     mpi_runner.add_arguments(parser)
@@ -373,42 +414,8 @@ def main():
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
 
-    for name, want_code, want_parts, prepare, extra, *fixture in cases(args.fixture):
-        model = os.path.join(args.work, name, "model")
-        out = os.path.join(args.work, name, "out")
-        shutil.copytree(os.path.join(os.path.dirname(args.fixture), fixture[0]) if fixture else args.fixture, model)
-        before = None
-        skipped = prepare(model, out) if prepare else None
-        if skipped:  # a prepare step this machine cannot do says why
-            print(f"skip   {name:32} {skipped}")
-            continue
-        if os.path.isdir(out):
-            before = sorted(os.listdir(out))
-        start = time.monotonic()
-        extra = [e.replace("{case}", os.path.dirname(model)) for e in extra]
-        code, stdout, stderr = mpi_runner.run(args, 2, ["--model", model, "--out", out] + extra, timeout=120)
-        seconds = time.monotonic() - start
-        errors = [l for l in stderr.splitlines() if l.startswith("vindex_mpi: error")]
-        problems = []
-        if code != want_code:
-            problems.append(f"exit code {code}, expected {want_code}")
-        if len(errors) != 1:
-            problems.append(f"{len(errors)} error lines, expected exactly one")
-        missing = [p for p in want_parts if not any(p in e for e in errors)]
-        if missing:
-            problems.append(f"message lacks {missing}")
-        if os.path.isdir(out) and sorted(os.listdir(out)) != (before or []):
-            problems.append(f"output directory changed: {sorted(os.listdir(out))}")
-        if "fatal" in stderr or "MPI_ABORT" in stderr:
-            problems.append("the job was aborted instead of ending cleanly")
-        if code == BAD_INPUT and errors and f" on {socket.gethostname()})" not in errors[0]:
-            problems.append("the message does not name the rank's host")
-        if "\x1b" in stderr:
-            problems.append("a raw escape character reached the terminal")
-        status = "ok" if not problems else "FAILED"
-        print(f"{status:6} {name:32} exit {code} in {seconds:4.1f} s: {errors[0] if errors else stderr.strip()[-200:]}")
-        if problems:
-            failures.append(f"{name}: {'; '.join(problems)}\n    stderr: {stderr.strip()[-600:]}")
+    for case in cases(args.fixture):
+        run_case(args, case)
     # `inspect` reads the same files, without MPI: a FIFO in place of config.json must not block it.
     model = os.path.join(args.work, "inspect_fifo", "model")
     shutil.copytree(args.fixture, model)

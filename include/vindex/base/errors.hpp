@@ -101,8 +101,20 @@ class LibraryError : public Error {
   // Whether the message names the tensor (the second constructor).
   bool names_tensor() const noexcept { return names_tensor_; }
 
+ protected:
+  // A subclass's own, complete message.
+  struct Composed {};
+  LibraryError(Composed, const std::string& message) : Error(ExitCode::internal, message) {}
+
  private:
   bool names_tensor_ = false;
+};
+
+// A plugin that loads but must not be used by this executable: built to another plugin ABI, or
+// lacking its entry points (vindex/cuda_plugin_abi.hpp). "PLUGIN at PATH: <what>".
+class PluginError : public LibraryError {
+ public:
+  PluginError(const std::string& plugin, const std::string& path, const std::string& what);
 };
 
 class LapackError : public LibraryError {

@@ -45,6 +45,9 @@ LibraryError::LibraryError(const std::string& library, const std::string& call, 
 LibraryError::LibraryError(const LibraryError& cause, const std::string& file, const std::string& tensor)
     : Error(ExitCode::internal, input_message(file, tensor, cause.what())), names_tensor_(true) {}
 
+PluginError::PluginError(const std::string& plugin, const std::string& path, const std::string& what)
+    : LibraryError(Composed{}, fmt::format("{} at {}: {}", plugin, path, what)) {}
+
 LapackError::LapackError(const std::string& call, long info, SourceLocation where)
     : LibraryError("LAPACK", call, fmt::format("info = {}", info), where) {}
 
