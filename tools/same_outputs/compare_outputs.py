@@ -8,7 +8,7 @@ two builds of two commits (IGNORED below, each with its reason).
                                                 OUT_ROOTs of make_outputs.sh): every file, recursively
   compare_outputs.py A1 A2 ... -- B1 B2 ...     pairs A1/B1, A2/B2, ...
   options: --path-map OLD=NEW   in A's strings (JSON, attributes, text), replace OLD by NEW first (e.g.
-                                two fixture trees: --path-map /work/wt-before/tests/fixtures=/x/fixtures);
+                                two fixture trees: --path-map /old/tests/fixtures=/new/tests/fixtures);
                                 repeatable
            --strict-key-order   a JSON object whose keys come in another order is a difference (default:
                                 a warning only; values are compared either way)

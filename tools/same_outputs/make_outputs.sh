@@ -5,7 +5,7 @@
 #   make_outputs.sh BIN_DIR OUT_ROOT [FIXTURES_DIR]
 #     BIN_DIR       a build directory (BIN_DIR/src/vindex_mpi) or the directory holding vindex_mpi
 #     OUT_ROOT      created; must be absent, empty, or an earlier OUT_ROOT of this script (replaced)
-#     FIXTURES_DIR  default /work/wt-before/tests/fixtures. Use the SAME fixtures for both builds:
+#     FIXTURES_DIR  default: this source tree's tests/fixtures. Use the SAME fixtures for both builds:
 #                   they are inputs, and their paths are written into the outputs.
 #   Environment: VINDEX_SRC  source tree whose tools/report/vindex_report.py writes the reports
 #                            (default: the build's CMAKE_HOME_DIRECTORY, else the fixtures' repo)
@@ -33,7 +33,7 @@ else
   echo "no vindex_mpi in $bin_dir or $bin_dir/src" >&2; exit 2
 fi
 out_root="$2"
-fx="$(cd "${3:-/work/wt-before/tests/fixtures}" && pwd)"
+fx="$(cd "${3:-$(dirname "$0")/../../tests/fixtures}" && pwd)"
 src="${VINDEX_SRC:-}"
 if [ -z "$src" ] && [ -f "$build/CMakeCache.txt" ]; then
   src="$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")"
