@@ -1,4 +1,4 @@
-// The provenance every output set carries (README, "Outputs"): what was run, by which build, on
+// The provenance every output set carries (README, "Output files"): what was run, by which build, on
 // which model, where and how long. Built here for a run and for `merge` alike.
 #pragma once
 

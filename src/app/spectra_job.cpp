@@ -45,9 +45,9 @@ int SpectraJob::run() {
   if (ctx_.options.dry_run) return print_plan();
   if (auto code = identify()) return *code;
   if (auto code = open_outputs()) return *code;
-  if (auto code = start_backend()) return failed(*code);
   if (auto code = phase3()) return *code;
   if (auto code = share_resumed()) return *code;
+  if (auto code = start_backend()) return failed(*code);
   if (auto code = compute()) return *code;
   if (auto code = gather_and_write()) return failed(*code);
   return 0;
@@ -133,17 +133,24 @@ std::optional<int> SpectraJob::open_outputs() {
   });
 }
 
+// The backend (made earlier when phase 3 ran on it) and this rank's journal, in one stage.
 std::optional<int> SpectraJob::start_backend() {
-  return run_stage(ctx_, [&] { backend_ = make_backend(ctx_, backend_kind_); });
+  return run_stage(ctx_, [&] {
+    if (!backend_) backend_ = make_backend(ctx_, backend_kind_);
+    journal_.emplace(out_, fmt::format("run-{}-rank-{:05d}.vjl", run_id_, ctx_.comm.rank()), identity_,
+                     ctx_.options.journal_seconds);
+  });
 }
 
 // Phase 3 (when asked) before the spectra: it takes minutes where the spectra may take hours, so a
 // capture found bad (a NaN deep in a layer) ends the job before any spectrum is computed. Each
-// rank computes its share of the layers, rank 0 gathers them; the results go into the same files.
+// rank computes its share of the layers on its backend (made here, so a backend that cannot be
+// made is reported before phase 3), rank 0 gathers them; the results go into the same files.
 std::optional<int> SpectraJob::phase3() {
   if (!capture_) return std::nullopt;
   std::vector<std::byte> share;
   if (auto code = run_stage(ctx_, [&] {
+        backend_ = make_backend(ctx_, backend_kind_);
         share = compute_phase3_share(ctx_.comm, *backend_, *checkpoint_, layout_, layers_, *capture_,
                                      request_.phase3_tokens);
       }))
@@ -197,11 +204,6 @@ std::optional<int> SpectraJob::compute() {
   const std::vector<std::size_t> bounds = partition_contiguous(costs_of(todo_), comm.size());
   const auto r = static_cast<std::size_t>(comm.rank());
   const std::span<const WorkItem> mine(todo_.data() + bounds[r], bounds[r + 1] - bounds[r]);
-  if (auto code = run_stage(ctx_, [&] {
-        journal_.emplace(out_, fmt::format("run-{}-rank-{:05d}.vjl", run_id_, comm.rank()), identity_,
-                         o.journal_seconds);
-      }))
-    return failed(*code);
   RankComputation work(*backend_, *checkpoint_, layout_, mine, request_.ks, &*journal_);
 
   if (comm.is_root() && !items_.empty() && backend_kind_ == BackendKind::cpu)

@@ -1,6 +1,7 @@
 // A run of vindex_mpi end to end on every rank, in stages: plan, identify (model fingerprint and
-// run id), open the outputs (and read a journal back), phase 3, compute this rank's share of the
-// spectra, gather, and (rank 0) reduce and write the outputs.
+// run id), open the outputs (and read a journal back), phase 3, share what the journal covers
+// (and verify it), start the backend and the journal, compute this rank's share of the spectra,
+// gather, and (rank 0) reduce and write the outputs.
 //
 // Failure handling: every stage that can fail on some ranks only is followed by a failure
 // agreement (stage_agreement.hpp), and the compute stage carries failures in its progress rounds,

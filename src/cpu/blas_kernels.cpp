@@ -6,7 +6,6 @@
 
 #include <cctype>
 #include <cstdlib>
-#include <mutex>
 #include <set>
 
 #if defined(__linux__)
@@ -86,8 +85,10 @@ std::string better_blas_kernels() {
 }  // namespace
 
 void cpu::use_one_blas_thread() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
+  thread_local bool set = false;
+  if (set) return;
+  openblas_set_num_threads(1);
+  set = true;
 }
 
 void restart_with_fitting_blas_kernels(char** argv) {

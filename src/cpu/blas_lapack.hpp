@@ -8,10 +8,10 @@
 
 namespace vindex::cpu {
 
-// One BLAS thread per call, set once for the process (OpenBLAS's setting is process-wide): the
-// parallelism is ours -- the CPU backend's workers, phase 3's ranks and the CUDA host helpers each
-// run one matrix per thread. Every user calls this before its first BLAS call; only the first call
-// sets it.
+// One BLAS thread per call: the parallelism is ours -- the CPU backend's workers, phase 3's ranks
+// and the CUDA host helpers each run one matrix per thread. Every thread that calls BLAS calls this
+// first; it sets the count once per thread (OpenBLAS's pthreads build keeps one process-wide
+// setting, its OpenMP build one per thread, so once per thread covers both).
 void use_one_blas_thread();
 
 // C += A A^T (NoTrans, A is n x k) or C += A^T A (Trans, A is k x n); lower triangle; column-major.

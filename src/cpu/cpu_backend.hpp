@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "vindex/run/backend.hpp"
+#include "vindex/run/run_request.hpp"
 
 namespace vindex {
 
 struct CpuBackendOptions {
   int threads = 1;  // matrices computed concurrently, each with single-threaded BLAS
   PrecisionPolicy precision = PrecisionPolicy::automatic;
-  std::vector<int> ks{64};  // the k values of var@k, for the accuracy policy
+  std::vector<int> ks{kDefaultK};  // the k values of var@k, for the accuracy policy
 };
 
 std::unique_ptr<SpectrumBackend> make_cpu_backend(const CpuBackendOptions& options);

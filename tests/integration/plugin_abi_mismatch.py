@@ -57,10 +57,8 @@ def main():
     ap = argparse.ArgumentParser()
     mpi_runner.add_arguments(ap)
     ap.add_argument("--abi-version", type=int, required=True, help="kCudaPluginAbiVersion of this tree")
-    ap.add_argument("--next-abi-plugin", required=True)
-    ap.add_argument("--unversioned-plugin", required=True)
-    ap.add_argument("--fixture", required=True)
-    ap.add_argument("--work", required=True)
+    for path_option in ("--next-abi-plugin", "--unversioned-plugin", "--fixture", "--work"):
+        ap.add_argument(path_option, required=True)
     args = ap.parse_args()
     mpi_runner.fresh_dir(args.work)
     expects = f"this vindex_mpi expects {args.abi_version} (commit "

@@ -14,6 +14,7 @@ extern "C" const char* vindex_cuda_plugin_git_commit() { return "fake-plugin"; }
 #endif
 
 extern "C" int vindex_cuda_visible_devices(char* why, std::size_t why_size) {
+  std::fprintf(stderr, "the fake plugin's vindex_cuda_visible_devices was called\n");
   if (why && why_size) std::snprintf(why, why_size, "%s", "");
   return 2;
 }

@@ -1,10 +1,12 @@
 // The resume journal (records, torn tails, corruption, identity), the output directory's modes
 // around it, layer slices, and vindex.h5 read back bit for bit (what merge relies on).
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -123,6 +125,50 @@ TEST_CASE("the writer thread writes each batch once the interval has passed, wit
   const JournalContents back = read_journals(tmp.path(), identity());
   REQUIRE(back.results.size() == 5);
   for (std::size_t i = 0; i < 5; ++i) REQUIRE(same(back.results[i].result, results[i]));
+}
+
+// A batch the writer thread cannot write (here: the file size limit, EFBIG; on a cluster a full
+// disk) is not lost in that thread: the next append() and flush() rethrow it, naming the file, with
+// the I/O exit code, so the rank's computation fails and every rank agrees on it.
+TEST_CASE("a write that fails on the writer thread is rethrown by append and flush", "[journal]") {
+  vindex_test::TempDir tmp;
+  const auto results = some_results(3);
+  struct Limit {  // the file size limit and SIGXFSZ, restored however the test ends
+    rlimit old{};
+    void (*old_handler)(int) = nullptr;
+    explicit Limit(rlim_t bytes) {
+      REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+      old_handler = std::signal(SIGXFSZ, SIG_IGN);
+      rlimit lower = old;
+      lower.rlim_cur = bytes;
+      REQUIRE(setrlimit(RLIMIT_FSIZE, &lower) == 0);
+    }
+    ~Limit() {
+      setrlimit(RLIMIT_FSIZE, &old);
+      std::signal(SIGXFSZ, old_handler);
+    }
+  };
+  JournalWriter w(tmp.path(), "j.vjl", identity(), 0.01);
+  const auto identity_bytes = static_cast<rlim_t>(fs::file_size(w.path()));
+  std::string message;
+  {
+    const Limit limit(identity_bytes + 16);  // no results record fits
+    w.append(results[0]);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (message.empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      try {
+        w.append(results[1]);
+      } catch (const IoError& e) {
+        message = e.what();
+        REQUIRE(e.code() == ExitCode::internal);
+      }
+    }
+  }
+  REQUIRE_THAT(message, contains("j.vjl"));
+  REQUIRE_THROWS_AS(w.flush(), IoError);
+  REQUIRE(w.results_written() == 0);
+  REQUIRE(fs::file_size(w.path()) == identity_bytes);  // the failed batch's fragment was cut off
 }
 
 TEST_CASE("reading stops at a torn or damaged record; a well-formed record of wrong content is refused", "[journal]") {

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cpu/blas_lapack.hpp"
 #include "cpu/gram_eigen_solver.hpp"
 #include "vindex/base/aligned_buffer.hpp"
 #include "vindex/base/errors.hpp"
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    openblas_set_num_threads(1);
+    cpu::use_one_blas_thread();
     const Checkpoint ckpt = Checkpoint::open(model);
     const ModelLayout layout = detect_layout(ckpt);
     const TensorRecord* w = ckpt.find(tensor);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks the source tree against the layering rules of README.md, "Source tree".
+"""Checks the source tree against the layering rules of README.md, "Layout of the source tree".
 
 1. The core (include/vindex, src/core) is in folders ranked base < format < model < numerics <
    phase3 < run < output: a file includes headers of its own folder or of lower ranks only, and
@@ -33,7 +33,12 @@ HEADER_ONLY = {
 }
 SOURCE_WITHOUT_HEADER = {"src/app/main.cpp"}  # the executable's entry point
 FORBIDDEN_IN_CORE = re.compile(r"^(mpi\.h|cuda.*|cublas.*|cusolver.*|nccl\.h|cblas\.h|lapacke\.h|openblas.*)$")
-FAMILY_NAMES = ["deepseek_v3", "qwen2_moe", "qwen3_moe", "mixtral", "olmoe", "gpt_oss", "llama4"]
+# The families' names, model_types and architectures as config.json gives them (family.cpp's rows).
+FAMILY_NAMES = ["deepseek_v2", "deepseek_v3", "kimi_k2", "qwen2_moe", "qwen3_moe", "mixtral", "olmoe", "gpt_oss",
+                "llama4", "llama4_text", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3",
+                "gemma3_text", "olmo", "olmo2", "bert", "roberta", "xlm-roberta"]
+ARCHITECTURE = re.compile(r'"[A-Z][A-Za-z0-9]*(ForCausalLM|ForConditionalGeneration|ForMaskedLM|ForPreTraining|Model)"')
+FAMILY_TEST = re.compile(r"(==|!=)\s*Family::|Family::\w+\s*(==|!=)|case\s+Family::")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 
 
@@ -73,6 +78,8 @@ def check_includes(root, path, problems):
     my_area, my_folder = area(me)
     text = path.read_text(encoding="utf-8")
     for quote, target in INCLUDE.findall(text):
+        if quote == "<" and target.startswith("vindex/"):
+            quote = '"'  # <vindex/...> names a header of the tree as "vindex/..." does
         if quote == "<":
             if my_area == "core" and FORBIDDEN_IN_CORE.match(target):
                 problems.append(f"{me}: the core includes <{target}> (MPI, CUDA and BLAS stay in their folders)")
@@ -150,6 +157,11 @@ def check_family_names(root, problems):
             if f'"{name}"' in text:
                 problems.append(f"{rel(root, path)}: names the family \"{name}\"; ask the family table "
                                 f"(vindex/model/family.hpp) instead")
+        for m in ARCHITECTURE.finditer(text):
+            problems.append(f"{rel(root, path)}: names the architecture {m.group(0)}; ask the family table")
+        for m in FAMILY_TEST.finditer(text):
+            problems.append(f"{rel(root, path)}: tests a Family value ({m.group(0).strip()}...); ask the "
+                            "family's traits instead")
 
 
 def violations(root):
@@ -170,6 +182,9 @@ INJECTED = [
     ("src/app/backend_factory.cpp", '#include "../cuda/cuda_backend.hpp"\n', "the CUDA backend is a plugin"),
     ("src/core/run/orphan.cpp", "// a source without a header\n", "no header of its name"),
     ("src/core/phase3/routing.cpp", 'static const char* kName = "gpt_oss";\n', "names the family"),
+    ("src/cpu/phase3_layer.cpp", "bool f(vindex::Family x) { return x == Family::llama4; }\n", "tests a Family value"),
+    ("src/core/model/layout.cpp", 'const char* a = "MixtralForCausalLM";\n', "names the architecture"),
+    ("src/core/base/checksum.cpp", "#include <vindex/run/plan.hpp>\n", "a higher layer"),
 ]
 
 

@@ -111,7 +111,7 @@ class LibraryError : public Error {
 };
 
 // A plugin that loads but must not be used by this executable: built to another plugin ABI, or
-// lacking its entry points (vindex/cuda_plugin_abi.hpp). "PLUGIN at PATH: <what>".
+// lacking its entry points (vindex/run/cuda_plugin_abi.hpp). "PLUGIN at PATH: <what>".
 class PluginError : public LibraryError {
  public:
   PluginError(const std::string& plugin, const std::string& path, const std::string& what);

@@ -4,7 +4,9 @@
 //
 // Adding a family is one row in family.cpp (its names, how config.json says which layers are MoE
 // and how wide they are, how its tensors are named and stored, how it routes and activates) plus a
-// fixture saved by transformers' own class (tests/fixtures/hf). How the weights are stored -- the
+// fixture saved by transformers' own class (tests/fixtures/hf). The table is compiled into the CUDA
+// plugin too (phase 3 runs there): a new or reordered row changes what crosses the plugin's
+// boundary, so it bumps kCudaPluginAbiVersion (vindex/run/cuda_plugin_abi.hpp). How the weights are stored -- the
 // container (safetensors; GGUF) and the quantization (dtypes, block fp8, MXFP4, post-quantized
 // formats) -- is not a family trait: it is read from the files and decoded per tensor
 // (dequantize.hpp), so a new container or format adds a reader or a decoder, never a column here.
@@ -104,8 +106,8 @@ const std::vector<FamilyTraits>& family_table();
 const FamilyTraits& traits(Family family);
 std::string_view family_name(Family family);
 
-// The family of a config.json's model_type (that of text_config first, then the top level's) or,
-// failing that, of one of its architectures; nullptr when none is known.
+// The family of a config.json's model_types (text_config's and the top level's) or, failing that,
+// of its architectures: the table's last row that matches; nullptr when none is known.
 const FamilyTraits* find_family(const std::vector<std::string>& model_types, const std::vector<std::string>& architectures);
 
 // The families detect_layout reads, for messages and docs: "DeepSeek-V2/V3 and Kimi-K2 (...)".

@@ -21,6 +21,8 @@ namespace vindex {
 //     TensorInfo, ShardFile: vindex/model/dequantize.hpp, vindex/format/checkpoint.hpp),
 //     MatrixSpectrum; phase 3's Phase3Inputs and what it refers to (Checkpoint, ModelLayout,
 //     CaptureFile, RoutingRule) and LayerPhase3;
+//   - the family table (vindex/model/family.hpp): ModelLayout carries a Family, which the plugin
+//     looks up in its own copy of the table -- a row added, removed or reordered;
 //   - CudaBackendOptions below;
 //   - the error classes the plugin throws into the sink (vindex/base/errors.hpp): the executable reads
 //     their exit code, file and tensor;

@@ -96,13 +96,16 @@ const FamilyTraits& traits(Family family) { return family_table().at(static_cast
 std::string_view family_name(Family family) { return traits(family).name; }
 
 const FamilyTraits* find_family(const std::vector<std::string>& model_types, const std::vector<std::string>& architectures) {
-  for (const std::string& type : model_types)
-    for (const FamilyTraits& f : family_table())
-      if (!type.empty() && contains(f.model_types, type)) return &f;
-  for (const std::string& a : architectures)
-    for (const FamilyTraits& f : family_table())
-      if (contains(f.architectures, a)) return &f;
-  return nullptr;
+  // The table's last row that matches any model_type; failing that, any architecture.
+  const FamilyTraits* found = nullptr;
+  for (const FamilyTraits& f : family_table())
+    for (const std::string& type : model_types)
+      if (contains(f.model_types, type)) found = &f;
+  if (found) return found;
+  for (const FamilyTraits& f : family_table())
+    for (const std::string& a : architectures)
+      if (contains(f.architectures, a)) found = &f;
+  return found;
 }
 
 std::string known_families() {
