@@ -17,10 +17,10 @@ cmake --build "$build" --parallel "$(nproc)" >"$build/build.log" 2>&1 \
   || { echo "fuzz: building the fuzzers failed ($build/build.log):" >&2; tail -30 "$build/build.log" >&2; exit 1; }
 
 # Seeds: every fixture shard's header (as [8-byte data size][JSON], the second reading of the
-# header target), a small complete file, and the fixtures' index.
+# header target), a small complete file, the fixtures' index, and the GGUF fixtures (whole files).
 seeds="$build/seeds"
 rm -rf "$seeds"
-mkdir -p "$seeds/fuzz_safetensors_header" "$seeds/fuzz_safetensors_index"
+mkdir -p "$seeds/fuzz_safetensors_header" "$seeds/fuzz_safetensors_index" "$seeds/fuzz_gguf_header"
 python3 - "$root/tests/fixtures" "$seeds" <<'PY'
 import glob, json, os, struct, sys
 fixtures, seeds = sys.argv[1], sys.argv[2]
@@ -36,11 +36,13 @@ small = json.dumps({"__metadata__": {"format": "pt"},
 open(os.path.join(seeds, "fuzz_safetensors_header", "small_file"), "wb").write(struct.pack("<Q", len(small)) + small + bytes(12))
 for i, path in enumerate(sorted(glob.glob(os.path.join(fixtures, "*", "model.safetensors.index.json")))):
     open(os.path.join(seeds, "fuzz_safetensors_index", f"index{i}"), "wb").write(open(path, "rb").read())
+for path in sorted(glob.glob(os.path.join(fixtures, "gguf", "*.gguf"))):
+    open(os.path.join(seeds, "fuzz_gguf_header", os.path.basename(path)), "wb").write(open(path, "rb").read())
 PY
 
 mkdir -p "$build/artifacts"
 status=0
-for target in fuzz_safetensors_header fuzz_safetensors_index; do
+for target in fuzz_safetensors_header fuzz_safetensors_index fuzz_gguf_header; do
   corpus="$build/corpus/$target"
   mkdir -p "$corpus"
   log="$build/$target.log"
