@@ -9,6 +9,8 @@
 #include "vindex/model/family.hpp"
 #include "vindex/model/layout.hpp"
 #include "vindex/model/layout_json.hpp"
+#include "vindex/model/dequantize.hpp"
+#include "vindex/model/gguf_dequantize.hpp"
 
 using namespace vindex;
 using vindex_test::contains;
@@ -166,4 +168,122 @@ TEST_CASE("every family in the table has a transformers-saved fixture detected a
   REQUIRE(find_family({"unknown"}, {"UnknownForCausalLM"}) == nullptr);
   REQUIRE(family_name(Family::dense_encoder) == "dense");
   REQUIRE_THAT(known_families(), contains("Qwen3-MoE (model_type qwen3_moe)"));
+}
+
+// GGUF checkpoints (tests/fixtures/gguf_models, tools/fixtures/make_gguf_model_fixtures.py):
+// general.architecture picks the row, the <arch>.* keys its config, llama.cpp's names the tensors.
+TEST_CASE("a GGUF checkpoint's layout: metadata as config, blk.N.ffn_* tensors, fused experts as strided slices",
+          "[layout][gguf]") {
+  REQUIRE(find_gguf_family("qwen3moe")->family == Family::qwen3_moe);
+  REQUIRE(find_gguf_family("deepseek2")->family == Family::deepseek_v3);
+  REQUIRE(find_gguf_family("llama")->family == Family::dense_decoder);
+  REQUIRE(find_gguf_family("Qwen3MoeForCausalLM") == nullptr);
+
+  SECTION("llama, dense, opened as the .gguf file") {
+    const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("gguf_models/llama_dense/model.gguf"));
+    REQUIRE(ckpt.is_gguf());
+    const ModelLayout layout = detect_layout(ckpt);
+    REQUIRE(layout.family == Family::dense_decoder);
+    REQUIRE(layout.num_layers == 2);
+    REQUIRE(layout.hidden_size == 256);
+    REQUIRE(layout.intermediate_size == 96);
+    const WeightRef& gate = layout.layers[0].dense[Projection::gate];  // Q4_K, GGUF dims [256, 96]
+    REQUIRE(gate.weight->info->name == "blk.0.ffn_gate.weight");
+    REQUIRE(gate.weight->info->shape == std::vector<std::uint64_t>{96, 256});
+    REQUIRE((gate.rows == 96 && gate.cols == 256));
+    REQUIRE(gate.encoding == WeightEncoding::gguf_blocks);
+    REQUIRE(gate.stored_bytes() == 96 * 256 / 256 * 144);
+    const WeightRef& down = layout.layers[0].dense[Projection::down];  // F16: read as a plain F16 matrix
+    REQUIRE((down.rows == 256 && down.cols == 96));
+    REQUIRE(down.encoding == WeightEncoding::plain);
+    REQUIRE(layout.ignored_tensors == 3);  // token_embd and the two attn_norm
+  }
+  SECTION("qwen3moe, opened as the directory that holds it") {
+    const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("gguf_models/qwen3_moe"));
+    const ModelLayout layout = detect_layout(ckpt);
+    REQUIRE(layout.family == Family::qwen3_moe);
+    REQUIRE(layout.moe_layers() == std::vector<int>{0, 1});
+    REQUIRE(layout.n_routed_experts == 4);
+    REQUIRE(layout.experts_per_token == 2);
+    REQUIRE(layout.moe_intermediate_size == 64);
+    const LayerLayout& l0 = layout.layers[0];
+    REQUIRE(l0.routed.size() == 4);
+    for (std::uint64_t e = 0; e < 4; ++e) {
+      const WeightRef& gate = l0.routed[e][Projection::gate];  // [4, 64, 256] Q4_K: rows e*64.. of 256
+      REQUIRE(gate.weight->info->name == "blk.0.ffn_gate_exps.weight");
+      REQUIRE((gate.rows == 64 && gate.cols == 256 && gate.encoding == WeightEncoding::gguf_blocks));
+      REQUIRE((gate.slice.offset == e * 64 * 256 && gate.slice.row_stride == 256 && !gate.slice.transposed));
+      const WeightRef& down = l0.routed[e][Projection::down];  // [4, 256, 64] F16
+      REQUIRE((down.rows == 256 && down.cols == 64 && down.slice.offset == e * 256 * 64));
+    }
+    REQUIRE(l0.router.weight->info->name == "blk.0.ffn_gate_inp.weight");
+    REQUIRE((l0.router.rows == 4 && l0.router.cols == 256));
+
+    // One expert of the fused Q4_K tensor reads its own blocks only, and decodes to ggml's values.
+    const EncodedMatrix m = [&] {
+      EncodedMatrix e;
+      e.weight = ckpt.view(*l0.routed[2][Projection::gate].weight);
+      e.encoding = WeightEncoding::gguf_blocks;
+      e.rows = 64;
+      e.cols = 256;
+      e.slice = l0.routed[2][Projection::gate].slice;
+      return e;
+    }();
+    REQUIRE(m.weight_span() == std::pair<std::uint64_t, std::uint64_t>{2 * 64 * 144, 3 * 64 * 144});
+    REQUIRE_FALSE(m.is_whole_tensor());
+    const MatrixDecoder decoder(m);
+    std::vector<float> row(256), want(256);
+    decoder.decode(5, 6, 0, 256, row.data(), 256);
+    const std::vector<std::byte> all = m.weight.read_all();
+    dequantize_gguf_row(12, all.data() + (2 * 64 + 5) * 144, 256, want.data());  // 12: Q4_K
+    REQUIRE(row == want);
+  }
+  SECTION("deepseek2: a leading dense layer, shared experts, exp_probs_b") {
+    const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture("gguf_models/deepseek_v3"));  // outlives the layout
+    const ModelLayout layout = detect_layout(ckpt);
+    REQUIRE(layout.family == Family::deepseek_v3);
+    REQUIRE(layout.dense_layers() == std::vector<int>{0});
+    REQUIRE(layout.moe_layers() == std::vector<int>{1, 2});
+    REQUIRE(layout.n_shared_experts == 1);
+    REQUIRE(layout.layers[1].shared);
+    REQUIRE((*layout.layers[1].shared)[Projection::down].weight->info->name == "blk.1.ffn_down_shexp.weight");
+    REQUIRE(layout.layers[1].router_bias->info->name == "blk.1.exp_probs_b.bias");
+    REQUIRE(layout.routing["scoring_func"] == "sigmoid");
+    REQUIRE(layout.routing["norm_topk_prob"] == true);
+  }
+}
+
+TEST_CASE("GGUF checkpoints that contradict their metadata are clear errors", "[layout][gguf][hostile]") {
+  const vindex_test::TempDir tmp;
+  const fs::path dir = tmp.path();
+  const fs::path source = vindex_test::fixture("gguf_models/llama_dense/model.gguf");
+  std::string bytes;
+  {
+    std::ifstream in(source, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto write = [&](const std::string& content) {
+    std::ofstream(dir / "model.gguf", std::ios::binary | std::ios::trunc) << content;
+  };
+  const auto replace = [&](std::string s, const std::string& from, const std::string& to) {
+    REQUIRE(from.size() == to.size());
+    const auto at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    return s.replace(at, from.size(), to);
+  };
+  SECTION("an unknown architecture names general.architecture and the known ones") {
+    write(replace(replace(bytes, std::string("\x05\0\0\0\0\0\0\0llama", 13), std::string("\x05\0\0\0\0\0\0\0llamb", 13)),
+                  "llama.", "llamb."));
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("general.architecture") && contains("'llamb'") && contains("qwen3moe"));
+  }
+  SECTION("a missing down projection is named as llama.cpp names it") {
+    write(replace(bytes, "blk.1.ffn_down.weight", "blk.1.ffn_dawn.weight"));
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("blk.1.ffn_down.weight") && contains("missing"));
+  }
+  SECTION("two .gguf files in a directory: the one to read must be named") {
+    write(bytes);
+    std::ofstream(dir / "other.gguf", std::ios::binary) << bytes;
+    REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("2 .gguf files"));
+  }
 }

@@ -1,6 +1,10 @@
 // A Hugging Face checkpoint directory: config.json plus either model.safetensors.index.json and its
-// shards, or a single model.safetensors. Opening validates the index and every shard header and
-// keeps each shard open; tensor bytes are read with pread into the reader's buffers (shard_file.hpp).
+// shards, or a single model.safetensors. Or a GGUF file (llama.cpp's), given as the file or as a
+// directory that holds one .gguf file and no config.json: its metadata stands in for config.json
+// (config() holds its scalar keys, as GGUF names them) and its tensors are listed with numpy's
+// shapes (outermost first: GGUF's dims reversed). Opening validates the index and every shard
+// header and keeps each shard open; tensor bytes are read with pread into the reader's buffers
+// (shard_file.hpp).
 #pragma once
 
 #include <cstdint>
@@ -24,7 +28,8 @@ struct Shard {
   std::string file_name;       // as named by the index, relative to the model directory
   std::filesystem::path path;  // model directory / file_name
   std::uint64_t file_size = 0;
-  SafetensorsHeader header;
+  SafetensorsHeader header;          // for a GGUF file: its tensors, translated (ggml_type set when quantized)
+  std::uint64_t data_offset = 0;     // where the tensors' bytes begin (begin/end are relative to it)
   std::shared_ptr<const ShardFile> file;  // open since the header was read from it
 };
 
@@ -63,6 +68,10 @@ class Checkpoint {
   // each tensor the index names is present in its shard.
   static Checkpoint open(const std::filesystem::path& directory);
 
+  // A GGUF checkpoint: config() holds the GGUF metadata's scalar values by their GGUF keys
+  // ("general.architecture", "llama.block_count", ...); arrays (the vocabulary) are left out.
+  bool is_gguf() const { return gguf_; }
+
   Checkpoint(Checkpoint&&) noexcept;
   Checkpoint& operator=(Checkpoint&&) noexcept;
   ~Checkpoint();
@@ -87,6 +96,7 @@ class Checkpoint {
   std::filesystem::path config_path_;
   std::filesystem::path listing_path_;
   nlohmann::json config_;
+  bool gguf_ = false;
   std::vector<Shard> shards_;
   std::vector<std::string> names_;
   std::unordered_map<std::string, TensorRecord> records_;

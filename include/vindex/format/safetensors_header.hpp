@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@ struct TensorInfo {
   std::vector<std::uint64_t> shape;
   std::uint64_t begin = 0;  // byte offsets relative to the start of the data buffer
   std::uint64_t end = 0;
+  // A GGUF tensor of a block-quantized ggml type (Q8_0, Q4_K, ...): its ggml type id. Its dtype is
+  // then U8 and its shape the elements' (outermost first), not the bytes'. Unset for safetensors
+  // tensors and for GGUF's F32, F16 and BF16 tensors, which are read like safetensors ones.
+  std::optional<std::uint32_t> ggml_type;
 
   std::uint64_t byte_size() const { return end - begin; }
   std::uint64_t num_elements() const;  // validated not to overflow when the header was parsed

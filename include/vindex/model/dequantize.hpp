@@ -4,7 +4,8 @@
 // float32(code) * float32(scale), rounded once in float32, exactly as DeepSeek's weight_dequant
 // does (MXFP4 products are exact in float32, as in transformers' convert_moe_packed_tensors); a
 // float64 consumer receives that float32 value widened, so every backend and precision sees the
-// same matrix. NaN or Inf in a weight or a scale is an InputError naming the tensor and position.
+// same matrix. GGUF block types (gguf_blocks) are decoded a row at a time by dequantize_gguf_row
+// (gguf_dequantize.hpp), bit for bit ggml's values. NaN or Inf in a weight or a scale is an InputError naming the tensor and position.
 #pragma once
 
 #include <cstdint>
@@ -55,7 +56,7 @@ struct EncodedMatrix {
   void will_need() const noexcept;
   // The whole tensor, row-major, in its own elements: what a device can copy and decode as is.
   bool is_whole_tensor() const {
-    return encoding != WeightEncoding::mxfp4 && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
+    return encoding != WeightEncoding::mxfp4 && encoding != WeightEncoding::gguf_blocks && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
            weight.info().num_elements() == rows * cols;
   }
 };
@@ -122,6 +123,10 @@ class MatrixDecoder {
   std::vector<float> scales_;
   std::uint64_t scale_cols_ = 0;
   std::uint64_t scale_base_ = 0;
+  // gguf_blocks: the ggml type, its block size (elements) and type size (bytes per block).
+  std::uint32_t ggml_type_ = 0;
+  std::uint64_t block_size_ = 1;
+  std::uint64_t type_size_ = 1;
 };
 
 }  // namespace vindex

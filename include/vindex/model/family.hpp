@@ -93,6 +93,7 @@ struct FamilyTraits {
   const char* label;  // for messages: "DeepSeek-V2/V3 and Kimi-K2"
   std::vector<std::string> model_types;    // config.json model_type values
   std::vector<std::string> architectures;  // config.json architectures values
+  std::vector<std::string> gguf_architectures;  // GGUF general.architecture values (llama.cpp's names)
   TensorNaming naming;
   ConfigRead read_config;
   RoutingKind routing = RoutingKind::none;
@@ -109,6 +110,9 @@ std::string_view family_name(Family family);
 // The family of a config.json's model_types (text_config's and the top level's) or, failing that,
 // of its architectures: the table's last row that matches; nullptr when none is known.
 const FamilyTraits* find_family(const std::vector<std::string>& model_types, const std::vector<std::string>& architectures);
+
+// The family of a GGUF file's general.architecture; nullptr when none is known.
+const FamilyTraits* find_gguf_family(const std::string& architecture);
 
 // The families detect_layout reads, for messages and docs: "DeepSeek-V2/V3 and Kimi-K2 (...)".
 std::string known_families();

@@ -34,6 +34,7 @@ enum class WeightEncoding : std::uint8_t {
   plain,      // F32, BF16, F16 elements
   fp8_block,  // F8_E4M3 times a block scale ("<name>_scale_inv", [ceil(rows/br), ceil(cols/bc)])
   mxfp4,      // U8 blocks of 32 e2m1 values (low nibble first) times 2^(e8m0 scale - 127)
+  gguf_blocks,  // a GGUF tensor of a ggml block type (TensorInfo::ggml_type), rows decoded by dequantize_gguf_row
 };
 
 // Where one matrix lies in its stored tensor, in elements: element (r, c) of the matrix *as

@@ -1,6 +1,7 @@
 // Opening a checkpoint directory: config, shard index, header validation, tensor reads.
 #include "vindex/format/checkpoint.hpp"
 #include "vindex/format/safetensors_index.hpp"
+#include "vindex/format/gguf.hpp"
 
 #include <algorithm>
 
@@ -44,6 +45,58 @@ void check_inside_model(const std::filesystem::path& directory, const std::files
                     fmt::format("leads outside the model directory (to {}); refusing to read it", target.string()));
 }
 
+// The GGUF metadata's scalar values as JSON, by their GGUF keys (arrays left out).
+nlohmann::json gguf_scalars(const GgufMetadata& metadata) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, v] : metadata.entries()) {
+    if (const auto* u = std::get_if<std::uint64_t>(&v.value)) out[key] = *u;
+    else if (const auto* i = std::get_if<std::int64_t>(&v.value)) out[key] = *i;
+    else if (const auto* d = std::get_if<double>(&v.value)) out[key] = *d;
+    else if (const auto* b = std::get_if<bool>(&v.value)) out[key] = *b;
+    else if (const auto* t = std::get_if<std::string>(&v.value)) out[key] = *t;
+  }
+  return out;
+}
+
+// A GGUF tensor as the checkpoint lists it: numpy's shape, F32/F16/BF16 as their dtypes, block
+// types as U8 with their ggml type.
+TensorInfo gguf_tensor_info(const GgufTensorInfo& t, std::uint64_t data_offset) {
+  TensorInfo info;
+  info.name = t.name;
+  info.shape = t.shape();
+  info.begin = t.offset - data_offset;
+  info.end = info.begin + t.byte_size;
+  switch (t.type) {
+    case 0: info.dtype = DType::F32; break;
+    case 1: info.dtype = DType::F16; break;
+    case 30: info.dtype = DType::BF16; break;
+    default: info.dtype = DType::U8; info.ggml_type = t.type; break;
+  }
+  return info;
+}
+
+// The .gguf file `path` names: itself, or the one .gguf file of a directory without config.json.
+std::optional<std::filesystem::path> gguf_file(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    if (path.extension() == ".gguf") return path;
+    throw InputError(path.string(), "",
+                     "is not a directory (expected a model directory with config.json) nor a .gguf file");
+  }
+  if (!fs::is_directory(path, ec) || fs::exists(path / kConfigFileName, ec)) return std::nullopt;
+  std::vector<fs::path> found;
+  for (const auto& entry : fs::directory_iterator(path, ec))
+    if (entry.path().extension() == ".gguf") found.push_back(entry.path());
+  if (found.empty()) return std::nullopt;
+  std::sort(found.begin(), found.end());
+  if (found.size() > 1)
+    throw InputError(path.string(), "",
+                     fmt::format("holds {} .gguf files ({} ...); pass the one to read (split GGUF models are not read yet)",
+                                 found.size(), found.front().filename().string()));
+  return found.front();
+}
+
 }  // namespace
 
 TensorView::TensorView(std::shared_ptr<const ShardFile> file, const TensorInfo* info, std::uint64_t file_offset)
@@ -75,6 +128,34 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
   Checkpoint ckpt;
   ckpt.directory_ = directory;
   std::error_code ec;
+  if (const auto gguf = gguf_file(directory)) {
+    ckpt.gguf_ = true;
+    ckpt.directory_ = gguf->parent_path().empty() ? fs::path(".") : gguf->parent_path();
+    ckpt.config_path_ = *gguf;
+    ckpt.listing_path_ = *gguf;
+    auto file = std::make_shared<const ShardFile>(*gguf);
+    GgufHeader header = read_gguf_header(file->descriptor(), gguf->string());
+    if (header.split && header.split->count > 1)
+      throw InputError(gguf->string(), "", fmt::format("is split {} of {}; split GGUF models are not read yet",
+                                                        header.split->no + 1, header.split->count));
+    ckpt.config_ = gguf_scalars(header.metadata);
+    Shard shard;
+    shard.file_name = gguf->filename().string();
+    shard.path = *gguf;
+    shard.file_size = header.file_size;
+    shard.data_offset = header.data_offset;
+    shard.header.header_size = header.header_size;
+    shard.header.data_size = header.file_size - header.data_offset;
+    for (const GgufTensorInfo& t : header.tensors) shard.header.tensors.push_back(gguf_tensor_info(t, header.data_offset));
+    shard.header.build_index();
+    shard.file = std::move(file);
+    ckpt.shards_.push_back(std::move(shard));
+    for (const TensorInfo& t : ckpt.shards_[0].header.tensors) {
+      ckpt.records_.emplace(t.name, TensorRecord{&t, 0});
+      ckpt.names_.push_back(t.name);
+    }
+    return ckpt;
+  }
   if (!fs::is_directory(directory, ec))
     throw InputError(directory.string(), "", "is not a directory (expected a model directory with config.json)");
 
@@ -113,6 +194,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
     auto file = std::make_shared<const ShardFile>(shard.path);
     shard.header = read_safetensors_header(file->descriptor(), shard.path.string());
     shard.file_size = shard.header.data_offset() + shard.header.data_size;
+    shard.data_offset = shard.header.data_offset();
     shard.file = std::move(file);
     ckpt.shards_.push_back(std::move(shard));
     return it->second;
@@ -152,7 +234,7 @@ std::uint64_t Checkpoint::total_tensor_bytes() const {
 
 TensorView Checkpoint::view(const TensorRecord& record) const {
   const Shard& shard = shards_.at(record.shard);
-  return TensorView(shard.file, record.info, shard.header.data_offset() + record.info->begin);
+  return TensorView(shard.file, record.info, shard.data_offset + record.info->begin);
 }
 
 }  // namespace vindex

@@ -55,6 +55,7 @@ ModelFingerprint fingerprint_model(const Checkpoint& ckpt, int threads) {
     for (const TensorInfo& t : shard.header.tensors) {
       h.update(t.name);
       h.update(dtype_name(t.dtype));
+      if (t.ggml_type) h.update(static_cast<std::uint64_t>(*t.ggml_type));  // GGUF block types
       h.update(static_cast<std::uint64_t>(t.shape.size()));
       for (std::uint64_t d : t.shape) h.update(d);
       h.update(t.begin);

@@ -13,6 +13,8 @@
 
 #include "vindex/base/checksum.hpp"
 #include "vindex/base/errors.hpp"
+#include "vindex/format/gguf.hpp"
+#include "vindex/model/gguf_dequantize.hpp"
 
 namespace vindex {
 namespace {
@@ -126,6 +128,11 @@ std::pair<std::uint64_t, std::uint64_t> EncodedMatrix::weight_span() const {
   const std::uint64_t first = slice.offset;
   const std::uint64_t last = slice.offset + (rows - 1) * row_stride() + (cols - 1) * slice.col_stride;
   if (encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
+  if (encoding == WeightEncoding::gguf_blocks) {
+    const GgmlTypeTraits* t = ggml_type_traits(weight.info().ggml_type.value_or(0));
+    if (!t) return {0, 0};
+    return {first / t->block_size * t->type_size, (last + t->block_size) / t->block_size * t->type_size};
+  }
   const std::uint64_t bytes = std::max<std::uint64_t>(dtype_bits(weight.info().dtype) / 8, 1);
   return {first * bytes, (last + 1) * bytes};
 }
@@ -172,6 +179,21 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
       if (info.dtype != DType::F8_E4M3 || !m_.scale)
         throw InputError(m_.weight.file(), info.name, "F8_E4M3 weight has no block scale");
       break;
+    case WeightEncoding::gguf_blocks: {
+      const GgmlTypeTraits* t = info.ggml_type ? ggml_type_traits(*info.ggml_type) : nullptr;
+      if (!t) throw InternalError(fmt::format("'{}' is not a GGUF block tensor", info.name));
+      require_gguf_dequantizable(t->id, m_.weight.file(), info.name);
+      ggml_type_ = t->id;
+      block_size_ = t->block_size;
+      type_size_ = t->type_size;
+      // Whole rows of whole blocks: a matrix (or one expert of a fused tensor) starts and its rows
+      // start on a block boundary.
+      if (m_.slice.col_stride != 1 || m_.slice.transposed || m_.slice.offset % block_size_ || row_stride_ % block_size_ ||
+          m_.cols % block_size_)
+        throw InternalError(fmt::format("'{}': a {}x{} matrix at element {} (row stride {}) is not whole {} blocks of {}",
+                                        info.name, m_.rows, m_.cols, m_.slice.offset, row_stride_, t->name, block_size_));
+      break;
+    }
     case WeightEncoding::mxfp4:
       if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().dtype != DType::U8 || m_.slice.col_stride != 1)
         throw InternalError(fmt::format("'{}' is not a U8 MXFP4 block tensor with U8 scales", info.name));
@@ -238,6 +260,12 @@ double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c
 
 float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
   const std::uint64_t i = element_index(r, c);
+  if (encoding_ == WeightEncoding::gguf_blocks) {  // the error path only: the row decoded again
+    std::vector<float> row(m_.cols);
+    dequantize_gguf_row(ggml_type_, at(element_index(r, 0) / block_size_ * type_size_), m_.cols, row.data(),
+                        m_.weight.file(), m_.weight.name());
+    return row[c];
+  }
   const DType dtype = m_.weight.info().dtype;
   if (encoding_ != WeightEncoding::mxfp4) {
     const std::uint64_t size = std::max<std::uint64_t>(dtype_bits(dtype) / 8, 1);
@@ -249,7 +277,8 @@ float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
 
 float MatrixDecoder::scale_of(std::uint64_t r, std::uint64_t c) const {
   switch (encoding_) {
-    case WeightEncoding::plain: return 1.0f;
+    case WeightEncoding::plain:
+    case WeightEncoding::gguf_blocks: return 1.0f;
     case WeightEncoding::fp8_block: return scales_[(r / m_.block_rows) * scale_cols_ + c / m_.block_cols];
     case WeightEncoding::mxfp4: return scales_[element_index(r, c) / 32 - scale_base_];
   }
@@ -275,6 +304,24 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
     }
     return row_sq;
   };
+  if (encoding_ == WeightEncoding::gguf_blocks) {
+    // A row at a time: ggml's blocks span the row, decoded whole, the columns asked copied out.
+    std::vector<float> row(m_.cols);
+    for (std::uint64_t r = r0; r < r1; ++r) {
+      dequantize_gguf_row(ggml_type_, at(element_index(r, 0) / block_size_ * type_size_), m_.cols, row.data(),
+                          m_.weight.file(), m_.weight.name());
+      T* row_out = out + (r - r0) * ld;
+      double row_sq = 0.0;
+      for (std::uint64_t c = c0; c < c1; ++c) {
+        const float v = row[c];
+        row_out[c - c0] = static_cast<T>(v);
+        row_sq += static_cast<double>(v) * static_cast<double>(v);
+      }
+      sum_sq += row_sq;
+    }
+    if (!std::isfinite(sum_sq)) fail_non_finite(r0, r1, c0, c1);
+    return sum_sq;
+  }
   for (std::uint64_t r = r0; r < r1; ++r) {
     if (encoding_ == WeightEncoding::fp8_block) {
       const auto* codes = reinterpret_cast<const std::uint8_t*>(at(r * m_.cols));

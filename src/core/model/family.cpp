@@ -44,24 +44,24 @@ std::vector<FamilyTraits> make_table() {
   using N = Renormalize;
   return {
       {Family::deepseek_v3, "deepseek_v3", "DeepSeek-V2/V3 and Kimi-K2", {"deepseek_v2", "deepseek_v3", "kimi_k2"},
-       {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"},
+       {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}, {"deepseek2"},
        decoder("mlp", "gate", {"gate.e_score_correction_bias"}, "shared_experts"), read_deepseek_config,
        R::grouped_sigmoid, N::config_required},
-      {Family::qwen2_moe, "qwen2_moe", "Qwen2-MoE", {"qwen2_moe"}, {"Qwen2MoeForCausalLM"},
+      {Family::qwen2_moe, "qwen2_moe", "Qwen2-MoE", {"qwen2_moe"}, {"Qwen2MoeForCausalLM"}, {"qwen2moe"},
        decoder("mlp", "gate", {}, "shared_expert"), read_qwen2_moe_config, R::softmax_topk, N::as_config_says},
-      {Family::qwen3_moe, "qwen3_moe", "Qwen3-MoE", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"},
+      {Family::qwen3_moe, "qwen3_moe", "Qwen3-MoE", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"},
        decoder("mlp", "gate", {}, ""), read_qwen3_moe_config, R::softmax_topk, N::as_config_says},
-      {Family::mixtral, "mixtral", "Mixtral", {"mixtral"}, {"MixtralForCausalLM"}, mixtral_naming(),
+      {Family::mixtral, "mixtral", "Mixtral", {"mixtral"}, {"MixtralForCausalLM"}, {}, mixtral_naming(),
        read_mixtral_config, R::softmax_topk, N::always},
-      {Family::olmoe, "olmoe", "OLMoE", {"olmoe"}, {"OlmoeForCausalLM"}, decoder("mlp", "gate", {}, ""),
+      {Family::olmoe, "olmoe", "OLMoE", {"olmoe"}, {"OlmoeForCausalLM"}, {"olmoe"}, decoder("mlp", "gate", {}, ""),
        read_olmoe_config, R::softmax_topk, N::as_config_says},
       // Experts fused (bf16 as transformers saves them, or MXFP4 blocks as openai/gpt-oss-* publish
       // them); the router has a bias, part of the logits.
-      {Family::gpt_oss, "gpt_oss", "GPT-OSS", {"gpt_oss"}, {"GptOssForCausalLM"},
+      {Family::gpt_oss, "gpt_oss", "GPT-OSS", {"gpt_oss"}, {"GptOssForCausalLM"}, {"gpt-oss"},
        decoder("mlp", "router", {"router.bias"}, "", ExpertStorage::fused_interleaved), read_gpt_oss_config,
        R::topk_softmax, N::never, true, Activation::clamped_swiglu},
       {Family::llama4, "llama4", "Llama-4", {"llama4", "llama4_text"},
-       {"Llama4ForConditionalGeneration", "Llama4ForCausalLM"},
+       {"Llama4ForConditionalGeneration", "Llama4ForCausalLM"}, {"llama4"},
        decoder("feed_forward", "router", {}, "shared_expert", ExpertStorage::fused_halves), read_llama4_config,
        R::topk_sigmoid, N::never},
       {Family::dense_decoder, "dense", "dense decoders (Llama, Mistral, Qwen2/3, Gemma, OLMo)",
@@ -69,9 +69,11 @@ std::vector<FamilyTraits> make_table() {
        {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM",
         "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "OlmoForCausalLM",
         "Olmo2ForCausalLM"},
+       {"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "olmo", "olmo2", "bitnet"},
        decoder("mlp", "", {}, ""), read_dense_config},
       {Family::dense_encoder, "dense", "BERT-style encoders", {"bert", "roberta", "xlm-roberta"},
-       {"BertModel", "BertForMaskedLM", "BertForPreTraining", "RobertaModel", "RobertaForMaskedLM"}, encoder_naming(),
+       {"BertModel", "BertForMaskedLM", "BertForPreTraining", "RobertaModel", "RobertaForMaskedLM"}, {"bert"},
+       encoder_naming(),
        read_dense_config, R::none, N::never, false, Activation::gelu},
   };
 }
@@ -105,6 +107,13 @@ const FamilyTraits* find_family(const std::vector<std::string>& model_types, con
   for (const FamilyTraits& f : family_table())
     for (const std::string& a : architectures)
       if (contains(f.architectures, a)) found = &f;
+  return found;
+}
+
+const FamilyTraits* find_gguf_family(const std::string& architecture) {
+  const FamilyTraits* found = nullptr;
+  for (const FamilyTraits& f : family_table())
+    if (contains(f.gguf_architectures, architecture)) found = &f;
   return found;
 }
 

@@ -118,6 +118,53 @@ std::vector<bool> read_dense_config(const ConfigReader& c, ModelLayout& l) {
   return all_layers(l.num_layers, false);
 }
 
+json gguf_config(const json& metadata, const std::string& file) {
+  const auto arch_it = metadata.find("general.architecture");
+  if (arch_it == metadata.end() || !arch_it->is_string())
+    throw InputError(file, "general.architecture", "is missing or not a string: the GGUF file does not say its architecture");
+  const std::string arch = arch_it->get<std::string>();
+  std::vector<std::string> known;
+  for (const FamilyTraits& f : family_table()) known.insert(known.end(), f.gguf_architectures.begin(), f.gguf_architectures.end());
+  const FamilyTraits* family = find_gguf_family(arch);
+  if (!family)
+    throw InputError(file, "general.architecture",
+                     fmt::format("'{}' is not a known architecture; the GGUF architectures read are {}", arch,
+                                 fmt::join(known, ", ")));
+  json c = json::object();
+  c["model_type"] = family->model_types.front();
+  c["gguf_architecture"] = arch;
+  // llama.cpp's keys (gguf-py's constants.py, Keys.LLM) -> transformers' names for them; the expert
+  // count goes under every family's name for it (each reader reads its own).
+  const std::pair<const char*, std::vector<const char*>> keys[] = {
+      {"block_count", {"num_hidden_layers"}},
+      {"embedding_length", {"hidden_size"}},
+      {"feed_forward_length", {"intermediate_size"}},
+      {"expert_count", {"num_experts", "n_routed_experts", "num_local_experts"}},
+      {"expert_used_count", {"num_experts_per_tok"}},
+      {"expert_feed_forward_length", {"moe_intermediate_size"}},
+      {"expert_shared_feed_forward_length", {"shared_expert_intermediate_size"}},
+      {"expert_shared_count", {"n_shared_experts"}},
+      {"leading_dense_block_count", {"first_k_dense_replace"}},
+      {"expert_weights_norm", {"norm_topk_prob"}},
+      {"expert_weights_scale", {"routed_scaling_factor"}},
+      {"expert_group_count", {"n_group"}},
+      {"expert_group_used_count", {"topk_group"}},
+  };
+  for (const auto& [gguf_key, names] : keys) {
+    const auto it = metadata.find(arch + "." + gguf_key);
+    if (it == metadata.end()) continue;
+    for (const char* name : names) c[name] = *it;
+  }
+  // llama_expert_gating_func_type: 1 softmax, 2 sigmoid.
+  const auto gating = metadata.find(arch + ".expert_gating_func");
+  if (gating != metadata.end() && gating->is_number_integer()) {
+    const auto g = gating->get<std::int64_t>();
+    if (g == 1) c["scoring_func"] = "softmax";
+    if (g == 2) c["scoring_func"] = "sigmoid";
+  }
+  return c;
+}
+
 std::vector<bool> read_model_config(const ConfigReader& top, ModelLayout& layout) {
   // Multimodal checkpoints (Llama-4, Gemma-3) keep the language model's settings in text_config.
   const ConfigReader c = top.nested_or_self("text_config");

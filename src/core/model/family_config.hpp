@@ -16,6 +16,14 @@ namespace vindex::layout_detail {
 // an InputError that lists what config.json says and the known families.
 std::vector<bool> read_model_config(const ConfigReader& config, ModelLayout& layout);
 
+// A GGUF file's metadata (Checkpoint::config(): its scalar values by GGUF key) as the config.json
+// its family's reader reads: general.architecture picks the family's row (FamilyTraits::
+// gguf_architectures) and model_type; "<arch>.block_count", "<arch>.embedding_length",
+// "<arch>.feed_forward_length", "<arch>.expert_count", ... become num_hidden_layers, hidden_size,
+// intermediate_size, the expert count under each family's name for it, ... An unknown architecture
+// is an InputError naming `file`.
+nlohmann::json gguf_config(const nlohmann::json& metadata, const std::string& file);
+
 // The per-family readers (FamilyTraits::read_config).
 std::vector<bool> read_deepseek_config(const ConfigReader& c, ModelLayout& l);
 std::vector<bool> read_qwen2_moe_config(const ConfigReader& c, ModelLayout& l);

@@ -13,6 +13,8 @@
 
 #include "family_config.hpp"
 #include "vindex/base/errors.hpp"
+#include "vindex/format/gguf.hpp"
+#include "vindex/model/gguf_dequantize.hpp"
 
 namespace vindex {
 namespace {
@@ -48,7 +50,7 @@ std::optional<Projection> parse_projection_weight(std::string_view rest, const s
 
 const std::array<std::string, 3> kStandardProjections{"gate_proj", "up_proj", "down_proj"};
 
-enum class Kind { none, dense, routed, shared, router, router_bias, shared_gate, fused };
+enum class Kind { none, dense, routed, shared, router, router_bias, shared_gate, fused, gguf_fused };
 enum class FusedMatrix { gate_up, down };
 enum class FusedPart { values, blocks, scales, bias };
 
@@ -97,6 +99,35 @@ ParsedName parse_layer_tensor(std::string_view rest, const TensorNaming& naming)
   return parsed;
 }
 
+// Parses what follows "blk.L." of a GGUF tensor (llama.cpp's names, the same for every family):
+// ffn_{gate,up,down}.weight (a dense MLP), ffn_{gate,up,down}_exps.weight (the routed experts fused
+// into one [E, out, in] tensor), ffn_{gate,up,down}_shexp.weight (the shared expert),
+// ffn_gate_inp.weight (the router), exp_probs_b.bias (DeepSeek's selection bias) and
+// ffn_gate_inp_shexp.weight (Qwen2-MoE's shared-expert gate).
+ParsedName parse_gguf_layer_tensor(std::string_view rest) {
+  if (rest == "ffn_gate_inp.weight") return {Kind::router};
+  if (rest == "exp_probs_b.bias") return {Kind::router_bias};
+  if (rest == "ffn_gate_inp_shexp.weight") return {Kind::shared_gate};
+  static constexpr std::pair<const char*, Projection> kNames[] = {
+      {"ffn_gate", Projection::gate}, {"ffn_up", Projection::up}, {"ffn_down", Projection::down}};
+  for (const auto& [base, proj] : kNames) {
+    const std::string b(base);
+    if (rest == b + ".weight") return {Kind::dense, -1, proj};
+    if (rest == b + "_exps.weight") return {Kind::gguf_fused, -1, proj};
+    if (rest == b + "_shexp.weight") return {Kind::shared, 0, proj};
+  }
+  return {};
+}
+
+const TensorNaming& gguf_naming() {
+  static const TensorNaming naming = [] {
+    TensorNaming n;
+    n.layer_prefixes = {"blk."};
+    return n;
+  }();
+  return naming;
+}
+
 std::string shape_text(const std::vector<std::uint64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
@@ -106,6 +137,7 @@ struct Found {
   std::map<Projection, const TensorRecord*> dense, shared;
   std::map<std::pair<int, Projection>, const TensorRecord*> routed;
   std::map<std::pair<FusedMatrix, FusedPart>, const TensorRecord*> fused;
+  std::map<Projection, const TensorRecord*> gguf_fused;  // blk.L.ffn_*_exps.weight
   const TensorRecord* router = nullptr;
   const TensorRecord* router_bias = nullptr;
   const TensorRecord* shared_gate = nullptr;
@@ -127,12 +159,17 @@ class LayoutBuilder {
       throw InputError(file, info.name,
                        fmt::format("shape {} disagrees with config.json, which gives [{}, {}] for a {} matrix",
                                    shape_text(info.shape), rows, cols, what));
-    check_plain_dtype(record, true);
     WeightRef ref;
     ref.weight = &record;
     ref.rows = rows;
     ref.cols = cols;
     ref.slice.row_stride = cols;
+    if (info.ggml_type) {
+      require_gguf_dequantizable(*info.ggml_type, file, info.name);
+      ref.encoding = WeightEncoding::gguf_blocks;
+      return ref;
+    }
+    check_plain_dtype(record, true);
     if (info.dtype == DType::F8_E4M3) {
       ref.encoding = WeightEncoding::fp8_block;
       ref.scale = &scale_for(record, rows, cols);
@@ -210,6 +247,33 @@ class LayoutBuilder {
         experts[e][Projection::gate] = fused_ref(blocks, scales, I, H, WeightEncoding::mxfp4, {base_offset, 2 * H, 1, false});
         experts[e][Projection::up] = fused_ref(blocks, scales, I, H, WeightEncoding::mxfp4, {base_offset + H, 2 * H, 1, false});
       }
+    }
+    return experts;
+  }
+
+  // The routed experts of a GGUF layer: blk.L.ffn_{gate,up,down}_exps.weight, each [E, out, in]
+  // (GGUF dims [in, out, E]); expert e's matrix is rows [e * out, (e + 1) * out), read in place.
+  std::vector<ProjectionSet> gguf_experts(const Found& f, int layer) const {
+    const auto E = static_cast<std::uint64_t>(layout_.n_routed_experts);
+    const std::uint64_t H = layout_.hidden_size, I = layout_.moe_intermediate_size;
+    std::vector<ProjectionSet> experts(E);
+    if (!f.gguf_fused.count(Projection::down))
+      throw InputError(ckpt_.listing_path().string(), fmt::format("blk.{}.ffn_down_exps.weight", layer),
+                       fmt::format("is missing: the metadata gives layer {} {} routed experts", layer, E));
+    for (const auto& [proj, record] : f.gguf_fused) {
+      const bool down = proj == Projection::down;
+      const std::uint64_t out = down ? H : I, in = down ? I : H;
+      expect_shape(*record, {E, out, in}, "fused expert");
+      const TensorInfo& info = *record->info;
+      WeightEncoding encoding = WeightEncoding::plain;
+      if (info.ggml_type) {
+        require_gguf_dequantizable(*info.ggml_type, file_of(record), info.name);
+        encoding = WeightEncoding::gguf_blocks;
+      } else {
+        check_plain_dtype(*record, false);
+      }
+      for (std::uint64_t e = 0; e < E; ++e)
+        experts[e][proj] = fused_ref(record, nullptr, out, in, encoding, {e * out * in, in, 1, false});
     }
     return experts;
   }
@@ -301,7 +365,7 @@ std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& 
       skipped.insert(*layer);
       continue;
     }
-    const ParsedName parsed = parse_layer_tensor(rest, naming);
+    const ParsedName parsed = ckpt.is_gguf() ? parse_gguf_layer_tensor(rest) : parse_layer_tensor(rest, naming);
     const TensorRecord* record = ckpt.find(name);
     Found& f = found[static_cast<std::size_t>(*layer)];
     switch (parsed.kind) {
@@ -312,6 +376,7 @@ std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& 
         if (parsed.part == FusedPart::bias) ++layout.ignored_tensors;  // biases are not matrices
         else f.fused[{parsed.fused, parsed.part}] = record;
         break;
+      case Kind::gguf_fused: f.gguf_fused[parsed.proj] = record; break;
       case Kind::router: f.router = record; break;
       case Kind::router_bias: f.router_bias = record; break;
       case Kind::shared_gate: f.shared_gate = record; break;
@@ -348,6 +413,10 @@ const char* projection_name(Projection proj) {
 std::uint64_t WeightRef::stored_bytes() const {
   const std::uint64_t elements = rows * cols;
   if (encoding == WeightEncoding::mxfp4) return elements / 2 + elements / 32;
+  if (encoding == WeightEncoding::gguf_blocks) {
+    const GgmlTypeTraits* t = ggml_type_traits(weight->info->ggml_type.value_or(0));
+    return t ? elements / t->block_size * t->type_size : 0;
+  }
   std::uint64_t bytes = elements * dtype_bits(weight->info->dtype) / 8;
   if (scale) bytes += scale->info->byte_size();
   return bytes;
@@ -369,9 +438,12 @@ std::vector<int> ModelLayout::moe_layers() const {
 
 ModelLayout detect_layout(const Checkpoint& ckpt) {
   ModelLayout layout;
-  const layout_detail::ConfigReader config(ckpt.config(), ckpt.config_path().string());
+  // A GGUF file's metadata is read as the config.json its family's reader knows.
+  const nlohmann::json gguf_config =
+      ckpt.is_gguf() ? layout_detail::gguf_config(ckpt.config(), ckpt.config_path().string()) : nlohmann::json();
+  const layout_detail::ConfigReader config(ckpt.is_gguf() ? gguf_config : ckpt.config(), ckpt.config_path().string());
   const std::vector<bool> moe_layer = layout_detail::read_model_config(config, layout);
-  const TensorNaming& naming = traits(layout.family).naming;
+  const TensorNaming& naming = ckpt.is_gguf() ? gguf_naming() : traits(layout.family).naming;
   std::string layer_prefix;
   std::vector<Found> found = find_mlp_tensors(ckpt, naming, layout, layer_prefix);
 
@@ -388,14 +460,17 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
     layer.index = L;
     layer.kind = moe_layer[static_cast<std::size_t>(L)] ? LayerKind::moe : LayerKind::dense;
     if (layer.kind == LayerKind::dense) {
-      const TensorRecord* expert_tensor = !f.routed.empty() ? f.routed.begin()->second
-                                          : !f.fused.empty() ? f.fused.begin()->second : nullptr;
+      const TensorRecord* expert_tensor = !f.routed.empty()     ? f.routed.begin()->second
+                                          : !f.fused.empty()      ? f.fused.begin()->second
+                                          : !f.gguf_fused.empty() ? f.gguf_fused.begin()->second
+                                                                  : nullptr;
       if (expert_tensor)
         throw InputError(builder.file_of(expert_tensor), expert_tensor->info->name,
                          fmt::format("layer {} has routed experts, but config.json makes it a dense MLP ({})", L,
                                      layout.moe_layer_rule));
       if (!f.dense.count(Projection::down))
-        throw missing(naming.bert_style ? fmt::format("{}{}.output.dense.weight", layer_prefix, L)
+        throw missing(ckpt.is_gguf()        ? fmt::format("blk.{}.ffn_down.weight", L)
+                      : naming.bert_style ? fmt::format("{}{}.output.dense.weight", layer_prefix, L)
                                              : fmt::format("{}{}.{}down_proj.weight", layer_prefix, L, module),
                       fmt::format("layer {} is a dense MLP layer", L));
       for (const auto& [proj, record] : f.dense) {
@@ -409,7 +484,9 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
                          fmt::format("layer {} has a dense MLP, but config.json makes it an MoE layer ({})", L,
                                      layout.moe_layer_rule));
       const std::uint64_t I = layout.moe_intermediate_size;
-      if (naming.storage != ExpertStorage::per_expert && f.routed.empty()) {
+      if (ckpt.is_gguf()) {
+        layer.routed = builder.gguf_experts(f, L);
+      } else if (naming.storage != ExpertStorage::per_expert && f.routed.empty()) {
         layer.routed = builder.fused_experts(f, L, naming.storage);
       } else {
         layer.routed.resize(static_cast<std::size_t>(layout.n_routed_experts));
@@ -453,7 +530,9 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
       if (f.router_bias && !is_float_dtype(f.router_bias->info->dtype))
         throw InputError(builder.file_of(f.router_bias), f.router_bias->info->name,
                          fmt::format("router bias dtype {} is not F32, BF16 or F16", dtype_name(f.router_bias->info->dtype)));
-      if (f.shared_gate && f.shared_gate->info->shape != std::vector<std::uint64_t>{1, H})
+      // [1, hidden] as transformers saves it; GGUF stores it as a vector of hidden values.
+      if (f.shared_gate && f.shared_gate->info->shape != std::vector<std::uint64_t>{1, H} &&
+          !(ckpt.is_gguf() && f.shared_gate->info->shape == std::vector<std::uint64_t>{H}))
         throw InputError(builder.file_of(f.shared_gate), f.shared_gate->info->name,
                          fmt::format("shared expert gate shape {} disagrees with config.json, which gives [1, {}]",
                                      shape_text(f.shared_gate->info->shape), H));

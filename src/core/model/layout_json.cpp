@@ -1,6 +1,8 @@
 // moe_config.json: the detected layout as JSON (see layout_json.hpp).
 #include "vindex/model/layout_json.hpp"
 
+#include "vindex/format/gguf.hpp"
+
 namespace vindex {
 namespace {
 
@@ -11,6 +13,7 @@ const char* encoding_name(WeightEncoding e) {
     case WeightEncoding::plain: return "plain";
     case WeightEncoding::fp8_block: return "fp8_block";
     case WeightEncoding::mxfp4: return "mxfp4";
+    case WeightEncoding::gguf_blocks: return "gguf_blocks";
   }
   return "?";
 }
@@ -20,6 +23,8 @@ ojson matrix_json(const WeightRef& w, bool with_tensor) {
   if (with_tensor) m["tensor"] = w.weight->info->name;
   m["shape"] = {w.rows, w.cols};
   m["dtype"] = dtype_name(w.weight->info->dtype);
+  if (w.weight->info->ggml_type)
+    if (const GgmlTypeTraits* t = ggml_type_traits(*w.weight->info->ggml_type)) m["ggml_type"] = std::string(t->name);
   m["encoding"] = encoding_name(w.encoding);
   m["scale"] = w.scale ? ojson(w.scale->info->name) : ojson(nullptr);
   const bool fused = w.weight->info->shape.size() != 2;
