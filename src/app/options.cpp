@@ -129,7 +129,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   std::string backend = "cpu";
   std::string layers_text;
   app.add_option("--model", o.model, "Checkpoint directory: config.json and model.safetensors.index.json + shards, "
-                                     "or a single model.safetensors")
+                                     "or a single model.safetensors; or a GGUF file (or a directory holding one)")
       ->required();
   app.add_option("--out", o.out, "Output directory for vindex.h5 and the JSON files (must be empty or absent)");
   app.add_option("--layers", layers_text, "Layers to analyse, e.g. 0,1,15-20 (default: all)");

@@ -83,6 +83,21 @@ def main():
     p = subprocess.run([sys.executable, args.checker, "identical", qwen_job, single], capture_output=True, text=True)
     check(p.returncode == 0, f"qwen3_moe: merged phases 1+2 differ from a single run:\n{p.stdout}{p.stderr}")
 
+    # The same on a GGUF checkpoint (block-quantized, fused experts, shared experts, router biases):
+    # two slices, the second resumed after it completed, merged, equal one run.
+    ds = os.path.join(args.fixtures, "gguf_models", "deepseek_v3", "model.gguf")
+    gguf_single = os.path.join(args.work, "gguf_single")
+    code, _, err = mpi_runner.run(args, 2, ["--model", ds, "--out", gguf_single] + both)
+    check(code == 0, f"GGUF single run: exit {code}: {err[-1500:]}")
+    gguf_job = os.path.join(args.work, "gguf_job")
+    for index, extra in ((0, []), (1, []), (1, ["--resume"])):
+        code, _, err = mpi_runner.run(args, 1, ["--model", ds, "--out", gguf_job, "--slice", f"{index}/2"] + extra + both)
+        check(code == 0, f"GGUF slice {index}/2 {extra}: exit {code}: {err[-1500:]}")
+    code, stdout, err = merge(args, gguf_job, ds)
+    check(code == 0 and "phase 2 (routers)" in stdout, f"GGUF merge: exit {code}: {err[-1500:]}")
+    p = subprocess.run([sys.executable, args.checker, "identical", gguf_job, gguf_single], capture_output=True, text=True)
+    check(p.returncode == 0, f"GGUF: merged phases 1+2 differ from a single run:\n{p.stdout}{p.stderr}")
+
     # Refusals: each exits with its code and one message, and writes nothing.
     def refused(label, code_expected, needles, prepare, model_dir=model):
         work = os.path.join(args.work, label.replace(" ", "_"))

@@ -103,6 +103,10 @@ class Checkpoint {
 };
 
 
+// What a tensor's elements are, for reports: its dtype ("BF16"), or its ggml block type ("Q4_K")
+// for a block-quantized GGUF tensor.
+std::string stored_type_name(const TensorInfo& info);
+
 inline constexpr const char* kIndexFileName = "model.safetensors.index.json";
 inline constexpr const char* kSingleFileName = "model.safetensors";
 inline constexpr const char* kConfigFileName = "config.json";

@@ -221,6 +221,12 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
   return ckpt;
 }
 
+std::string stored_type_name(const TensorInfo& info) {
+  if (info.ggml_type)
+    if (const GgmlTypeTraits* t = ggml_type_traits(*info.ggml_type)) return std::string(t->name);
+  return std::string(dtype_name(info.dtype));
+}
+
 const TensorRecord* Checkpoint::find(std::string_view name) const {
   const auto it = records_.find(std::string(name));
   return it == records_.end() ? nullptr : &it->second;

@@ -53,7 +53,7 @@ std::vector<TensorPattern> summarize_tensor_names(const Checkpoint& checkpoint) 
     TensorPattern& p = patterns[it->second];
     ++p.count;
     p.bytes += info.byte_size();
-    ++p.dtypes[std::string(dtype_name(info.dtype))];
+    ++p.dtypes[stored_type_name(info)];
     if (info.shape != p.first_shape) p.uniform_shape = false;
   }
   std::sort(patterns.begin(), patterns.end(),

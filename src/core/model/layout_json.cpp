@@ -1,8 +1,6 @@
 // moe_config.json: the detected layout as JSON (see layout_json.hpp).
 #include "vindex/model/layout_json.hpp"
 
-#include "vindex/format/gguf.hpp"
-
 namespace vindex {
 namespace {
 
@@ -22,9 +20,7 @@ ojson matrix_json(const WeightRef& w, bool with_tensor) {
   ojson m;
   if (with_tensor) m["tensor"] = w.weight->info->name;
   m["shape"] = {w.rows, w.cols};
-  m["dtype"] = dtype_name(w.weight->info->dtype);
-  if (w.weight->info->ggml_type)
-    if (const GgmlTypeTraits* t = ggml_type_traits(*w.weight->info->ggml_type)) m["ggml_type"] = std::string(t->name);
+  m["dtype"] = stored_type_name(*w.weight->info);  // "Q4_K" for a GGUF block type
   m["encoding"] = encoding_name(w.encoding);
   m["scale"] = w.scale ? ojson(w.scale->info->name) : ojson(nullptr);
   const bool fused = w.weight->info->shape.size() != 2;
