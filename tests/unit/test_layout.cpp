@@ -177,6 +177,8 @@ TEST_CASE("a GGUF checkpoint's layout: metadata as config, blk.N.ffn_* tensors, 
   REQUIRE(find_gguf_family("qwen3moe")->family == Family::qwen3_moe);
   REQUIRE(find_gguf_family("deepseek2")->family == Family::deepseek_v3);
   REQUIRE(find_gguf_family("llama")->family == Family::dense_decoder);
+  REQUIRE(find_gguf_family("llama", true)->family == Family::mixtral);  // llama.cpp's Mixtral: "llama" with experts
+  REQUIRE(find_gguf_family("qwen3", true)->family == Family::dense_decoder);  // no MoE row lists it: the dense one
   REQUIRE(find_gguf_family("Qwen3MoeForCausalLM") == nullptr);
 
   SECTION("llama, dense, opened as the .gguf file") {

@@ -111,8 +111,10 @@ std::string_view family_name(Family family);
 // of its architectures: the table's last row that matches; nullptr when none is known.
 const FamilyTraits* find_family(const std::vector<std::string>& model_types, const std::vector<std::string>& architectures);
 
-// The family of a GGUF file's general.architecture; nullptr when none is known.
-const FamilyTraits* find_gguf_family(const std::string& architecture);
+// The family of a GGUF file's general.architecture: the table's last row that lists it and routes
+// (is MoE) exactly when the file has experts (`<arch>.expert_count` > 0) -- llama.cpp writes Mixtral
+// as "llama" with experts -- else its last row that lists it; nullptr when none does.
+const FamilyTraits* find_gguf_family(const std::string& architecture, bool has_experts = false);
 
 // The families detect_layout reads, for messages and docs: "DeepSeek-V2/V3 and Kimi-K2 (...)".
 std::string known_families();

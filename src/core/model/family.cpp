@@ -51,7 +51,7 @@ std::vector<FamilyTraits> make_table() {
        decoder("mlp", "gate", {}, "shared_expert"), read_qwen2_moe_config, R::softmax_topk, N::as_config_says},
       {Family::qwen3_moe, "qwen3_moe", "Qwen3-MoE", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"},
        decoder("mlp", "gate", {}, ""), read_qwen3_moe_config, R::softmax_topk, N::as_config_says},
-      {Family::mixtral, "mixtral", "Mixtral", {"mixtral"}, {"MixtralForCausalLM"}, {}, mixtral_naming(),
+      {Family::mixtral, "mixtral", "Mixtral", {"mixtral"}, {"MixtralForCausalLM"}, {"llama"}, mixtral_naming(),
        read_mixtral_config, R::softmax_topk, N::always},
       {Family::olmoe, "olmoe", "OLMoE", {"olmoe"}, {"OlmoeForCausalLM"}, {"olmoe"}, decoder("mlp", "gate", {}, ""),
        read_olmoe_config, R::softmax_topk, N::as_config_says},
@@ -110,11 +110,15 @@ const FamilyTraits* find_family(const std::vector<std::string>& model_types, con
   return found;
 }
 
-const FamilyTraits* find_gguf_family(const std::string& architecture) {
+const FamilyTraits* find_gguf_family(const std::string& architecture, bool has_experts) {
   const FamilyTraits* found = nullptr;
-  for (const FamilyTraits& f : family_table())
-    if (contains(f.gguf_architectures, architecture)) found = &f;
-  return found;
+  const FamilyTraits* matching = nullptr;
+  for (const FamilyTraits& f : family_table()) {
+    if (!contains(f.gguf_architectures, architecture)) continue;
+    found = &f;
+    if ((f.routing != RoutingKind::none) == has_experts) matching = &f;
+  }
+  return matching ? matching : found;
 }
 
 std::string known_families() {

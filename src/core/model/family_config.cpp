@@ -124,8 +124,12 @@ json gguf_config(const json& metadata, const std::string& file) {
     throw InputError(file, "general.architecture", "is missing or not a string: the GGUF file does not say its architecture");
   const std::string arch = arch_it->get<std::string>();
   std::vector<std::string> known;
-  for (const FamilyTraits& f : family_table()) known.insert(known.end(), f.gguf_architectures.begin(), f.gguf_architectures.end());
-  const FamilyTraits* family = find_gguf_family(arch);
+  for (const FamilyTraits& f : family_table())
+    for (const std::string& a : f.gguf_architectures)
+      if (std::find(known.begin(), known.end(), a) == known.end()) known.push_back(a);
+  const auto experts = metadata.find(arch + ".expert_count");
+  const bool has_experts = experts != metadata.end() && experts->is_number_integer() && experts->get<std::int64_t>() > 0;
+  const FamilyTraits* family = find_gguf_family(arch, has_experts);
   if (!family)
     throw InputError(file, "general.architecture",
                      fmt::format("'{}' is not a known architecture; the GGUF architectures read are {}", arch,

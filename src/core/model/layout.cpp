@@ -102,11 +102,12 @@ ParsedName parse_layer_tensor(std::string_view rest, const TensorNaming& naming)
 // Parses what follows "blk.L." of a GGUF tensor (llama.cpp's names, the same for every family):
 // ffn_{gate,up,down}.weight (a dense MLP), ffn_{gate,up,down}_exps.weight (the routed experts fused
 // into one [E, out, in] tensor), ffn_{gate,up,down}_shexp.weight (the shared expert),
-// ffn_gate_inp.weight (the router), exp_probs_b.bias (DeepSeek's selection bias) and
+// ffn_gate_inp.weight (the router), exp_probs_b.bias (DeepSeek's selection bias) or
+// ffn_gate_inp.bias (GPT-OSS's router bias), and
 // ffn_gate_inp_shexp.weight (Qwen2-MoE's shared-expert gate).
 ParsedName parse_gguf_layer_tensor(std::string_view rest) {
   if (rest == "ffn_gate_inp.weight") return {Kind::router};
-  if (rest == "exp_probs_b.bias") return {Kind::router_bias};
+  if (rest == "exp_probs_b.bias" || rest == "ffn_gate_inp.bias") return {Kind::router_bias};  // DeepSeek's; GPT-OSS's
   if (rest == "ffn_gate_inp_shexp.weight") return {Kind::shared_gate};
   static constexpr std::pair<const char*, Projection> kNames[] = {
       {"ffn_gate", Projection::gate}, {"ffn_up", Projection::up}, {"ffn_down", Projection::down}};
