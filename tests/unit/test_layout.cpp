@@ -289,3 +289,28 @@ TEST_CASE("GGUF checkpoints that contradict their metadata are clear errors", "[
     REQUIRE_THROWS_WITH(Checkpoint::open(dir), contains("2 .gguf files"));
   }
 }
+
+TEST_CASE("a GGUF model in splits opens as one from any split or its directory; a split alone does not",
+          "[layout][gguf][checkpoint]") {
+  const fs::path split = vindex_test::fixture("gguf_models/llama_dense_split");
+  for (const fs::path& where : {split, split / "model-00003-of-00003.gguf"}) {
+    const Checkpoint ckpt = Checkpoint::open(where);
+    REQUIRE(ckpt.shards().size() == 3);
+    REQUIRE(ckpt.shards()[0].file_name == "model-00001-of-00003.gguf");
+    REQUIRE(ckpt.config_path().filename() == "model-00001-of-00003.gguf");
+    const ModelLayout layout = detect_layout(ckpt);
+    REQUIRE(layout.num_layers == 2);
+    for (const LayerLayout& l : layout.layers)
+      for (Projection p : kProjections) REQUIRE(l.dense[p].present());
+  }
+  const vindex_test::TempDir tmp;
+  fs::copy_file(split / "model-00001-of-00003.gguf", tmp.path() / "model-00001-of-00003.gguf");
+  fs::copy_file(split / "model-00002-of-00003.gguf", tmp.path() / "model-00002-of-00003.gguf");
+  REQUIRE_THROWS_WITH(Checkpoint::open(tmp.path() / "model-00001-of-00003.gguf"),
+                      contains("model-00003-of-00003.gguf") && contains("missing"));
+  REQUIRE_THROWS_WITH(Checkpoint::open(tmp.path()), contains("split"));
+  fs::copy_file(split / "model-00002-of-00003.gguf", tmp.path() / "alone.gguf");
+  fs::remove(tmp.path() / "model-00001-of-00003.gguf");
+  fs::remove(tmp.path() / "model-00002-of-00003.gguf");
+  REQUIRE_THROWS_WITH(Checkpoint::open(tmp.path() / "alone.gguf"), contains("is split 2 of 3"));
+}

@@ -4,6 +4,7 @@
 #include "vindex/format/gguf.hpp"
 
 #include <algorithm>
+#include <regex>
 
 #include <fmt/format.h>
 
@@ -75,26 +76,35 @@ TensorInfo gguf_tensor_info(const GgufTensorInfo& t, std::uint64_t data_offset) 
   return info;
 }
 
-// The .gguf file `path` names: itself, or the one .gguf file of a directory without config.json.
-std::optional<std::filesystem::path> gguf_file(const std::filesystem::path& path) {
+// The .gguf files `path` names: itself (with its sibling splits when its name is llama.cpp's
+// "<name>-0000N-of-0000M.gguf"), or the .gguf files of a directory without config.json.
+std::vector<std::filesystem::path> gguf_files(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
-    if (path.extension() == ".gguf") return path;
-    throw InputError(path.string(), "",
-                     "is not a directory (expected a model directory with config.json) nor a .gguf file");
+    if (path.extension() != ".gguf")
+      throw InputError(path.string(), "",
+                       "is not a directory (expected a model directory with config.json) nor a .gguf file");
+    static const std::regex split_name(R"((.*)-(\d{5})-of-(\d{5})\.gguf)");
+    std::smatch m;
+    const std::string name = path.filename().string();
+    if (!std::regex_match(name, m, split_name)) return {path};
+    const int count = std::stoi(m[3].str());
+    std::vector<fs::path> files;
+    for (int i = 1; i <= count; ++i) {
+      const fs::path sibling = path.parent_path() / fmt::format("{}-{:05d}-of-{:05d}.gguf", m[1].str(), i, count);
+      if (!fs::exists(sibling, ec))
+        throw InputError(sibling.string(), "", fmt::format("is missing: {} is split {} of {}", name, m[2].str(), count));
+      files.push_back(sibling);
+    }
+    return files;
   }
-  if (!fs::is_directory(path, ec) || fs::exists(path / kConfigFileName, ec)) return std::nullopt;
+  if (!fs::is_directory(path, ec) || fs::exists(path / kConfigFileName, ec)) return {};
   std::vector<fs::path> found;
   for (const auto& entry : fs::directory_iterator(path, ec))
     if (entry.path().extension() == ".gguf") found.push_back(entry.path());
-  if (found.empty()) return std::nullopt;
   std::sort(found.begin(), found.end());
-  if (found.size() > 1)
-    throw InputError(path.string(), "",
-                     fmt::format("holds {} .gguf files ({} ...); pass the one to read (split GGUF models are not read yet)",
-                                 found.size(), found.front().filename().string()));
-  return found.front();
+  return found;  // more than one: the splits of one model, or an error (check_gguf_splits)
 }
 
 }  // namespace
@@ -128,32 +138,50 @@ Checkpoint Checkpoint::open(const std::filesystem::path& directory) {
   Checkpoint ckpt;
   ckpt.directory_ = directory;
   std::error_code ec;
-  if (const auto gguf = gguf_file(directory)) {
+  if (const std::vector<fs::path> files = gguf_files(directory); !files.empty()) {
     ckpt.gguf_ = true;
-    ckpt.directory_ = gguf->parent_path().empty() ? fs::path(".") : gguf->parent_path();
-    ckpt.config_path_ = *gguf;
-    ckpt.listing_path_ = *gguf;
-    auto file = std::make_shared<const ShardFile>(*gguf);
-    GgufHeader header = read_gguf_header(file->descriptor(), gguf->string());
-    if (header.split && header.split->count > 1)
-      throw InputError(gguf->string(), "", fmt::format("is split {} of {}; split GGUF models are not read yet",
-                                                        header.split->no + 1, header.split->count));
-    ckpt.config_ = gguf_scalars(header.metadata);
-    Shard shard;
-    shard.file_name = gguf->filename().string();
-    shard.path = *gguf;
-    shard.file_size = header.file_size;
-    shard.data_offset = header.data_offset;
-    shard.header.header_size = header.header_size;
-    shard.header.data_size = header.file_size - header.data_offset;
-    for (const GgufTensorInfo& t : header.tensors) shard.header.tensors.push_back(gguf_tensor_info(t, header.data_offset));
-    shard.header.build_index();
-    shard.file = std::move(file);
-    ckpt.shards_.push_back(std::move(shard));
-    for (const TensorInfo& t : ckpt.shards_[0].header.tensors) {
-      ckpt.records_.emplace(t.name, TensorRecord{&t, 0});
-      ckpt.names_.push_back(t.name);
+    std::vector<std::shared_ptr<const ShardFile>> opened;
+    std::vector<GgufHeader> headers;
+    std::vector<std::string> labels;
+    for (const fs::path& f : files) {
+      opened.push_back(std::make_shared<const ShardFile>(f));
+      labels.push_back(f.string());
+      headers.push_back(read_gguf_header(opened.back()->descriptor(), labels.back()));
     }
+    if (headers.size() == 1 && headers[0].split && headers[0].split->count > 1)
+      throw InputError(labels[0], "", fmt::format("is split {} of {}; name the first split or their directory",
+                                                   headers[0].split->no + 1, headers[0].split->count));
+    if (headers.size() > 1 && std::any_of(headers.begin(), headers.end(), [](const GgufHeader& h) { return !h.split; }))
+      throw InputError(directory.string(), "",
+                       fmt::format("holds {} .gguf files that are not the splits of one model ({} ...); pass the one to read",
+                                   headers.size(), files.front().filename().string()));
+    std::vector<const GgufHeader*> pointers;
+    for (const GgufHeader& h : headers) pointers.push_back(&h);
+    const std::vector<std::size_t> order = check_gguf_splits(pointers, labels);
+    const fs::path& first = files[order.front()];
+    ckpt.directory_ = first.parent_path().empty() ? fs::path(".") : first.parent_path();
+    ckpt.config_path_ = first;
+    ckpt.listing_path_ = first;
+    ckpt.config_ = gguf_scalars(headers[order.front()].metadata);  // split 0 holds the model's metadata
+    for (std::size_t i : order) {
+      const GgufHeader& header = headers[i];
+      Shard shard;
+      shard.file_name = files[i].filename().string();
+      shard.path = files[i];
+      shard.file_size = header.file_size;
+      shard.data_offset = header.data_offset;
+      shard.header.header_size = header.header_size;
+      shard.header.data_size = header.file_size - header.data_offset;
+      for (const GgufTensorInfo& t : header.tensors) shard.header.tensors.push_back(gguf_tensor_info(t, header.data_offset));
+      shard.header.build_index();
+      shard.file = opened[i];
+      ckpt.shards_.push_back(std::move(shard));
+    }
+    for (std::size_t id = 0; id < ckpt.shards_.size(); ++id)
+      for (const TensorInfo& t : ckpt.shards_[id].header.tensors) {
+        ckpt.records_.emplace(t.name, TensorRecord{&t, id});
+        ckpt.names_.push_back(t.name);
+      }
     return ckpt;
   }
   if (!fs::is_directory(directory, ec))
