@@ -138,7 +138,7 @@ def main():
         for entry in summary["layers"]:
             for p in projections:
                 check(p in entry, f"{name}: phase1_moe_svd.json layer {entry['layer']} lacks {p}")
-    return finish(f"{name} against its transformers/torch reference")
+    return finish(f"{name} against its {'gguf-py/numpy' if name.startswith('gguf_') else 'transformers/torch'} reference")
 
 
 if __name__ == "__main__":

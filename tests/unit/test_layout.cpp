@@ -279,6 +279,10 @@ TEST_CASE("GGUF checkpoints that contradict their metadata are clear errors", "[
     REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
                         contains("general.architecture") && contains("'llamb'") && contains("qwen3moe"));
   }
+  SECTION("a missing key is named by its GGUF key") {
+    write(replace(bytes, "llama.embedding_length", "llama.embedding_lengtx"));
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("'llama.embedding_length'"));
+  }
   SECTION("a missing down projection is named as llama.cpp names it") {
     write(replace(bytes, "blk.1.ffn_down.weight", "blk.1.ffn_dawn.weight"));
     REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("blk.1.ffn_down.weight") && contains("missing"));

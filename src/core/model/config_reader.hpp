@@ -29,12 +29,19 @@ class ConfigReader {
 
   const nlohmann::json& json() const { return config_; }
   const std::string& file() const { return file_; }
-  std::string key_path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+  std::string key_path(const char* key) const {
+    if (key_names_ && key_names_->contains(key)) return (*key_names_)[key].get<std::string>();
+    return path_.empty() ? key : path_ + "." + key;
+  }
+  // What messages call the keys, when the config was translated from another file's keys (a GGUF
+  // file's "llama.embedding_length" for hidden_size): an object of strings, kept by reference.
+  void set_key_names(const nlohmann::json* names) { key_names_ = names; }
 
  private:
   const nlohmann::json& config_;
   std::string file_;
   std::string path_;
+  const nlohmann::json* key_names_ = nullptr;
 };
 
 inline constexpr int kMaxLayers = 100'000;

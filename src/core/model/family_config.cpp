@@ -118,6 +118,24 @@ std::vector<bool> read_dense_config(const ConfigReader& c, ModelLayout& l) {
   return all_layers(l.num_layers, false);
 }
 
+// llama.cpp's keys (gguf-py's constants.py, Keys.LLM; each after "<arch>.") -> transformers' names
+// for them; the expert count goes under every family's name for it (each reader reads its own).
+const std::pair<const char*, std::vector<const char*>> kGgufKeys[] = {
+      {"block_count", {"num_hidden_layers"}},
+      {"embedding_length", {"hidden_size"}},
+      {"feed_forward_length", {"intermediate_size"}},
+      {"expert_count", {"num_experts", "n_routed_experts", "num_local_experts"}},
+      {"expert_used_count", {"num_experts_per_tok"}},
+      {"expert_feed_forward_length", {"moe_intermediate_size"}},
+      {"expert_shared_feed_forward_length", {"shared_expert_intermediate_size"}},
+      {"expert_shared_count", {"n_shared_experts"}},
+      {"leading_dense_block_count", {"first_k_dense_replace"}},
+      {"expert_weights_norm", {"norm_topk_prob"}},
+      {"expert_weights_scale", {"routed_scaling_factor"}},
+      {"expert_group_count", {"n_group"}},
+      {"expert_group_used_count", {"topk_group"}},
+  };
+
 json gguf_config(const json& metadata, const std::string& file) {
   const auto arch_it = metadata.find("general.architecture");
   if (arch_it == metadata.end() || !arch_it->is_string())
@@ -137,24 +155,7 @@ json gguf_config(const json& metadata, const std::string& file) {
   json c = json::object();
   c["model_type"] = family->model_types.front();
   c["gguf_architecture"] = arch;
-  // llama.cpp's keys (gguf-py's constants.py, Keys.LLM) -> transformers' names for them; the expert
-  // count goes under every family's name for it (each reader reads its own).
-  const std::pair<const char*, std::vector<const char*>> keys[] = {
-      {"block_count", {"num_hidden_layers"}},
-      {"embedding_length", {"hidden_size"}},
-      {"feed_forward_length", {"intermediate_size"}},
-      {"expert_count", {"num_experts", "n_routed_experts", "num_local_experts"}},
-      {"expert_used_count", {"num_experts_per_tok"}},
-      {"expert_feed_forward_length", {"moe_intermediate_size"}},
-      {"expert_shared_feed_forward_length", {"shared_expert_intermediate_size"}},
-      {"expert_shared_count", {"n_shared_experts"}},
-      {"leading_dense_block_count", {"first_k_dense_replace"}},
-      {"expert_weights_norm", {"norm_topk_prob"}},
-      {"expert_weights_scale", {"routed_scaling_factor"}},
-      {"expert_group_count", {"n_group"}},
-      {"expert_group_used_count", {"topk_group"}},
-  };
-  for (const auto& [gguf_key, names] : keys) {
+  for (const auto& [gguf_key, names] : kGgufKeys) {
     const auto it = metadata.find(arch + "." + gguf_key);
     if (it == metadata.end()) continue;
     for (const char* name : names) c[name] = *it;
@@ -167,6 +168,16 @@ json gguf_config(const json& metadata, const std::string& file) {
     if (g == 2) c["scoring_func"] = "sigmoid";
   }
   return c;
+}
+
+json gguf_key_names(const json& metadata) {
+  json names = json::object();
+  const auto arch = metadata.find("general.architecture");
+  if (arch == metadata.end() || !arch->is_string()) return names;
+  for (const auto& [gguf_key, hf_names] : kGgufKeys)
+    for (const char* name : hf_names) names[name] = arch->get<std::string>() + "." + gguf_key;
+  names["scoring_func"] = arch->get<std::string>() + ".expert_gating_func";
+  return names;
 }
 
 std::vector<bool> read_model_config(const ConfigReader& top, ModelLayout& layout) {

@@ -23,6 +23,9 @@ std::vector<bool> read_model_config(const ConfigReader& config, ModelLayout& lay
 // intermediate_size, the expert count under each family's name for it, ... An unknown architecture
 // is an InputError naming `file`.
 nlohmann::json gguf_config(const nlohmann::json& metadata, const std::string& file);
+// The GGUF key each config.json key of gguf_config stands for ({"hidden_size":
+// "llama.embedding_length", ...}), for messages (ConfigReader::set_key_names).
+nlohmann::json gguf_key_names(const nlohmann::json& metadata);
 
 // The per-family readers (FamilyTraits::read_config).
 std::vector<bool> read_deepseek_config(const ConfigReader& c, ModelLayout& l);

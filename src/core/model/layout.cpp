@@ -442,7 +442,9 @@ ModelLayout detect_layout(const Checkpoint& ckpt) {
   // A GGUF file's metadata is read as the config.json its family's reader knows.
   const nlohmann::json gguf_config =
       ckpt.is_gguf() ? layout_detail::gguf_config(ckpt.config(), ckpt.config_path().string()) : nlohmann::json();
-  const layout_detail::ConfigReader config(ckpt.is_gguf() ? gguf_config : ckpt.config(), ckpt.config_path().string());
+  const nlohmann::json gguf_keys = ckpt.is_gguf() ? layout_detail::gguf_key_names(ckpt.config()) : nlohmann::json();
+  layout_detail::ConfigReader config(ckpt.is_gguf() ? gguf_config : ckpt.config(), ckpt.config_path().string());
+  if (ckpt.is_gguf()) config.set_key_names(&gguf_keys);  // messages name the GGUF keys
   const std::vector<bool> moe_layer = layout_detail::read_model_config(config, layout);
   const TensorNaming& naming = ckpt.is_gguf() ? gguf_naming() : traits(layout.family).naming;
   std::string layer_prefix;
