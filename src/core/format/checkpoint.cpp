@@ -95,6 +95,7 @@ std::vector<std::filesystem::path> gguf_files(const std::filesystem::path& path)
       const fs::path sibling = path.parent_path() / fmt::format("{}-{:05d}-of-{:05d}.gguf", m[1].str(), i, count);
       if (!fs::exists(sibling, ec))
         throw InputError(sibling.string(), "", fmt::format("is missing: {} is split {} of {}", name, m[2].str(), count));
+      if (sibling != path) check_inside_model(path.parent_path().empty() ? fs::path(".") : path.parent_path(), sibling);
       files.push_back(sibling);
     }
     return files;
@@ -104,6 +105,7 @@ std::vector<std::filesystem::path> gguf_files(const std::filesystem::path& path)
   for (const auto& entry : fs::directory_iterator(path, ec))
     if (entry.path().extension() == ".gguf") found.push_back(entry.path());
   std::sort(found.begin(), found.end());
+  for (const fs::path& f : found) check_inside_model(path, f);  // as for safetensors shards
   return found;  // more than one: the splits of one model, or an error (check_gguf_splits)
 }
 
