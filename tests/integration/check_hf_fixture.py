@@ -45,21 +45,35 @@ def check_spectrum(label, ours, ref_sv, ref_fro_sq, var_row, ks, fro=None):
         check(abs(fro - want) <= FRO_RTOL * want, f"{label}: Frobenius norm {fro}, reference {want}")
 
 
-def main():
+def run_arguments(argv=None, what="fixture"):
+    """The arguments every checker of a run shares: OUT, the model (fixture directory or file), and
+    the run's --projections, --phases and --k."""
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
-    ap.add_argument("fixture", type=Path)
+    ap.add_argument(what, type=Path)
     ap.add_argument("--projections", default="down")
     ap.add_argument("--phases", default="1")
     ap.add_argument("--k", default="64")
-    a = ap.parse_args()
+    ap.add_argument("--activations", help="the run's phase-3 capture (not read here)")
+    a = ap.parse_args(argv)
+    a.projections = [p if p.endswith("_proj") else p + "_proj" for p in a.projections.split(",")]
+    a.phases = {int(p) for p in a.phases.split(",")}
+    a.k = sorted({int(k) for k in a.k.split(",")})
+    return a
+
+
+def main():
+    a = run_arguments()
     ref = load_reference(a.fixture)
-    projections = [p if p.endswith("_proj") else p + "_proj" for p in a.projections.split(",")]
-    phases = {int(p) for p in a.phases.split(",")}
-    ks = sorted({int(k) for k in a.k.split(",")})
+    kind = "gguf-py/numpy" if ref["fixture"].startswith("gguf_") else "transformers/torch"
+    return check_run(a.out, ref, a.projections, a.phases, a.k, f"{ref['fixture']} against its {kind} reference")
+
+
+def check_run(out, ref, projections, phases, ks, verdict):
+    """Checks the run in OUT against a reference in reference.json's schema (tests/fixtures/hf/README.md)."""
     name = ref["fixture"]
 
-    config = json.loads((a.out / "moe_config.json").read_text())
+    config = json.loads((out / "moe_config.json").read_text())
     check(config["family"] == ref["family"], f"{name}: family {config['family']}, reference {ref['family']}")
     check(config["moe_layers"] == ref["moe_layers"], f"{name}: MoE layers {config['moe_layers']}, reference {ref['moe_layers']}")
     check(config["dense_layers"] == ref["dense_layers"],
@@ -78,7 +92,7 @@ def main():
             check(entry["tensor"] == m["tensor"], f"{label}: read from {entry['tensor']}, reference {m['tensor']}")
             check(entry["shape"] == m["shape"], f"{label}: shape {entry['shape']}, reference {m['shape']}")
 
-    with h5py.File(a.out / "vindex.h5", "r") as h5:
+    with h5py.File(out / "vindex.h5", "r") as h5:
         check(list(h5.attrs["k"]) == ks, f"{name}: k {list(h5.attrs['k'])}, expected {ks}")
         expected = [m for m in ref["matrices"] if m["projection"] in projections] if 1 in phases else []
         seen = 0
@@ -101,7 +115,7 @@ def main():
               f"{name}: phase 1 holds {total} matrices, the reference {len(expected)} for {projections}")
 
         if 2 in phases:
-            phase2 = json.loads((a.out / "phase2_router_svd.json").read_text())
+            phase2 = json.loads((out / "phase2_router_svd.json").read_text())
             by_layer = {entry["layer"]: entry for entry in phase2["layers"]}
             check(sorted(by_layer) == sorted(r["layer"] for r in ref["routers"]),
                   f"{name}: routers of layers {sorted(by_layer)}, reference {[r['layer'] for r in ref['routers']]}")
@@ -129,16 +143,16 @@ def main():
                     got = entry["bias"][key]
                     check(abs(got - want) <= 1e-12 * max(1.0, abs(want)), f"{label}: bias {key} {got}, numpy {want}")
         else:
-            check("phase2" not in h5 and not (a.out / "phase2_router_svd.json").exists(), f"{name}: phase 2 written unasked")
+            check("phase2" not in h5 and not (out / "phase2_router_svd.json").exists(), f"{name}: phase 2 written unasked")
 
     if 1 in phases:
-        summary = json.loads((a.out / "phase1_moe_svd.json").read_text())
+        summary = json.loads((out / "phase1_moe_svd.json").read_text())
         check(summary["projections"] == [p for p in ("gate_proj", "up_proj", "down_proj") if p in projections],
               f"{name}: projections {summary['projections']}")
         for entry in summary["layers"]:
             for p in projections:
                 check(p in entry, f"{name}: phase1_moe_svd.json layer {entry['layer']} lacks {p}")
-    return finish(f"{name} against its {'gguf-py/numpy' if name.startswith('gguf_') else 'transformers/torch'} reference")
+    return finish(verdict)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,16 @@ layer this records the input of the MLP / MoE block (after post_attention_layern
 the experts see), for MoE layers the engine's own router logits, selected experts and routing weights, and
 the P most probable next tokens after every position.
 
-    python3 tools/capture/capture.py --model DIR --out FILE.h5 [--prompts FILE] [--max-tokens-per-prompt N]
-        [--top-p-count 16] [--device cpu|cuda] [--dtype float32|bfloat16] [--batch-size B]
-        [--token-ids-from-text] [--model-name NAME] [--verify-experts]
+    python3 tools/capture/capture.py --model DIR|FILE.gguf --out FILE.h5 [--prompts FILE]
+        [--max-tokens-per-prompt N] [--top-p-count 16] [--device cpu|cuda] [--dtype float32|bfloat16]
+        [--storage float32|float16] [--batch-size B] [--token-ids-from-text] [--model-name NAME]
+        [--verify-experts]
+
+A GGUF checkpoint (llama.cpp's format; --model names the .gguf file) is loaded by transformers' own GGUF
+support (from_pretrained(dir, gguf_file=...): config, tokenizer and weights dequantized to float32 by gguf-py;
+needs the gguf package), for the architectures transformers reads from GGUF (llama, qwen2, qwen2moe, qwen3,
+qwen3moe, ...). --storage float16 halves the file (the format reads float16 exactly; the values are rounded
+once from the engine's float32).
 
 Needs torch, transformers (written against 4.57.1), safetensors, h5py, numpy (and accelerate for
 --device cuda with device_map="auto"). trust_remote_code is never enabled: only families that
@@ -111,20 +118,22 @@ def token_ids_from_text(prompt: str, vocab_size: int) -> list[int]:
     return [b % vocab_size for b in prompt.encode("utf-8")]
 
 
-def tokenize(prompts: list[str], model_dir: Path, vocab_size: int, from_text: bool, max_tokens: int | None):
-    """Returns (list of id lists, description of the tokenization)."""
+def tokenize(prompts: list[str], model_dir: Path, vocab_size: int, from_text: bool, max_tokens: int | None,
+             gguf_file: str | None = None):
+    """Returns (list of id lists, description of the tokenization). A GGUF file holds its tokenizer."""
     if from_text:
         ids = [token_ids_from_text(p, vocab_size) for p in prompts]
         how = "utf8-bytes-mod-vocab"
     else:
-        has_tok = any((model_dir / f).exists() for f in
+        has_tok = gguf_file is not None or any((model_dir / f).exists() for f in
                       ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "tiktoken.model"))
         if not has_tok:
             raise CaptureError(f"{model_dir} has no tokenizer (tokenizer.json / tokenizer_config.json / "
                                f"tokenizer.model); pass --token-ids-from-text to use UTF-8 bytes mod vocab_size")
         from transformers import AutoTokenizer
         try:
-            tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+            tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False,
+                                                **({"gguf_file": gguf_file} if gguf_file else {}))
         except Exception as e:  # noqa: BLE001 -- any loader failure is a user-facing error
             raise CaptureError(f"cannot load the tokenizer of {model_dir}: {e}") from None
         ids = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts]
@@ -504,12 +513,15 @@ def load_fp8_state_dict_dequantized(model_dir: Path, block: tuple[int, int], n_l
     return state, n_deq, skipped
 
 
-def load_model(model_dir: Path, device: str, dtype_name: str):
+def load_model(model_dir: Path, device: str, dtype_name: str, gguf_file: str | None = None):
     """Returns (config, model, note): note says how the weights were loaded when it is not stock
-    from_pretrained ("" otherwise)."""
+    from_pretrained ("" otherwise). With gguf_file, transformers reads config and weights from that GGUF
+    file in model_dir."""
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM
+    if gguf_file is not None:
+        return load_gguf_model(model_dir, gguf_file, device, dtype_name)
     raw = read_config_json(model_dir)
     loaded_as = ""
     if raw.get("model_type") == "kimi_k2":
@@ -551,6 +563,25 @@ def load_model(model_dir: Path, device: str, dtype_name: str):
         # to(dtype) too: a CPU-dequantized MXFP4 checkpoint (gpt-oss) keeps its experts in bfloat16
         model.to(device="cpu", dtype=dtype)
     return config, model, loaded_as
+
+
+def load_gguf_model(model_dir: Path, gguf_file: str, device: str, dtype_name: str):
+    """A GGUF checkpoint through transformers' own GGUF loader (integrations/ggml.py: metadata to config,
+    tensors dequantized by gguf-py, llama.cpp's q/k row interleaving undone)."""
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM
+    where = model_dir / gguf_file
+    try:
+        config = AutoConfig.from_pretrained(str(model_dir), gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), gguf_file=gguf_file,
+                                                     dtype={"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name],
+                                                     **({"device_map": "auto"} if device == "cuda" else {}))
+    except Exception as e:  # noqa: BLE001
+        raise CaptureError(f"cannot load {where} with transformers {transformers.__version__}'s GGUF loader "
+                           f"(needs the gguf package): {e}") from None
+    model.eval()
+    return config, model, f"GGUF {gguf_file} loaded by transformers (dequantized by gguf-py)"
 
 
 def load_fp8_dequantized(config, model_dir: Path, dtype):
@@ -643,7 +674,7 @@ class CaptureWriter:
     libver earliest, no timestamps, objects and attributes created in a fixed order."""
 
     def __init__(self, path: Path, attrs: dict, token_ids, prompt_index, position, moe_layers, n_experts, top_k,
-                 top_p):
+                 top_p, storage=np.float32):
         import h5py
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
@@ -660,6 +691,8 @@ class CaptureWriter:
             f.attrs[key] = np.int64(attrs[key])
         for key in ("capture_dtype", "tokenization"):  # informative extras, not in the format table
             f.attrs[key] = str(attrs[key])
+        if storage != np.float32:  # (float32 files keep the bytes they had before this attribute existed)
+            f.attrs["storage_dtype"] = np.dtype(storage).name
         n, h = int(attrs["n_tokens"]), int(attrs["hidden_size"])
 
         def ds(group, name, shape=None, dtype=None, data=None):
@@ -673,7 +706,7 @@ class CaptureWriter:
         self.layers = []
         for i in range(int(attrs["num_hidden_layers"])):
             g = lg.create_group(f"layer_{i:03d}")
-            d = {"mlp_input": ds(g, "mlp_input", (n, h), np.float32)}
+            d = {"mlp_input": ds(g, "mlp_input", (n, h), storage)}
             if i in moe_layers:
                 d["router_logits"] = ds(g, "router_logits", (n, n_experts), np.float32)
                 d["selected_experts"] = ds(g, "selected_experts", (n, top_k), np.int32)
@@ -712,9 +745,11 @@ def run_capture(args) -> dict:
     import torch
     import transformers
 
-    model_dir = Path(args.model)
-    if not (model_dir / "config.json").is_file():
-        raise CaptureError(f"{model_dir} is not a model directory (no config.json)")
+    model_dir, gguf_file = Path(args.model), None
+    if model_dir.suffix == ".gguf" and model_dir.is_file():
+        model_dir, gguf_file = model_dir.parent, model_dir.name
+    elif not (model_dir / "config.json").is_file():
+        raise CaptureError(f"{model_dir} is neither a model directory (no config.json) nor a .gguf file")
     prompts = read_prompts(Path(args.prompts))
     if args.max_tokens_per_prompt is not None and args.max_tokens_per_prompt < 1:
         raise CaptureError("--max-tokens-per-prompt must be >= 1")
@@ -727,18 +762,19 @@ def run_capture(args) -> dict:
     torch.manual_seed(0)
     if args.device == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    config, model, load_note = load_model(model_dir, args.device, args.dtype)
+    config, model, load_note = load_model(model_dir, args.device, args.dtype, gguf_file)
     tc = text_config(config)
     n_layers = int(tc.num_hidden_layers)
     hidden = int(tc.hidden_size)
     vocab = int(tc.vocab_size)
-    model_type = read_config_json(model_dir).get("model_type") or config.model_type  # kimi_k2 stays kimi_k2
+    model_type = config.model_type if gguf_file else read_config_json(model_dir).get("model_type") or config.model_type  # kimi_k2 stays kimi_k2
     family = FAMILIES.get(tc.model_type) or FAMILIES.get(model_type)
     top_p = min(args.top_p_count, vocab)
     if top_p < MIN_TOP_P:
         raise CaptureError(f"--top-p-count {args.top_p_count} (vocabulary {vocab}): the format needs P >= {MIN_TOP_P}")
 
-    ids, tokenization = tokenize(prompts, model_dir, vocab, args.token_ids_from_text, args.max_tokens_per_prompt)
+    ids, tokenization = tokenize(prompts, model_dir, vocab, args.token_ids_from_text, args.max_tokens_per_prompt,
+                                 gguf_file)
     lengths = [len(x) for x in ids]
     n_tokens = sum(lengths)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -750,15 +786,16 @@ def run_capture(args) -> dict:
         bias_restored = fix_deepseek_router_bias(layers, hooks.moe_layers, model_dir)
     n_experts, top_k = hooks.n_experts, hooks.top_k
 
-    attrs = dict(model=args.model_name or model_dir.resolve().name, model_type=model_type,
-                 engine=f"transformers {transformers.__version__}", num_hidden_layers=n_layers,
+    attrs = dict(model=args.model_name or (Path(gguf_file).stem if gguf_file else model_dir.resolve().name),
+                 model_type=model_type, engine=f"transformers {transformers.__version__}", num_hidden_layers=n_layers,
                  hidden_size=hidden, n_tokens=n_tokens, n_prompts=len(prompts),
-                 capture_dtype=args.dtype, tokenization=tokenization)
+                 capture_dtype=args.dtype, tokenization=tokenization, storage_dtype=args.storage)
     writer = CaptureWriter(Path(args.out), attrs,
                            token_ids=np.concatenate([np.asarray(x, np.int64) for x in ids]),
                            prompt_index=np.repeat(np.arange(len(ids), dtype=np.int32), lengths),
                            position=np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]),
-                           moe_layers=hooks.moe_layers, n_experts=n_experts, top_k=top_k, top_p=top_p)
+                           moe_layers=hooks.moe_layers, n_experts=n_experts, top_k=top_k, top_p=top_p,
+                           storage={"float32": np.float32, "float16": np.float16}[args.storage])
     try:
         in_device = model.get_input_embeddings().weight.device
         pad_id = 0
@@ -785,6 +822,8 @@ def run_capture(args) -> dict:
                         raise CaptureError(f"layer {i}: MLP input has shape {tuple(x.shape)}, expected "
                                            f"{(len(batch) * t_max, hidden)}")
                     d = {"mlp_input": x.numpy()[valid]}
+                    if args.storage == "float16" and not np.all(np.abs(d["mlp_input"]) <= np.finfo(np.float16).max):
+                        raise CaptureError(f"layer {i}: an MLP input is beyond float16's range; use --storage float32")
                     if i in hooks.moe_layers:
                         if len(rec.router_logits) != 1:
                             raise CaptureError(f"layer {i}: the router hook ran {len(rec.router_logits)} times in "
@@ -824,7 +863,8 @@ def run_capture(args) -> dict:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="Hugging Face model directory (config.json + safetensors)")
+    ap.add_argument("--model", required=True,
+                    help="Hugging Face model directory (config.json + safetensors), or a GGUF file")
     ap.add_argument("--out", required=True, help="the HDF5 capture file to write")
     ap.add_argument("--prompts", default=str(DEFAULT_PROMPTS),
                     help="UTF-8 text file, one prompt per line, blank lines skipped (default: %(default)s)")
@@ -835,6 +875,8 @@ def parse_args(argv=None):
                     help="cpu, or cuda with device_map='auto' over every visible GPU")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                     help="compute dtype (default: float32 on cpu, bfloat16 on cuda)")
+    ap.add_argument("--storage", choices=("float32", "float16"), default="float32",
+                    help="type of the stored mlp_input datasets (float16 halves the file; read exactly by vindex_mpi)")
     ap.add_argument("--batch-size", type=int, default=1, help="prompts per forward pass (right-padded)")
     ap.add_argument("--token-ids-from-text", action="store_true",
                     help="no tokenizer: token id = UTF-8 byte value mod vocab_size (test fixtures)")
