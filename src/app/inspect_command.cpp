@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -49,6 +50,20 @@ ojson layout_json(const ModelLayout& layout) {
   j["family"] = family_name(layout.family);
   j["model_type"] = layout.model_type;
   j["architectures"] = layout.architectures;
+  if (!layout.gguf_architecture.empty()) {
+    j["gguf_architecture"] = layout.gguf_architecture;
+    std::set<std::string> types;  // the ggml types of the matrices analysed
+    const auto add = [&](const ProjectionSet& s) {
+      for (const WeightRef& w : s.by_projection)
+        if (w.present()) types.insert(stored_type_name(*w.weight->info));
+    };
+    for (const LayerLayout& l : layout.layers) {
+      add(l.dense);
+      for (const ProjectionSet& e : l.routed) add(e);
+      if (l.shared) add(*l.shared);
+    }
+    j["gguf_matrix_types"] = types;
+  }
   j["num_hidden_layers"] = layout.num_layers;
   j["dense_layers"] = layout.dense_layers();
   j["moe_layers"] = layout.moe_layers();
@@ -168,8 +183,13 @@ std::string format_text(const ojson& j) {
                      files["shards"].get<std::size_t>(), files["tensors"].get<std::size_t>(),
                      format_bytes(files["tensor_bytes"].get<double>()));
   if (const ojson& l = j["layout"]; !l.is_null()) {
-    out += fmt::format("Family        {} (model_type {}, architectures [{}])\n", l["family"].get<std::string>(),
-                       l["model_type"].get<std::string>(), fmt::join(l["architectures"].get<std::vector<std::string>>(), ", "));
+    if (l.contains("gguf_architecture"))
+      out += fmt::format("Family        {} (GGUF architecture {})\n", l["family"].get<std::string>(),
+                         l["gguf_architecture"].get<std::string>());
+    else
+      out += fmt::format("Family        {} (model_type {}, architectures [{}])\n", l["family"].get<std::string>(),
+                         l["model_type"].get<std::string>(),
+                         fmt::join(l["architectures"].get<std::vector<std::string>>(), ", "));
     out += fmt::format("Layers        {}: dense {}; MoE {}; skipped {}\n", l["num_hidden_layers"].get<int>(),
                        layer_list_text(l["dense_layers"]), layer_list_text(l["moe_layers"]),
                        layer_list_text(l["skipped_layers"]));
@@ -187,6 +207,9 @@ std::string format_text(const ojson& j) {
       quantization = "mxfp4 (e2m1, one e8m0 scale per 32 values)";
     else if (!q.is_null())
       quantization = q["method"].get<std::string>();
+    else if (l.contains("gguf_matrix_types"))
+      quantization = fmt::format("GGUF types of the matrices: {} (decoded as llama.cpp's dequantize_row_*)",
+                                 fmt::join(l["gguf_matrix_types"].get<std::vector<std::string>>(), ", "));
     out += fmt::format("Quantization  {}\n", quantization);
     out += fmt::format("\n{:<24} {:>9} {:>12}\n", "matrices by kind", "count", "bytes");
     for (const ojson& g : j["matrix_bytes"])

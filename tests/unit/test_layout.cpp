@@ -255,6 +255,14 @@ TEST_CASE("a GGUF checkpoint's layout: metadata as config, blk.N.ffn_* tensors, 
   }
 }
 
+TEST_CASE("a GGUF weight with a bitnet .scale companion is refused, naming it", "[layout][gguf]") {
+  // llama.cpp's bitnet graph multiplies blk.N.ffn_down.scale in; measuring without it would be wrong.
+  const Checkpoint ok = Checkpoint::open(vindex_test::fixture("gguf_models/bitnet"));
+  REQUIRE(detect_layout(ok).family == Family::dense_decoder);
+  const Checkpoint scaled = Checkpoint::open(vindex_test::fixture("gguf_models/bitnet_with_scale"));
+  REQUIRE_THROWS_WITH(detect_layout(scaled), contains("blk.0.ffn_down.scale") && contains("per-tensor scale of blk.0.ffn_down.weight"));
+}
+
 TEST_CASE("GGUF checkpoints that contradict their metadata are clear errors", "[layout][gguf][hostile]") {
   const vindex_test::TempDir tmp;
   const fs::path dir = tmp.path();

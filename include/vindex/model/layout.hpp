@@ -93,6 +93,7 @@ struct ModelLayout {
   Family family = Family::dense_decoder;  // its row in the family table (vindex/model/family.hpp)
   std::string model_type;  // config.json model_type (of text_config for multimodal checkpoints)
   std::vector<std::string> architectures;
+  std::string gguf_architecture;  // a GGUF checkpoint's general.architecture ("" for safetensors)
   int num_layers = 0;
   std::uint64_t hidden_size = 0;
   std::uint64_t intermediate_size = 0;

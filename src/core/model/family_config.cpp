@@ -186,6 +186,7 @@ std::vector<bool> read_model_config(const ConfigReader& top, ModelLayout& layout
   layout.model_type = c.string("model_type");
   if (layout.model_type.empty()) layout.model_type = top.string("model_type");
   layout.architectures = top.string_list("architectures");
+  layout.gguf_architecture = top.string("gguf_architecture");  // set by the GGUF metadata reader only
   const FamilyTraits* family = find_family({layout.model_type, top.string("model_type")}, layout.architectures);
   if (!family)
     throw InputError(top.file(), "",

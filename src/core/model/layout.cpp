@@ -150,6 +150,21 @@ class LayoutBuilder {
 
   std::string file_of(const TensorRecord* r) const { return ckpt_.shards()[r->shard].path.string(); }
 
+  // llama.cpp's bitnet architecture may give a weight a one-element companion, `<name>.scale`,
+  // that multiplies the layer's output (llama-model.cpp: ffn_down_scale and the like). Its product
+  // is not formed yet, so such a checkpoint is refused rather than measured without it.
+  void refuse_gguf_tensor_scale(const std::string& name) const {
+    constexpr std::string_view kWeight = ".weight";
+    if (name.size() <= kWeight.size() || name.compare(name.size() - kWeight.size(), kWeight.size(), kWeight) != 0)
+      return;
+    const std::string scale = name.substr(0, name.size() - kWeight.size()) + ".scale";
+    if (const TensorRecord* r = ckpt_.find(scale))
+      throw InputError(file_of(r), scale,
+                       fmt::format("a per-tensor scale of {} (llama.cpp's bitnet layout); vindex_mpi does not "
+                                   "apply such scales yet, so this checkpoint is not read",
+                                   name));
+  }
+
   // One matrix stored as its own tensor, [rows, cols] = [out_features, in_features].
   WeightRef weight_ref(const TensorRecord& record, std::uint64_t rows, std::uint64_t cols, const char* what) const {
     const TensorInfo& info = *record.info;
@@ -167,6 +182,7 @@ class LayoutBuilder {
     ref.slice.row_stride = cols;
     if (info.ggml_type) {
       require_gguf_dequantizable(*info.ggml_type, file, info.name);
+      refuse_gguf_tensor_scale(info.name);
       ref.encoding = WeightEncoding::gguf_blocks;
       return ref;
     }

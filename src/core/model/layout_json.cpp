@@ -47,6 +47,7 @@ ojson moe_config_json(const ModelLayout& layout, const std::string& model_name) 
   j["family"] = family_name(layout.family);
   j["model_type"] = layout.model_type;
   j["architectures"] = layout.architectures;
+  if (!layout.gguf_architecture.empty()) j["gguf_architecture"] = layout.gguf_architecture;
   j["num_hidden_layers"] = layout.num_layers;
   j["hidden_size"] = layout.hidden_size;
   j["intermediate_size"] = layout.intermediate_size;
