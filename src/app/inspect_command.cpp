@@ -208,7 +208,7 @@ std::string format_text(const ojson& j) {
     else if (!q.is_null())
       quantization = q["method"].get<std::string>();
     else if (l.contains("gguf_matrix_types"))
-      quantization = fmt::format("GGUF types of the matrices: {} (decoded as llama.cpp's dequantize_row_*)",
+      quantization = fmt::format("GGUF types of the matrices: {} (decoded as ggml's dequantize_row_*)",
                                  fmt::join(l["gguf_matrix_types"].get<std::vector<std::string>>(), ", "));
     out += fmt::format("Quantization  {}\n", quantization);
     out += fmt::format("\n{:<24} {:>9} {:>12}\n", "matrices by kind", "count", "bytes");

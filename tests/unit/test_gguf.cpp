@@ -201,8 +201,9 @@ TEST_CASE("the ggml type table agrees with gguf-py's copy of it", "[gguf]") {
     const GgmlTypeTraits* t = ggml_type_traits(id);
     const std::string key = std::to_string(id);
     if (!types.contains(key)) {
-      // Q2_0 (42) is newer than gguf 0.19.0; the other ids are unused or removed from ggml.
-      REQUIRE((t == nullptr) == (id != 42));
+      // Q2_0 (42) is newer than gguf 0.19.0, I2_S (36) bitnet.cpp's; the other ids are unused or
+      // removed from ggml.
+      REQUIRE((t == nullptr) == (id != 42 && id != 36));
       continue;
     }
     REQUIRE(t != nullptr);
@@ -563,6 +564,24 @@ TEST_CASE("tensor infos are checked", "[gguf][hostile]") {
     require_format_error(one({32}, 36, 0, 32), "tensor 'w': unknown ggml type id 36");
     require_format_error(one({32}, 4, 0, 32), "unknown ggml type id 4");
     require_format_error(one({32}, 1000, 0, 32), "unknown ggml type id 1000");
+  }
+  SECTION("I2_S (36): bitnet.cpp's, in its architectures only, n/4 + 32 bytes") {
+    for (const char* arch : {"bitnet-b1.58", "bitnet-25", "bitnet"}) {
+      Builder b;
+      b.kv(std::string_view("general.architecture"), kString).str(arch);
+      b.tensor("w", {256, 2}, 36, 0);
+      b.data_bytes = 512 / 4 + 32;
+      const GgufHeader h = parse_gguf(b.bytes(), "model.gguf");
+      REQUIRE(h.tensors.at(0).type_name == "I2_S");
+      REQUIRE(h.tensors.at(0).byte_size == 512 / 4 + 32);
+      b.data_bytes = 512 / 4 + 31;  // the trailer holding the scale cut short
+      require_format_error(b.bytes(), "run past");
+    }
+    Builder llama;
+    llama.kv(std::string_view("general.architecture"), kString).str("llama");
+    llama.tensor("w", {256, 2}, 36, 0);
+    llama.data_bytes = 512 / 4 + 32;
+    require_format_error(llama.bytes(), "unknown ggml type id 36 (bitnet.cpp's I2_S");
   }
   SECTION("rows that are not whole blocks") {
     require_format_error(one({16, 2}, kQ4_0, 0, 64),

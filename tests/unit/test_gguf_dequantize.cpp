@@ -3,7 +3,9 @@
 // subnormal, largest, negative, Inf, NaN) and blocks quantized by gguf-py, and gguf-py's float32
 // values for them (tests/fixtures/gguf/dequant, tools/fixtures/make_gguf_dequant_fixtures.py).
 // Q1_0, which gguf-py lacks, is checked against a reference written in that script from ggml's
-// dequantize_row_q1_0. Unsupported types are an InputError naming the tensor and the type.
+// dequantize_row_q1_0, and bitnet.cpp's I2_S (tensors of 512 values, each with its scale after the
+// codes) against one written there from its dequantize_row_i2_s. Unsupported types are an
+// InputError naming the tensor and the type.
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -31,6 +33,9 @@ std::vector<std::byte> read_bytes(const std::filesystem::path& path) {
   return bytes;
 }
 
+// I2_S.bin: tensors of this many values, each its codes then its 32-byte trailer (the scale first).
+constexpr std::size_t kI2sFixtureTensor = 512;
+
 struct Fixture {
   std::uint32_t type = 0;
   std::uint32_t n = 0;
@@ -47,7 +52,8 @@ Fixture load_fixture(const std::string& file) {
   const GgmlTypeTraits* traits = ggml_type_traits(f.type);
   REQUIRE(traits != nullptr);
   REQUIRE(f.n % traits->block_size == 0);
-  const std::size_t block_bytes = std::size_t{f.n} / traits->block_size * traits->type_size;
+  std::size_t block_bytes = std::size_t{f.n} / traits->block_size * traits->type_size;
+  if (f.type == kGgmlTypeI2S) block_bytes += std::size_t{f.n} / kI2sFixtureTensor * kI2sTrailerBytes;
   REQUIRE(bytes.size() == 8 + block_bytes + 4 * std::size_t{f.n});
   f.blocks.assign(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(block_bytes));
   f.expected.resize(f.n);
@@ -55,13 +61,27 @@ Fixture load_fixture(const std::string& file) {
   return f;
 }
 
+void decode_fixture(const Fixture& f, float* out) {
+  if (f.type != kGgmlTypeI2S) {
+    dequantize_gguf_row(f.type, f.blocks.data(), f.n, out);
+    return;
+  }
+  const std::size_t tensor_bytes = kI2sFixtureTensor / 4 + kI2sTrailerBytes;
+  for (std::size_t t = 0; t < f.n / kI2sFixtureTensor; ++t) {
+    const std::byte* codes = f.blocks.data() + t * tensor_bytes;
+    float scale = 0;
+    std::memcpy(&scale, codes + kI2sFixtureTensor / 4, 4);
+    dequantize_i2s_row(codes, kI2sFixtureTensor, scale, out + t * kI2sFixtureTensor);
+  }
+}
+
 }  // namespace
 
-TEST_CASE("GGUF types decode bit for bit as gguf-py's dequantize (Q1_0: ggml's layout)", "[gguf][dequantize]") {
+TEST_CASE("GGUF types decode bit for bit as gguf-py's dequantize (Q1_0, I2_S: their C code's layout)", "[gguf][dequantize]") {
   const nlohmann::json index = vindex_test::read_json(vindex_test::fixture("gguf/dequant/index.json"));
   const std::vector<std::string> expected_types{"F32",  "F16",  "BF16", "Q4_0",   "Q4_1",   "Q5_0",  "Q5_1",
                                                 "Q8_0", "Q2_K", "Q3_K", "Q4_K",   "Q5_K",   "Q6_K",  "IQ4_NL",
-                                                "IQ4_XS", "TQ1_0", "TQ2_0", "MXFP4", "Q1_0"};
+                                                "IQ4_XS", "TQ1_0", "TQ2_0", "MXFP4", "Q1_0", "I2_S"};
   std::vector<std::string> seen;
   for (const auto& entry : index.at("files")) {
     const std::string name = entry.at("type").get<std::string>();
@@ -72,7 +92,7 @@ TEST_CASE("GGUF types decode bit for bit as gguf-py's dequantize (Q1_0: ggml's l
       CHECK(ggml_type_traits(f.type)->name == name);
       CHECK(gguf_type_dequantizable(f.type));
       std::vector<float> out(f.n, 12345.0f);
-      dequantize_gguf_row(f.type, f.blocks.data(), f.n, out.data());
+      decode_fixture(f, out.data());
       std::size_t mismatches = 0, non_finite = 0;
       std::string first;
       for (std::size_t i = 0; i < f.n; ++i) {
@@ -95,8 +115,8 @@ TEST_CASE("GGUF types decode bit for bit as gguf-py's dequantize (Q1_0: ggml's l
 }
 
 TEST_CASE("a GGUF type not decoded is an InputError naming the tensor and the type", "[gguf][dequantize]") {
-  // IQ2_XXS (16), IQ3_S (21), IQ1_M (29), NVFP4 (40), I8 (24), bitnet.cpp's I2_S (36), unknown (99).
-  for (const std::uint32_t type : {16u, 21u, 29u, 40u, 24u, 36u, 99u}) {
+  // IQ2_XXS (16), IQ3_S (21), IQ1_M (29), NVFP4 (40), I8 (24), unknown (99).
+  for (const std::uint32_t type : {16u, 21u, 29u, 40u, 24u, 99u}) {
     CHECK_FALSE(gguf_type_dequantizable(type));
     std::vector<std::byte> blocks(1024);
     std::vector<float> out(256);

@@ -112,6 +112,11 @@ struct GgmlTypeTraits {
 // nullptr for an id that is unknown, deprecated or removed.
 const GgmlTypeTraits* ggml_type_traits(std::uint32_t id);
 
+// bitnet.cpp's I2_S (ggml type 36 in its fork): blocks of 128 ternary 2-bit codes in 32 bytes; the
+// tensor's float32 scale follows its n/4 bytes of codes, in a trailer of 32 bytes.
+constexpr std::uint32_t kGgmlTypeI2S = 36;
+constexpr std::uint64_t kI2sTrailerBytes = 32;
+
 struct GgufTensorInfo {
   std::string name;
   std::uint32_t type = 0;           // ggml type id

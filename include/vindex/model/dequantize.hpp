@@ -105,6 +105,7 @@ class MatrixDecoder {
     return m_.slice.offset + r * row_stride_ + c * m_.slice.col_stride;
   }
   float stored_value(std::uint64_t r, std::uint64_t c) const;  // before scaling
+  void decode_gguf_row(std::uint64_t r, float* row) const;     // gguf_blocks: row r, all its columns
   float scale_of(std::uint64_t r, std::uint64_t c) const;      // 1 when unscaled
   // Byte `b` of the tensor, as read (b within the weight span).
   const std::byte* at(std::uint64_t b) const { return weight_ + (b - weight_begin_); }
@@ -127,6 +128,7 @@ class MatrixDecoder {
   std::uint32_t ggml_type_ = 0;
   std::uint64_t block_size_ = 1;
   std::uint64_t type_size_ = 1;
+  float i2s_scale_ = 0.0f;  // I2_S: the tensor's scale
 };
 
 }  // namespace vindex

@@ -6,9 +6,9 @@
 // gives (NaN, Inf); the consumer checks the values, as for safetensors weights.
 //
 // Decoded: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
-// IQ4_XS, TQ1_0, TQ2_0, MXFP4 and Q1_0. Every other type (the IQ1/IQ2/IQ3 grids, NVFP4, Q2_0, the
-// integer types, bitnet.cpp's I2_S, which the header reader does not know) is an InputError naming
-// the tensor and its type.
+// IQ4_XS, TQ1_0, TQ2_0, MXFP4 and Q1_0; bitnet.cpp's I2_S by dequantize_i2s_row, which takes the
+// tensor's scale. Every other type (the IQ1/IQ2/IQ3 grids, NVFP4, Q2_0, the integer types) is an
+// InputError naming the tensor and its type.
 #pragma once
 
 #include <cstddef>
@@ -31,5 +31,11 @@ void require_gguf_dequantizable(std::uint32_t type, const std::string& file, con
 // only name the tensor in messages.
 void dequantize_gguf_row(std::uint32_t type, const std::byte* blocks, std::size_t n_elements, float* out,
                          const std::string& file = {}, const std::string& tensor = {});
+
+// bitnet.cpp's I2_S (ggml type 36 of its fork): `n_elements` values from their 2-bit codes (whole
+// blocks of 128 in 32 bytes, as dequantize_row_i2_s reads them) times the tensor's `scale` (the
+// float32 that follows the tensor's codes). An I2_S row given to dequantize_gguf_row is an
+// InternalError: it has no scale.
+void dequantize_i2s_row(const std::byte* codes, std::size_t n_elements, float scale, float* out);
 
 }  // namespace vindex

@@ -20,8 +20,11 @@ namespace {
 // from type_traits[] in ggml/src/ggml.c, whose type_size is sizeof(block_*) as asserted in
 // ggml/src/ggml-common.h -- read in ggml-org/llama.cpp (ggml.c at 00bdaa105cb03380daf899b4fc9f026555745269,
 // ggml-common.h at 01243c587feceaa5d6a6c2305535ef2f549c48b8). Ids 4, 5 (Q4_2, Q4_3), 31-33
-// (Q4_0_4_4 ...) and 36-38 (IQ4_NL_4_4 ...) were removed from ggml and are unknown here (bitnet.cpp's
-// fork gives 36 to its I2_S; that is for the dequantization step to decide). The unit test checks
+// (Q4_0_4_4 ...) and 37-38 (IQ4_NL_4_8 ...) were removed from ggml and are unknown here. 36 was
+// IQ4_NL_4_4 in ggml (removed) and is I2_S in bitnet.cpp's fork (microsoft/BitNet, its llama.cpp
+// submodule Eddie-Wang1120/llama.cpp): 128 ternary values in 32 bytes, one float32 scale per tensor
+// after the codes, so a tensor is n/4 + 32 bytes (that fork's ggml_nbytes). It is read only in files
+// whose general.architecture is one of bitnet.cpp's (kBitnetCppArchitectures). The unit test checks
 // this table against gguf-py's copy (GGML_QUANT_SIZES), whose Q8_1 entry (32, 40) predates ggml's
 // half-precision block_q8_1 (36 bytes; Q8_1 is a dot-product intermediate, never in files).
 constexpr std::uint32_t QK_K = 256;
@@ -57,6 +60,7 @@ constexpr GgmlTypeTraits kGgmlTypes[] = {
     {30, "BF16", 1, 2},
     {34, "TQ1_0", QK_K, 2 + QK_K / 64 + (QK_K - 4 * QK_K / 64) / 5},
     {35, "TQ2_0", QK_K, 2 + QK_K / 4},
+    {36, "I2_S", 128, 128 / 4},  // bitnet.cpp's; plus 32 bytes a tensor (see above)
     {39, "MXFP4", 32, 1 + 32 / 2},
     {40, "NVFP4", 64, 64 / 16 + 64 / 2},
     {41, "Q1_0", 128, 2 + 128 / 8},
@@ -272,7 +276,17 @@ std::optional<GgufSplitInfo> split_of(const GgufMetadata& metadata, Cursor& in) 
                        static_cast<std::uint32_t>(tensors)};
 }
 
-GgufTensorInfo tensor_info(Cursor& in, std::uint64_t index, std::uint32_t alignment, std::uint64_t& relative_offset) {
+// bitnet.cpp's architecture names (its llama.cpp fork's llm_arch names), in whose files type 36 is I2_S.
+constexpr std::string_view kBitnetCppArchitectures[] = {"bitnet", "bitnet-b1.58", "bitnet-25"};
+
+bool is_bitnet_cpp_file(const GgufMetadata& metadata) {
+  const std::optional<std::string> arch = metadata.get_string("general.architecture");
+  return arch && std::find(std::begin(kBitnetCppArchitectures), std::end(kBitnetCppArchitectures), *arch) !=
+                     std::end(kBitnetCppArchitectures);
+}
+
+GgufTensorInfo tensor_info(Cursor& in, std::uint64_t index, std::uint32_t alignment, bool i2s_allowed,
+                           std::uint64_t& relative_offset) {
   GgufTensorInfo t;
   in.context = fmt::format("tensor info {}", index);
   in.tensor.clear();
@@ -293,6 +307,10 @@ GgufTensorInfo tensor_info(Cursor& in, std::uint64_t index, std::uint32_t alignm
   t.num_elements = elements;
   t.type = in.scalar<std::uint32_t>();
   const GgmlTypeTraits* traits = ggml_type_traits(t.type);
+  if (t.type == kGgmlTypeI2S && !i2s_allowed)
+    in.fail(fmt::format("unknown ggml type id {} (bitnet.cpp's I2_S, read only when general.architecture is one "
+                        "of bitnet.cpp's: {})",
+                        t.type, fmt::join(kBitnetCppArchitectures, ", ")));
   if (traits == nullptr) in.fail(fmt::format("unknown ggml type id {}", t.type));
   t.type_name = std::string(traits->name);
   const std::uint64_t row = t.dims.empty() ? 1 : t.dims[0];
@@ -300,6 +318,7 @@ GgufTensorInfo tensor_info(Cursor& in, std::uint64_t index, std::uint32_t alignm
     in.fail(fmt::format("rows of {} elements (dims [{}]) are not a whole number of {} blocks of {}", row,
                         fmt::join(t.dims, ", "), t.type_name, traits->block_size));
   t.byte_size = checked_mul(elements / traits->block_size, traits->type_size, overflow);
+  if (t.type == kGgmlTypeI2S) t.byte_size += kI2sTrailerBytes;  // the tensor's scale, padded
   if (overflow) in.fail(fmt::format("byte size of dims [{}] of {} overflows", fmt::join(t.dims, ", "), t.type_name));
   relative_offset = in.scalar<std::uint64_t>();
   if (relative_offset % alignment != 0)
@@ -341,10 +360,11 @@ GgufHeader parse(Cursor& in) {
   h.alignment = alignment_of(h.metadata, in);
   h.split = split_of(h.metadata, in);
 
+  const bool i2s_allowed = is_bitnet_cpp_file(h.metadata);
   std::vector<std::uint64_t> relative;  // offsets from the start of the data section
   std::unordered_set<std::string> names;
   for (std::uint64_t i = 0; i < tensor_count; ++i) {
-    h.tensors.push_back(tensor_info(in, i, h.alignment, relative.emplace_back()));
+    h.tensors.push_back(tensor_info(in, i, h.alignment, i2s_allowed, relative.emplace_back()));
     if (!names.insert(h.tensors.back().name).second) in.fail("duplicate tensor name");
   }
   in.tensor.clear();

@@ -186,6 +186,9 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
       ggml_type_ = t->id;
       block_size_ = t->block_size;
       type_size_ = t->type_size;
+      if (ggml_type_ == kGgmlTypeI2S && info.byte_size() != info.num_elements() / 4 + kI2sTrailerBytes)
+        throw InternalError(fmt::format("'{}': I2_S tensor of {} bytes for {} values", info.name, info.byte_size(),
+                                        info.num_elements()));
       // Whole rows of whole blocks: a matrix (or one expert of a fused tensor) starts and its rows
       // start on a block boundary.
       if (m_.slice.col_stride != 1 || m_.slice.transposed || m_.slice.offset % block_size_ || row_stride_ % block_size_ ||
@@ -208,6 +211,14 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
   weight_ = destination;
   Xxh64 digest;
   digest.update(std::span<const std::byte>(weight_, weight_size_));
+  if (encoding_ == WeightEncoding::gguf_blocks && ggml_type_ == kGgmlTypeI2S) {
+    // The tensor's one scale, after its codes.
+    std::array<std::byte, 4> raw{};
+    const std::uint64_t at_byte = info.num_elements() / 4;
+    m_.weight.read(at_byte, at_byte + 4, raw.data());
+    digest.update(raw);
+    i2s_scale_ = std::bit_cast<float>(raw);
+  }
 
   if (encoding_ == WeightEncoding::fp8_block) {
     const TensorView& scale = *m_.scale;
@@ -262,8 +273,7 @@ float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
   const std::uint64_t i = element_index(r, c);
   if (encoding_ == WeightEncoding::gguf_blocks) {  // the error path only: the row decoded again
     std::vector<float> row(m_.cols);
-    dequantize_gguf_row(ggml_type_, at(element_index(r, 0) / block_size_ * type_size_), m_.cols, row.data(),
-                        m_.weight.file(), m_.weight.name());
+    decode_gguf_row(r, row.data());
     return row[c];
   }
   const DType dtype = m_.weight.info().dtype;
@@ -273,6 +283,14 @@ float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
   }
   const auto byte = std::to_integer<std::uint8_t>(*at(i / 2));
   return kFp4Table[(i & 1) ? byte >> 4 : byte & 0x0F];  // low nibble first
+}
+
+void MatrixDecoder::decode_gguf_row(std::uint64_t r, float* row) const {
+  const std::byte* blocks = at(element_index(r, 0) / block_size_ * type_size_);
+  if (ggml_type_ == kGgmlTypeI2S)
+    dequantize_i2s_row(blocks, m_.cols, i2s_scale_, row);
+  else
+    dequantize_gguf_row(ggml_type_, blocks, m_.cols, row, m_.weight.file(), m_.weight.name());
 }
 
 float MatrixDecoder::scale_of(std::uint64_t r, std::uint64_t c) const {
@@ -308,8 +326,7 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
     // A row at a time: ggml's blocks span the row, decoded whole, the columns asked copied out.
     std::vector<float> row(m_.cols);
     for (std::uint64_t r = r0; r < r1; ++r) {
-      dequantize_gguf_row(ggml_type_, at(element_index(r, 0) / block_size_ * type_size_), m_.cols, row.data(),
-                          m_.weight.file(), m_.weight.name());
+      decode_gguf_row(r, row.data());
       T* row_out = out + (r - r0) * ld;
       double row_sq = 0.0;
       for (std::uint64_t c = c0; c < c1; ++c) {

@@ -69,7 +69,7 @@ std::vector<FamilyTraits> make_table() {
        {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM",
         "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "OlmoForCausalLM",
         "Olmo2ForCausalLM"},
-       {"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "olmo", "olmo2", "bitnet"},
+       {"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "olmo", "olmo2", "bitnet", "bitnet-b1.58", "bitnet-25"},
        decoder("mlp", "", {}, ""), read_dense_config},
       {Family::dense_encoder, "dense", "BERT-style encoders", {"bert", "roberta", "xlm-roberta"},
        {"BertModel", "BertForMaskedLM", "BertForPreTraining", "RobertaModel", "RobertaForMaskedLM"}, {"bert"},

@@ -386,14 +386,32 @@ std::string type_label(std::uint32_t type) {
 }  // namespace
 
 bool gguf_type_dequantizable(std::uint32_t type) {
-  return type == kF32 || type == kF16 || type == kBF16 || block_decoder(type) != nullptr;
+  return type == kF32 || type == kF16 || type == kBF16 || type == kGgmlTypeI2S || block_decoder(type) != nullptr;
+}
+
+// bitnet.cpp's I2_S: dequantize_row_i2_s of its llama.cpp fork (Eddie-Wang1120/llama.cpp,
+// ggml/src/ggml-quants.c; the layout quantize_i2_s writes in microsoft/BitNet src/ggml-bitnet-mad.cpp
+// with QK_I2_S 128): in each block of 128 values, byte gp (0..31) holds the 2-bit codes of values gp,
+// 32 + gp, 64 + gp and 96 + gp in its bits 7-6, 5-4, 3-2 and 1-0; code 0, 1, 2, 3 is -1, 0, +1, 0,
+// and a value is i2_scale * that, one float32 product.
+void dequantize_i2s_row(const std::byte* codes, std::size_t n_elements, float scale, float* out) {
+  static constexpr float kMap2bit[4] = {-1.0f, 0.0f, 1.0f, 0.0f};
+  for (std::size_t done = 0; done < n_elements; done += 128) {
+    const std::byte* x = codes + done / 4;
+    const std::size_t in_block = std::min<std::size_t>(128, n_elements - done);
+    for (std::size_t gp = 0; gp < 32; ++gp) {
+      const u8 b = byte_at(x, gp);
+      for (std::size_t k = 0; k < 4; ++k)
+        if (k * 32 + gp < in_block) out[done + k * 32 + gp] = scale * kMap2bit[(b >> (6 - 2 * k)) & 3];
+    }
+  }
 }
 
 void require_gguf_dequantizable(std::uint32_t type, const std::string& file, const std::string& tensor) {
   if (!gguf_type_dequantizable(type))
     throw InputError(file, tensor,
                      fmt::format("type {} is not supported (decoded: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
-                                 "Q2_K to Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4, Q1_0)",
+                                 "Q2_K to Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4, Q1_0, bitnet.cpp's I2_S)",
                                  type_label(type)));
 }
 
@@ -408,6 +426,8 @@ void dequantize_gguf_row(std::uint32_t type, const std::byte* blocks, std::size_
     case kBF16:
       for (std::size_t i = 0; i < n_elements; ++i) out[i] = bf16_to_float(u16_at(blocks, 2 * i));
       return;
+    case kGgmlTypeI2S:
+      throw InternalError(fmt::format("'{}': an I2_S row needs its tensor's scale (dequantize_i2s_row)", tensor));
     default: break;
   }
   const GgmlTypeTraits* traits = ggml_type_traits(type);
