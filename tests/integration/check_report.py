@@ -92,6 +92,11 @@ def main():
     ap.add_argument("--other", help="a second run for the overlay")
     ap.add_argument("--phase3-run", help="a run with phase 3 (its CKA figure and routing table)")
     ap.add_argument("--work", required=True)
+    ap.add_argument("--single-figures", type=int, default=4,
+                    help="figures the single run's page must have at least (a dense model has no expert heatmap "
+                         "or histogram)")
+    ap.add_argument("--overlay-spectra", default="1:3,1:shared,0:dense", help="--spectra of the overlay (of --run)")
+    ap.add_argument("--overlay-figures", type=int, default=7, help="figures the overlay must have at least")
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
@@ -102,14 +107,14 @@ def main():
     rc, out, err = run_report(args.report, args.run, "--out", single)
     check(rc == 0 and out.strip() == f"report: {os.path.join(single, 'report.html')}", f"single: rc {rc}, {out!r} {err!r}")
     if rc == 0:
-        check_page(single, [args.run], "single", 4)
+        check_page(single, [args.run], "single", args.single_figures)
 
     if args.other:
         both = os.path.join(args.work, "overlay")
-        rc, out, err = run_report(args.report, args.run, args.other, "--out", both, "--spectra", "1:3,1:shared,0:dense")
+        rc, out, err = run_report(args.report, args.run, args.other, "--out", both, "--spectra", args.overlay_spectra)
         check(rc == 0, f"overlay: rc {rc}, {err!r}")
         if rc == 0:
-            check_page(both, [args.run, args.other], "overlay", 7)
+            check_page(both, [args.run, args.other], "overlay", args.overlay_figures)
             check("models overlaid" in open(os.path.join(both, "report.html")).read(), "overlay: no overlaid profile")
 
     if args.phase3_run:
