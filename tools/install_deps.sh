@@ -5,7 +5,8 @@
 #   install_deps.sh --tests  also what the tests need (tools/test.sh): Catch2, headless Chromium and
 #                            its DevTools client, Slurm and munge (a local single-node Slurm), clang
 #                            (the fuzzers), xxhash for Python, strace and iproute2 (the failure and
-#                            multi-host tests)
+#                            multi-host tests), python3-venv and ca-certificates (the venv that
+#                            fetches the real model and gguf from PyPI: tools/real_model)
 set -euo pipefail
 
 packages=(
@@ -18,7 +19,8 @@ packages=(
 if [ "${1:-}" = "--tests" ]; then
   # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang (and
   # --no-install-recommends below): without it the fuzzers do not link.
-  packages+=(catch2 python3-websocket python3-xxhash strace iproute2 slurm-wlm munge clang libclang-rt-dev)
+  packages+=(catch2 python3-websocket python3-xxhash strace iproute2 slurm-wlm munge clang libclang-rt-dev
+             python3-venv ca-certificates)
   # Ubuntu's chromium package is a stub that installs a snap, which containers cannot run; there,
   # point VINDEX_CHROMIUM at a Chromium or Chrome binary instead (README, "Tests").
   if ! grep -q '^ID=ubuntu' /etc/os-release 2>/dev/null; then
