@@ -48,6 +48,24 @@ def effective_rank(s):
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def random_floor(rows, cols, k, points=2_000_000):
+    """var@k of a Gaussian rows x cols matrix under the Marchenko-Pastur law, integrated here on a
+    grid in x (midpoint rule), independently of the C++'s substitution in theta."""
+    n, m = min(rows, cols), max(rows, cols)
+    if k >= n:
+        return 1.0
+    c = n / m
+    a, b = (1 - math.sqrt(c)) ** 2, (1 + math.sqrt(c)) ** 2
+    edges = np.linspace(a, b, points + 1)
+    x = (edges[1:] + edges[:-1]) / 2
+    mass = np.sqrt((b - x) * (x - a)) / (2 * math.pi * c * x) * (b - a) / points
+    tail = np.cumsum(mass[::-1])[::-1]  # mass above each cell's lower edge
+    moment = np.cumsum((mass * x)[::-1])[::-1]
+    i = np.searchsorted(-tail, -k / n)  # first cell whose tail is at most k/n
+    frac = (k / n - tail[i]) / mass[i - 1]  # the part of cell i-1 still above the quantile
+    return float((moment[i] + frac * mass[i - 1] * x[i - 1]) / moment[0])
+
+
 def close(a, b, rtol):
     if a is None or b is None:
         return a is None and b is None
@@ -141,7 +159,7 @@ def check_reference(out, fixture):
     check(moe_config["n_routed_experts"] == config["n_routed_experts"], "moe_config n_routed_experts")
 
     layers_json = {entry["layer"]: entry for entry in summary["layers"]}
-    layer_medians = []
+    layer_medians, layer_floors = [], []
     checked = 0
     with h5py.File(out / "vindex.h5", "r") as h5:
         check(h5.attrs["format"] == "vindex", "root attribute format")
@@ -193,10 +211,17 @@ def check_reference(out, fixture):
                     continue
                 check(json_entry["n_matrices"] == ref_s.shape[0], f"{key}: n_matrices")
                 check(json_entry["shape"] == list(g.attrs["shape"]), f"{key}: shape")
+                floors = g["random_floor_var_at_k"][...]
+                check(floors.shape == (len(ks),), f"{key}: random_floor_var_at_k shape {floors.shape}")
                 for j, k in enumerate(ks):
                     exp = expected_summary(ref_var[:, j], k)
                     for _, stat, name in summary_keys([k]):
                         check(abs(json_entry[name] - exp[stat]) <= VAR_TOL, f"{key}: {name} {json_entry[name]} != {exp[stat]}")
+                    # The random floor for this shape, and the median's excess over it.
+                    floor = random_floor(*g.attrs["shape"], k)
+                    check(close(floors[j], floor, 1e-6), f"{key}: random floor var@{k} {floors[j]} != {floor}")
+                    check(json_entry[f"random_floor_var{k}"] == floors[j], f"{key}: JSON and HDF5 random floors differ")
+                    check(abs(json_entry[f"excess_var{k}"] - (exp["median"] - floor)) <= VAR_TOL, f"{key}: excess_var{k}")
                 med_ratio = np.median([s[0] / s[1] for s in ref_s])
                 check(close(json_entry["median_sv_ratio"], med_ratio, STAT_RTOL), f"{key}: median_sv_ratio")
                 check(close(json_entry["median_top_sv"], np.median(ref_s[:, 0]), STAT_RTOL), f"{key}: median_top_sv")
@@ -206,6 +231,7 @@ def check_reference(out, fixture):
                       f"{key}: median_effective_rank")
                 if group == "down_proj" and kind == "moe" and 64 in ks:
                     layer_medians.append(np.median(ref_var[:, ks.index(64)]))
+                    layer_floors.append(random_floor(*g.attrs["shape"], 64))
 
     c4 = agg["constants"]["C4"]
     if layer_medians:
@@ -215,6 +241,9 @@ def check_reference(out, fixture):
         check(abs(c4["range"][0] - min(layer_medians)) <= VAR_TOL and abs(c4["range"][1] - max(layer_medians)) <= VAR_TOL,
               "C4 range")
         check(agg["spectral_class"] == ("dissolved" if expect < 0.15 else "non-dissolved"), "spectral_class")
+        floor = float(np.median(layer_floors))
+        check(close(c4["random_floor"], floor, 1e-6), f"C4 random floor {c4['random_floor']} != {floor}")
+        check(abs(c4["excess_over_random"] - (expect - floor)) <= VAR_TOL, "C4 excess over random")
     else:
         check(c4["status"] == "pending", "C4 must be pending without MoE layers")
     for name in ("C1", "C2", "C3", "C5"):

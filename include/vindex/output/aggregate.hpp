@@ -65,10 +65,12 @@ VindexTables assemble_tables(std::vector<MatrixResult> results, std::span<const 
                              const ModelLayout& layout, std::span<const int> ks, const PlanRequest& request = {});
 
 // C4, the "layer temperature": the median over MoE layers of each layer's median var@64 of its
-// routed experts, with the range of those per-layer medians.
+// routed experts, with the range of those per-layer medians, and the random floor of var@64 for
+// those layers' shapes (vindex/numerics/random_floor.hpp; the median over the layers).
 struct LayerTemperature {
   double value = 0;
   double min = 0, max = 0;
+  double random_floor = 0;
   std::vector<int> layers;
 };
 std::optional<LayerTemperature> layer_temperature(const VindexTables& tables);

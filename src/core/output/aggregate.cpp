@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "vindex/base/errors.hpp"
+#include "vindex/numerics/random_floor.hpp"
 
 namespace vindex {
 
@@ -82,10 +83,11 @@ std::optional<LayerTemperature> layer_temperature(const VindexTables& tables) {
   if (k64 == tables.ks.end()) return std::nullopt;
   const auto j = static_cast<std::size_t>(k64 - tables.ks.begin());
   LayerTemperature t;
-  std::vector<double> medians;
+  std::vector<double> medians, floors;
   for (const MatrixGroup& g : tables.groups) {
     if (g.kind != LayerKind::moe || g.role != MatrixRole::routed || g.projection != Projection::down) continue;
     medians.push_back(summarize_group(g, tables.ks.size()).var_at_k[j].median);
+    floors.push_back(random_floor_var_at_k(g.rows, g.cols, 64));
     t.layers.push_back(g.layer);
   }
   if (medians.empty()) return std::nullopt;
@@ -93,6 +95,7 @@ std::optional<LayerTemperature> layer_temperature(const VindexTables& tables) {
   t.value = s.median;
   t.min = s.min;
   t.max = s.max;
+  t.random_floor = summarize(floors).median;
   return t;
 }
 

@@ -12,6 +12,7 @@
 
 #include "../base/hdf5_handle.hpp"
 #include "vindex/base/errors.hpp"
+#include "vindex/numerics/random_floor.hpp"
 
 namespace vindex {
 namespace {
@@ -68,6 +69,10 @@ void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>
     const H5Handle set(H5Dopen2(group.get(), "var_at_k", H5P_DEFAULT), H5Dclose, "H5Dopen2", "var_at_k");
     write_int_attribute(set.get(), "k", std::vector<long long>(ks.begin(), ks.end()));
   }
+  // The random floor of var@k for this shape, one per k (vindex/numerics/random_floor.hpp).
+  std::vector<double> floors;
+  for (int k : ks) floors.push_back(random_floor_var_at_k(g.rows, g.cols, k));
+  write_dataset(group.get(), "random_floor_var_at_k", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, floors, {ks.size()});
   write_dataset(group.get(), "expert_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, g.expert_ids, {n});
   for (std::size_t i = 0; i < kScalarStats.size(); ++i)
     write_dataset(group.get(), kScalarStats[i].name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, g.scalars[i], {n});

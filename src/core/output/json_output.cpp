@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "vindex/base/errors.hpp"
+#include "vindex/numerics/random_floor.hpp"
 
 namespace vindex {
 namespace {
@@ -32,6 +33,13 @@ ojson group_json(const MatrixGroup& g, const std::vector<int>& ks) {
     j[fmt::format("mean_var{}", k)] = number(v.mean);
     j[fmt::format("min_var{}", k)] = number(v.min);
     j[fmt::format("max_var{}", k)] = number(v.max);
+    // What a Gaussian matrix of this shape gives, and how far the median lies above it (for a
+    // group of one shape).
+    if (g.rows > 0 && g.cols > 0) {
+      const double floor = random_floor_var_at_k(g.rows, g.cols, k);
+      j[fmt::format("random_floor_var{}", k)] = number(floor);
+      j[fmt::format("excess_var{}", k)] = number(v.median - floor);
+    }
   }
   for (std::size_t i = 0; i < kScalarStats.size(); ++i)
     j[fmt::format("median_{}", kScalarStats[i].name)] = number(s.scalars[i].median);
@@ -110,6 +118,10 @@ ojson phase2_router_json(const VindexTables& tables, const std::string& model, c
   // Across layers: the order statistics of each router's statistics.
   if (!routers.empty()) {
     MatrixGroup all;
+    const bool one_shape = std::all_of(routers.begin(), routers.end(), [&](const MatrixGroup* g) {
+      return g->rows == routers.front()->rows && g->cols == routers.front()->cols;
+    });
+    if (one_shape) all.rows = routers.front()->rows, all.cols = routers.front()->cols;
     for (const MatrixGroup* g : routers) {
       all.expert_ids.push_back(g->layer);
       all.var_at_k.insert(all.var_at_k.end(), g->var_at_k.begin(), g->var_at_k.end());
@@ -249,6 +261,8 @@ ojson phase1_constants_json(const VindexTables& tables, const std::string& model
     c4["range"] = {t->min, t->max};
     c4["n_layers"] = t->layers.size();
     c4["layers"] = t->layers;
+    c4["random_floor"] = t->random_floor;
+    c4["excess_over_random"] = t->value - t->random_floor;
   } else {
     c4["status"] = "pending";
     c4["value"] = nullptr;
