@@ -6,7 +6,8 @@
 #                            its DevTools client, Slurm and munge (a local single-node Slurm), clang
 #                            (the fuzzers), xxhash for Python, strace and iproute2 (the failure and
 #                            multi-host tests), python3-venv and ca-certificates (the venv that
-#                            fetches the real model and gguf from PyPI: tools/real_model)
+#                            fetches the real model and gguf from PyPI: tools/real_model),
+#                            python3-jsonschema (the output schema's test)
 set -euo pipefail
 
 packages=(
@@ -20,7 +21,7 @@ if [ "${1:-}" = "--tests" ]; then
   # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang (and
   # --no-install-recommends below): without it the fuzzers do not link.
   packages+=(catch2 python3-websocket python3-xxhash strace iproute2 slurm-wlm munge clang libclang-rt-dev
-             python3-venv ca-certificates)
+             python3-venv ca-certificates python3-jsonschema)
   # Ubuntu's chromium package is a stub that installs a snap, which containers cannot run; there,
   # point VINDEX_CHROMIUM at a Chromium or Chrome binary instead (README, "Tests").
   if ! grep -q '^ID=ubuntu' /etc/os-release 2>/dev/null; then

@@ -48,6 +48,32 @@ ojson group_json(const MatrixGroup& g, const std::vector<int>& ks) {
   return j;
 }
 
+// The seed's own layer-level fields (its phase1_moe_svd.json: median_var64, q25/q75, dominant
+// singular-value ratios), from the layer's primary group: down_proj of its routed experts, or of its
+// dense MLP. s0_s1_ratio is the median over the group's matrices of S0/S1; the median expert is
+// the one whose var@64 is the group's median (the lower middle one of an even count, the lower
+// expert id among equal values), with its three largest singular values.
+void add_seed_fields(ojson& layer, const MatrixGroup& g, std::size_t k64, std::size_t k_count) {
+  const GroupSummary s = summarize_group(g, k_count);
+  const std::size_t n = g.size();
+  layer["median_var64"] = number(s.var_at_k[k64].median);
+  layer["q25_var64"] = number(s.var_at_k[k64].q25);
+  layer["q75_var64"] = number(s.var_at_k[k64].q75);
+  layer["s0_s1_ratio"] = number(s.scalar("sv_ratio").median);
+  if (n == 0) return;
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return g.var_at_k[a * k_count + k64] < g.var_at_k[b * k_count + k64];
+  });
+  const std::size_t m = order[(n - 1) / 2];
+  layer["median_expert"] = g.expert_ids[m];
+  ojson top = ojson::array();
+  for (std::size_t i = 0; i < std::min<std::size_t>(3, g.sv_count()); ++i)
+    top.push_back(number(g.singular_values[m * g.sv_count() + i]));
+  layer["median_expert_top3_sv"] = std::move(top);
+}
+
 ojson pending(const char* name, const char* needs) {
   return {{"name", name}, {"status", "pending"}, {"value", nullptr}, {"needs", needs}};
 }
@@ -81,6 +107,25 @@ ojson phase1_summary_json(const VindexTables& tables, const std::string& model, 
     const MatrixGroup* shared = find(g.layer, MatrixRole::shared, g.projection);
     entry["shared"] = shared ? group_json(*shared, tables.ks) : ojson(nullptr);
     layers.back()[projection_name(g.projection)] = std::move(entry);
+  }
+  // The seed's fields at the layer level, for down_proj and var@64 (when both were computed).
+  const auto k64 = std::find(tables.ks.begin(), tables.ks.end(), 64);
+  const bool has_down =
+      std::find(tables.projections.begin(), tables.projections.end(), Projection::down) != tables.projections.end();
+  if (k64 != tables.ks.end() && has_down) {
+    j["seed_fields"] = {{"projection", "down_proj"},
+                        {"k", 64},
+                        {"of", "the routed experts in MoE layers, the dense MLP in dense layers"},
+                        {"fields", {"median_var64", "q25_var64", "q75_var64", "s0_s1_ratio", "median_expert",
+                                    "median_expert_top3_sv"}}};
+    for (ojson& layer : layers) {
+      const int index = layer["layer"].get<int>();
+      const MatrixGroup* g = find(index, MatrixRole::routed, Projection::down);
+      if (!g) g = find(index, MatrixRole::dense, Projection::down);
+      if (g) add_seed_fields(layer, *g, static_cast<std::size_t>(k64 - tables.ks.begin()), tables.ks.size());
+    }
+  } else {
+    j["seed_fields"] = nullptr;  // var@64 of down_proj was not computed
   }
   j["layers"] = std::move(layers);
   j["provenance"] = provenance;
