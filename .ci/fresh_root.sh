@@ -93,6 +93,18 @@ echo "fresh_root: root made in $((SECONDS - start)) s ($(du -sm "$target" | cut 
 # dpkg without fsync (force-unsafe-io): faster installs; the root is deleted after the check, so
 # it needs no crash safety. Nothing else differs from debootstrap's root.
 echo force-unsafe-io > "$target/etc/dpkg/dpkg.cfg.d/vindex-unsafe-io"
+# The network's, not the machine's: where HTTPS leaves through a TLS-inspecting egress proxy (as on
+# this project's development machine), its CA certificates (the host's /usr/local/share/ca-certificates,
+# which Debian's ca-certificates package adds to the system bundle when it is installed) and the
+# host's /etc/pip.conf that points pip at that bundle are copied in, so that the tests' one PyPI
+# download (tools/real_model) can verify PyPI. Nothing is installed by this; without them the root
+# is as debootstrap made it.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$target/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$target/usr/local/share/ca-certificates/"
+  [ -f /etc/pip.conf ] && cp /etc/pip.conf "$target/etc/pip.conf"
+  echo "fresh_root: copied the host's extra CA certificates$([ -f /etc/pip.conf ] && echo ' and /etc/pip.conf') (network egress)"
+fi
 
 # The clone a user would have made (with .git: the build records the commit).
 git clone --quiet --no-hardlinks "$repo" "$target/root/vindex_mpi"

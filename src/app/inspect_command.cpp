@@ -20,6 +20,7 @@
 #include "vindex/base/file_descriptor.hpp"
 #include "vindex/base/json_file.hpp"
 #include "vindex/model/inventory.hpp"
+#include "vindex/model/layout_json.hpp"
 #include "vindex/output/output_files.hpp"
 #include "vindex/run/cost_model.hpp"
 #include "vindex/run/plan.hpp"
@@ -75,9 +76,7 @@ ojson layout_json(const ModelLayout& layout) {
   j["intermediate_size"] = layout.intermediate_size;
   j["moe_intermediate_size"] = layout.moe_intermediate_size;
   if (layout.quantization)
-    j["quantization"] = {{"method", layout.quantization->method},
-                         {"format", layout.quantization->format},
-                         {"weight_block_size", {layout.quantization->block_rows, layout.quantization->block_cols}}};
+    j["quantization"] = quantization_json(*layout.quantization);
   else
     j["quantization"] = nullptr;
   return j;
@@ -200,13 +199,16 @@ std::string format_text(const ojson& j) {
                        l["intermediate_size"].get<std::uint64_t>(), l["moe_intermediate_size"].get<std::uint64_t>());
     const ojson& q = l["quantization"];
     std::string quantization = "none";
-    if (!q.is_null() && q["method"] == "fp8")
-      quantization = fmt::format("fp8 {}, {}x{} block scales", q["format"].get<std::string>(),
-                                 q["weight_block_size"][0].get<int>(), q["weight_block_size"][1].get<int>());
-    else if (!q.is_null() && q["method"] == "mxfp4")
+    if (!q.is_null() && q["method"] == "mxfp4")
       quantization = "mxfp4 (e2m1, one e8m0 scale per 32 values)";
+    else if (!q.is_null() && q["fp8_scaling"] == "block")
+      quantization = fmt::format("{}: e4m3 weights, {}x{} block scales ({}), product in {}", q["method"].get<std::string>(),
+                                 q["weight_block_size"][0].get<int>(), q["weight_block_size"][1].get<int>(),
+                                 q["scale_tensor"].get<std::string>(), q["product"].get<std::string>());
     else if (!q.is_null())
-      quantization = q["method"].get<std::string>();
+      quantization = fmt::format("{}: e4m3 weights, one scale per {} ({}), product in {}", q["method"].get<std::string>(),
+                                 q["fp8_scaling"] == "tensor" ? "tensor" : "output row",
+                                 q["scale_tensor"].get<std::string>(), q["product"].get<std::string>());
     else if (l.contains("gguf_matrix_types"))
       quantization = fmt::format("GGUF types of the matrices: {} (decoded as ggml's dequantize_row_*)",
                                  fmt::join(l["gguf_matrix_types"].get<std::vector<std::string>>(), ", "));

@@ -198,7 +198,11 @@ class Pipeline {
     s.copied.record(st);
     const std::uint64_t scale_cols = (cols + m.block_cols - 1) / m.block_cols;
     VINDEX_CUDA_CHECK(launch_decode<T>(s.raw.get(), type, scales.empty() ? nullptr : s.scales.get(),
-                                       rows, cols, m.block_rows, m.block_cols, scale_cols, s.matrix.get(),
+                                       rows, cols, m.block_rows, m.block_cols, scale_cols,
+                                       m.product_dtype == DType::BF16  ? StoredType::bf16
+                                       : m.product_dtype == DType::F16 ? StoredType::f16
+                                                                       : StoredType::f32,
+                                       s.matrix.get(),
                                        s.partials.get(), st));
     VINDEX_CUDA_CHECK(launch_sum_partials(s.partials.get(), decode_blocks(elements), s.total.get(), st));
     // A NaN or Inf is reported from finish() (with the tensor and position); until then the

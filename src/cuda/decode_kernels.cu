@@ -24,7 +24,7 @@ __device__ float load_value(const void* stored, StoredType type, std::uint64_t i
 template <typename T>
 __global__ void decode_kernel(const void* stored, StoredType type, const float* scales, std::uint64_t rows,
                               std::uint64_t cols, std::uint32_t block_rows, std::uint32_t block_cols,
-                              std::uint64_t scale_cols, T* out, double* partial_sums) {
+                              std::uint64_t scale_cols, StoredType product, T* out, double* partial_sums) {
   __shared__ double sums[kThreads];
   const std::uint64_t n = rows * cols;
   double local = 0.0;
@@ -34,6 +34,9 @@ __global__ void decode_kernel(const void* stored, StoredType type, const float* 
     if (scales) {
       const std::uint64_t r = i / cols, c = i % cols;
       v = __fmul_rn(v, scales[(r / block_rows) * scale_cols + c / block_cols]);  // one float32 rounding, no FMA
+      // The product in the scale's dtype where the publisher's library computes in it (round to nearest even).
+      if (product == StoredType::bf16) v = __bfloat162float(__float2bfloat16_rn(v));
+      else if (product == StoredType::f16) v = __half2float(__float2half_rn(v));
     }
     out[i] = static_cast<T>(v);  // row-major W is column-major W^T with leading dimension cols
     local += static_cast<double>(v) * static_cast<double>(v);
@@ -89,10 +92,11 @@ unsigned decode_blocks(std::uint64_t elements) {
 
 template <typename T>
 cudaError_t launch_decode(const void* stored, StoredType type, const float* scales, std::uint64_t rows, std::uint64_t cols,
-                   std::uint32_t block_rows, std::uint32_t block_cols, std::uint64_t scale_cols, T* out,
-                   double* partial_sums, cudaStream_t stream) {
+                   std::uint32_t block_rows, std::uint32_t block_cols, std::uint64_t scale_cols, StoredType product,
+                   T* out, double* partial_sums, cudaStream_t stream) {
   decode_kernel<T><<<decode_blocks(rows * cols), kThreads, 0, stream>>>(stored, type, scales, rows, cols, block_rows,
-                                                                         block_cols, scale_cols, out, partial_sums);
+                                                                         block_cols, scale_cols, product, out,
+                                                                         partial_sums);
   return cudaGetLastError();
 }
 
@@ -102,8 +106,8 @@ cudaError_t launch_sum_partials(const double* partial_sums, unsigned count, doub
 }
 
 template cudaError_t launch_decode<float>(const void*, StoredType, const float*, std::uint64_t, std::uint64_t, std::uint32_t,
-                                   std::uint32_t, std::uint64_t, float*, double*, cudaStream_t);
+                                   std::uint32_t, std::uint64_t, StoredType, float*, double*, cudaStream_t);
 template cudaError_t launch_decode<double>(const void*, StoredType, const float*, std::uint64_t, std::uint64_t, std::uint32_t,
-                                    std::uint32_t, std::uint64_t, double*, double*, cudaStream_t);
+                                    std::uint32_t, std::uint64_t, StoredType, double*, double*, cudaStream_t);
 
 }  // namespace vindex::cuda

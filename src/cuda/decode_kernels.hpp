@@ -22,8 +22,8 @@ unsigned decode_blocks(std::uint64_t elements);
 
 template <typename T>
 cudaError_t launch_decode(const void* stored, StoredType type, const float* scales, std::uint64_t rows, std::uint64_t cols,
-                   std::uint32_t block_rows, std::uint32_t block_cols, std::uint64_t scale_cols, T* out,
-                   double* partial_sums, cudaStream_t stream);
+                   std::uint32_t block_rows, std::uint32_t block_cols, std::uint64_t scale_cols, StoredType product,
+                   T* out, double* partial_sums, cudaStream_t stream);
 
 // Sets the matrix to zeros when *total (its sum of squares) is not finite.
 template <typename T>

@@ -65,7 +65,8 @@ def run_arguments(argv=None, what="fixture"):
 def main():
     a = run_arguments()
     ref = load_reference(a.fixture)
-    kind = "gguf-py/numpy" if ref["fixture"].startswith("gguf_") else "transformers/torch"
+    kind = ("gguf-py/numpy" if ref["fixture"].startswith("gguf_") else
+            "quantizing library's" if ref["fixture"].startswith("postquant_") else "transformers/torch")
     return check_run(a.out, ref, a.projections, a.phases, a.k, f"{ref['fixture']} against its {kind} reference")
 
 

@@ -12,6 +12,8 @@
 #include "vindex/format/checkpoint.hpp"
 #include "vindex/model/dequantize.hpp"
 #include "vindex/model/layout.hpp"
+#include "vindex/base/checksum.hpp"
+#include "vindex/run/rank_computation.hpp"
 
 using namespace vindex;
 using vindex_test::contains;
@@ -261,4 +263,32 @@ TEST_CASE("MXFP4 slices of a fused tensor read their own rows and scales; scale 
                       contains("scale [1, 2, 0] is 255 (NaN)"));
   REQUIRE_THROWS_WITH(MatrixDecoder(bad.matrix(4, 32, {4 * 32, 32, 1, false})),
                       contains("tensor 'scales'") && contains("is 255 (NaN)"));
+}
+
+TEST_CASE("post-quantized fp8 weights decode bit for bit as their libraries dequantize them", "[dequantize][quantization]") {
+  // tests/fixtures/postquant: compressed-tensors' decompress (the product in the scale's dtype:
+  // bf16, fp16), and AutoFP8's and FBGEMM's float32 products; reference.json holds the SHA-256 of
+  // each library's values as float32 (tools/fixtures/make_postquant_fixtures.py).
+  for (const char* name : {"ct_fp8_tensor", "ct_fp8_channel", "ct_fp8_block", "fp8_static", "fbgemm_fp8"}) {
+    const std::filesystem::path dir = vindex_test::fixture(std::string("postquant/") + name);
+    const Checkpoint ckpt = Checkpoint::open(dir);
+    const ModelLayout layout = detect_layout(ckpt);
+    const nlohmann::json ref = vindex_test::read_json(dir / "reference.json");
+    std::size_t checked = 0;
+    for (const auto& m : ref.at("matrices")) {
+      const std::string proj = m.at("projection").get<std::string>();
+      const Projection p = proj == "gate_proj" ? Projection::gate : proj == "up_proj" ? Projection::up : Projection::down;
+      const WeightRef& w = layout.layers.at(m.at("layer").get<std::size_t>()).dense[p];
+      REQUIRE(w.weight->info->name == m.at("tensor").get<std::string>());
+      const EncodedMatrix em = encode_weight(ckpt, w, layout.quantization);
+      std::vector<float> values(em.rows * em.cols);
+      MatrixDecoder(em).decode(0, em.rows, 0, em.cols, values.data(), em.cols);
+      const std::string digest =
+          sha256_hex(std::span<const std::byte>(reinterpret_cast<const std::byte*>(values.data()), values.size() * 4));
+      INFO(name << " " << m.at("tensor").get<std::string>());
+      CHECK(digest == m.at("float32_sha256").get<std::string>());
+      ++checked;
+    }
+    CHECK(checked == 6);
+  }
 }

@@ -60,6 +60,71 @@ TEST_CASE("an unquantized single-file checkpoint is found with mixed dtypes", "[
   REQUIRE((*layout.layers[1].shared)[Projection::down].weight->info->dtype == DType::BF16);
 }
 
+TEST_CASE("quantization_config: the fp8 layouts read, and the rest refused naming the key", "[layout][quantization]") {
+  // Post-quantized fp8 checkpoints (tests/fixtures/postquant): how each one's scale is laid out.
+  const auto quant = [](const char* fixture) {
+    return *detect_layout(Checkpoint::open(vindex_test::fixture(std::string("postquant/") + fixture))).quantization;
+  };
+  CHECK(quant("ct_fp8_tensor").scaling == Fp8Scaling::tensor);
+  CHECK(quant("ct_fp8_channel").scaling == Fp8Scaling::channel);
+  CHECK(quant("ct_fp8_block").scaling == Fp8Scaling::block);
+  CHECK(quant("ct_fp8_block").block_rows == 128);
+  CHECK(quant("ct_fp8_tensor").scale_suffix == "_scale");
+  CHECK(quant("ct_fp8_tensor").product_in_scale_dtype);
+  CHECK(quant("fp8_static").scaling == Fp8Scaling::tensor);
+  CHECK_FALSE(quant("fp8_static").product_in_scale_dtype);
+  CHECK(quant("fbgemm_fp8").scaling == Fp8Scaling::channel);
+  CHECK(quant("fbgemm_fp8").scale_suffix == "_scale");
+
+  vindex_test::TempDir tmp;
+  const fs::path dir = tmp.path() / "model";
+  fs::copy(vindex_test::fixture("postquant/ct_fp8_tensor"), dir, fs::copy_options::recursive);
+  auto config = vindex_test::read_json(dir / "config.json");
+  auto& q = config["quantization_config"];
+  const auto refused = [&](const std::string& key, const std::string& what) {
+    std::ofstream(dir / "config.json") << config.dump(2);
+    REQUIRE_THROWS_AS(detect_layout(Checkpoint::open(dir)), InputError);
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("config.json") && contains("quantization_config." + key) && contains(what) &&
+                            contains("the quantizations read are") && contains("fbgemm_fp8"));
+  };
+  SECTION("an unknown method") {
+    q = {{"quant_method", "gptq"}, {"bits", 4}};
+    refused("quant_method", "is 'gptq'");
+  }
+  SECTION("no method") {
+    q.erase("quant_method");
+    refused("quant_method", "is missing");
+  }
+  SECTION("4-bit integer weights of compressed-tensors") {
+    q["format"] = "pack-quantized";
+    refused("format", "is pack-quantized");
+  }
+  SECTION("integer weights in a float-quantized config") {
+    q["config_groups"]["group_0"]["weights"]["type"] = "int";
+    refused("config_groups.group_0.weights", "are type int");
+  }
+  SECTION("group strategy") {
+    q["config_groups"]["group_0"]["weights"]["strategy"] = "group";
+    refused("config_groups.group_0.weights.strategy", "is group");
+  }
+  SECTION("two groups of two strategies") {
+    q["config_groups"]["group_1"] = q["config_groups"]["group_0"];
+    q["config_groups"]["group_1"]["weights"]["strategy"] = "channel";
+    refused("config_groups", "mix the weight strategies channel, tensor");
+  }
+  SECTION("fp8 in another format") {
+    q = {{"quant_method", "fp8"}, {"fmt", "e5m2"}, {"weight_block_size", {128, 128}}};
+    refused("fmt", "is e5m2");
+  }
+  SECTION("scales that do not fit the declared scaling") {
+    q = {{"quant_method", "fbgemm_fp8"}};  // per-row scales expected; the file has one per tensor
+    std::ofstream(dir / "config.json") << config.dump(2);
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
+                        contains("weight_scale") && contains("does not fit") && contains("channel scaling"));
+  }
+}
+
 TEST_CASE("checkpoints that contradict config.json are refused with the tensor named", "[layout][hostile]") {
   vindex_test::TempDir tmp;
   const fs::path dir = tmp.path() / "model";
@@ -88,14 +153,16 @@ TEST_CASE("checkpoints that contradict config.json are refused with the tensor n
   SECTION("a block size that does not match the scales") {
     config["quantization_config"]["weight_block_size"] = {64, 64};
     rewrite();
-    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("_scale_inv") && contains("block scale shape"));
+    REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)), contains("_scale_inv") && contains("scale shape [3, 2] does not fit") &&
+                                                           contains("for 64x64 blocks"));
   }
   SECTION("missing weight_scale_inv") {
     auto index = vindex_test::read_json(dir / "model.safetensors.index.json");
     index["weight_map"].erase("model.layers.3.mlp.experts.2.down_proj.weight_scale_inv");
     std::ofstream(dir / "model.safetensors.index.json") << index.dump();
     REQUIRE_THROWS_WITH(detect_layout(Checkpoint::open(dir)),
-                        contains("model.layers.3.mlp.experts.2.down_proj.weight") && contains("no block scale tensor"));
+                        contains("model.layers.3.mlp.experts.2.down_proj.weight") && contains("no scale tensor") &&
+                            contains("weight_scale_inv"));
   }
   SECTION("unknown architecture lists the known families") {
     config["model_type"] = "mamba";

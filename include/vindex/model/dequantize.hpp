@@ -24,6 +24,8 @@ namespace vindex {
 float fp8_e4m3_to_float(std::uint8_t code);
 float bf16_to_float(std::uint16_t bits);
 float f16_to_float(std::uint16_t bits);
+// `v` rounded to BF16 or F16 (to nearest even; F16 overflows to Inf) and widened back; F32: `v`.
+float round_to_dtype(DType dtype, float v);
 // One e2m1 code (4 bits: sign, 2 exponent bits, 1 mantissa bit): 0, 0.5, 1, 1.5, 2, 3, 4, 6.
 float fp4_e2m1_to_float(std::uint8_t code);
 // One e8m0 scale: 2^(code - 127); 255 is NaN.
@@ -43,8 +45,11 @@ struct EncodedMatrix {
   std::uint64_t rows = 0;
   std::uint64_t cols = 0;
   StoredSlice slice;  // row_stride 0 means cols
-  std::uint32_t block_rows = 128;
+  std::uint32_t block_rows = 128;  // fp8: the rows x cols one scale covers
   std::uint32_t block_cols = 128;
+  // fp8: the dtype the product weight x scale is rounded to (F32: none beyond float32's; BF16 or
+  // F16: the scale's dtype, where the publisher's library computes in it).
+  DType product_dtype = DType::F32;
 
   std::uint64_t min_dim() const { return rows < cols ? rows : cols; }
   std::uint64_t max_dim() const { return rows < cols ? cols : rows; }

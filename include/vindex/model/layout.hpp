@@ -82,11 +82,34 @@ struct LayerLayout {
   const TensorRecord* shared_expert_gate = nullptr;  // Qwen2-MoE's [1, hidden] gate of the shared expert
 };
 
+// How the scale of an F8_E4M3 weight is laid out: one per block of block_rows x block_cols
+// (DeepSeek-V3, Kimi-K2, compressed-tensors' block strategy), one for the whole tensor, or one per
+// output row (channel).
+enum class Fp8Scaling : std::uint8_t { block, tensor, channel };
+const char* fp8_scaling_name(Fp8Scaling s);
+
+// config.json's quantization_config, as read (family_config.cpp says which are known). Its fp8
+// fields say how an F8_E4M3 weight is decoded: weight x scale, the scale tensor named
+// <weight name><scale_suffix>, one float32 product -- rounded to the scale's dtype where the
+// publisher's library computes in it (compressed-tensors). MXFP4 needs none of them.
 struct BlockQuantization {
-  std::string method;  // quantization_config.quant_method, e.g. "fp8"
-  std::string format;  // quantization_config.fmt, e.g. "e4m3"
-  std::uint32_t block_rows = 128;
+  std::string method;  // quantization_config.quant_method: "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4"
+  std::string format;  // quantization_config.fmt ("e4m3") or compressed-tensors' format ("float-quantized")
+  Fp8Scaling scaling = Fp8Scaling::block;
+  std::uint32_t block_rows = 128;  // scaling == block
   std::uint32_t block_cols = 128;
+  std::string scale_suffix = "_scale_inv";  // "weight_scale_inv" (DeepSeek) or "weight_scale"
+  bool product_in_scale_dtype = false;      // compressed-tensors: x_q.to(scale.dtype) * scale
+
+  // The rows x cols of the block that one scale covers in a rows x cols weight.
+  std::pair<std::uint64_t, std::uint64_t> scale_block(std::uint64_t rows, std::uint64_t cols) const {
+    switch (scaling) {
+      case Fp8Scaling::tensor: return {rows, cols};
+      case Fp8Scaling::channel: return {1, cols};
+      case Fp8Scaling::block: break;
+    }
+    return {block_rows, block_cols};
+  }
 };
 
 struct ModelLayout {

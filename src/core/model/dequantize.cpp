@@ -111,6 +111,17 @@ std::vector<double> decode_vector(const TensorView& tensor) {
 
 float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
 
+float round_to_dtype(DType dtype, float v) {
+  if (dtype == DType::BF16) {  // round to nearest even, as torch rounds a float32 to bfloat16
+    if (std::isnan(v)) return v;
+    std::uint32_t bits = std::bit_cast<std::uint32_t>(v);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return std::bit_cast<float>(bits & 0xFFFF0000u);
+  }
+  if (dtype == DType::F16) return static_cast<float>(static_cast<_Float16>(v));  // IEEE rounding, overflow to Inf
+  return v;
+}
+
 float f16_to_float(std::uint16_t bits) {
   const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
   const std::uint32_t exponent = (bits >> 10) & 0x1Fu;
@@ -350,10 +361,18 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
         const std::uint64_t block = cb / m_.block_cols;
         const std::uint64_t end = std::min(c1, (block + 1) * m_.block_cols);
         const float s = scale_row[block];
-        for (std::uint64_t c = cb; c < end; ++c) {
-          const float v = kFp8Table[codes[c]] * s;
-          row_out[c] = static_cast<T>(v);
-          row_sq += static_cast<double>(v) * static_cast<double>(v);
+        if (m_.product_dtype == DType::F32) {
+          for (std::uint64_t c = cb; c < end; ++c) {
+            const float v = kFp8Table[codes[c]] * s;
+            row_out[c] = static_cast<T>(v);
+            row_sq += static_cast<double>(v) * static_cast<double>(v);
+          }
+        } else {  // the product in the scale's dtype (compressed-tensors)
+          for (std::uint64_t c = cb; c < end; ++c) {
+            const float v = round_to_dtype(m_.product_dtype, kFp8Table[codes[c]] * s);
+            row_out[c] = static_cast<T>(v);
+            row_sq += static_cast<double>(v) * static_cast<double>(v);
+          }
         }
         cb = end;
       }
@@ -396,7 +415,8 @@ void MatrixDecoder::fail_non_finite(std::uint64_t r0, std::uint64_t r1, std::uin
       const float stored = stored_value(r, c);
       if (!std::isfinite(stored))
         throw InputError(m_.weight.file(), info.name, fmt::format("{} is {}", where(r, c), describe(stored)));
-      const float scaled = stored * scale_of(r, c);
+      const float scaled = round_to_dtype(encoding_ == WeightEncoding::fp8_block ? m_.product_dtype : DType::F32,
+                                          stored * scale_of(r, c));
       if (!std::isfinite(scaled))
         throw InputError(m_.weight.file(), info.name,
                          fmt::format("{} is {} after applying its scale", where(r, c), describe(scaled)));

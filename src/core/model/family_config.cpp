@@ -2,6 +2,7 @@
 // named in README "Model families"; the test fixtures saved by Hugging Face transformers' own
 // classes (tests/fixtures/hf) check that these readers agree with what transformers writes.
 #include "family_config.hpp"
+#include "quantization_config.hpp"
 
 #include <algorithm>
 #include <set>
@@ -198,22 +199,9 @@ std::vector<bool> read_model_config(const ConfigReader& top, ModelLayout& layout
   copy_routing(c, layout);
   std::vector<bool> moe_layer = family->read_config(c, layout);
 
-  // Quantization as config.json declares it: fp8 with its block size (DeepSeek-V3, Kimi-K2,
-  // Qwen3 FP8), or mxfp4 (GPT-OSS). The weights' own dtypes decide how each is decoded.
-  const ConfigReader q = top.nested_or_self("quantization_config");
-  if (top.has("quantization_config") && top.json()["quantization_config"].is_object()) {
-    BlockQuantization quant;
-    quant.method = q.string("quant_method");
-    quant.format = q.string("fmt");
-    if (q.has("weight_block_size")) {
-      const std::vector<int> block = q.integer_list("weight_block_size", 1, 65536);
-      if (block.size() != 2)
-        throw InputError(top.file(), "", "quantization_config.weight_block_size is not two integers from 1 to 65536");
-      quant.block_rows = static_cast<std::uint32_t>(block[0]);
-      quant.block_cols = static_cast<std::uint32_t>(block[1]);
-    }
-    layout.quantization = quant;
-  }
+  // Quantization as config.json declares it (quantization_config.cpp says which are read); the
+  // weights' own dtypes decide how each is decoded.
+  layout.quantization = read_quantization_config(top);
   return moe_layer;
 }
 

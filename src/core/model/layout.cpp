@@ -20,7 +20,8 @@ namespace vindex {
 namespace {
 
 
-constexpr std::string_view kScaleSuffix = "_scale_inv";
+constexpr std::string_view kScaleInvSuffix = "_scale_inv";  // DeepSeek's block scales
+constexpr std::string_view kScaleSuffix = "_scale";         // compressed-tensors, AutoFP8, FBGEMM
 
 // Parses a decimal index with no sign, leading zeros or trailing characters.
 std::optional<int> parse_index(std::string_view text) {
@@ -328,22 +329,35 @@ class LayoutBuilder {
                                              : "fused experts: BF16, F16, F32, or MXFP4 _blocks/_scales"));
   }
 
+  // An F8_E4M3 weight's scale tensor, as quantization_config lays it out (DeepSeek's block scales
+  // when config.json declares none).
   const TensorRecord& scale_for(const TensorRecord& weight, std::uint64_t rows, std::uint64_t cols) const {
-    const std::string scale_name = weight.info->name + std::string(kScaleSuffix);
+    const BlockQuantization q = layout_.quantization.value_or(BlockQuantization{});
+    const std::string scale_name = weight.info->name + q.scale_suffix;
     const TensorRecord* scale = ckpt_.find(scale_name);
     if (!scale)
       throw InputError(file_of(&weight), weight.info->name,
-                       fmt::format("F8_E4M3 weight has no block scale tensor '{}'", scale_name));
-    const std::uint32_t br = layout_.quantization ? layout_.quantization->block_rows : 128;
-    const std::uint32_t bc = layout_.quantization ? layout_.quantization->block_cols : 128;
+                       fmt::format("F8_E4M3 weight has no scale tensor '{}' ({} scaling{})", scale_name,
+                                   fp8_scaling_name(q.scaling),
+                                   q.method.empty() ? "" : ", quantization_config.quant_method " + q.method));
     const TensorInfo& info = *scale->info;
     if (!is_float_dtype(info.dtype))
-      throw InputError(file_of(scale), info.name, fmt::format("block scale dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
-    const std::vector<std::uint64_t> want{ceil_div(rows, br), ceil_div(cols, bc)};
-    if (info.shape != want)
+      throw InputError(file_of(scale), info.name, fmt::format("scale dtype {} is not F32, BF16 or F16", dtype_name(info.dtype)));
+    const auto [br, bc] = q.scale_block(rows, cols);
+    const std::uint64_t n_rows = ceil_div(rows, br), n_cols = ceil_div(cols, bc);
+    // Block scales are [rows/br, cols/bc]; a per-tensor scale is one value (shape [], [1] or [1, 1]);
+    // a per-channel scale is [rows, 1] (or [rows]).
+    bool fits = info.shape == std::vector<std::uint64_t>{n_rows, n_cols};
+    if (q.scaling == Fp8Scaling::tensor) fits = info.num_elements() == 1 && info.shape.size() <= 2;
+    if (q.scaling == Fp8Scaling::channel)
+      fits = info.shape == std::vector<std::uint64_t>{rows, 1} || info.shape == std::vector<std::uint64_t>{rows};
+    if (!fits)
       throw InputError(file_of(scale), info.name,
-                       fmt::format("block scale shape {} does not match {} for a [{}, {}] weight in {}x{} blocks",
-                                   shape_text(info.shape), shape_text(want), rows, cols, br, bc));
+                       fmt::format("scale shape {} does not fit a [{}, {}] weight with {} scaling ({})",
+                                   shape_text(info.shape), rows, cols, fp8_scaling_name(q.scaling),
+                                   q.scaling == Fp8Scaling::block  ? fmt::format("[{}, {}] for {}x{} blocks", n_rows, n_cols, br, bc)
+                                   : q.scaling == Fp8Scaling::tensor ? std::string("one value")
+                                                                     : fmt::format("[{}, 1]", rows)));
     return *scale;
   }
 
@@ -360,7 +374,7 @@ std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& 
   std::vector<Found> found(static_cast<std::size_t>(layout.num_layers));
   std::set<int> skipped;
   for (const std::string& name : ckpt.tensor_names()) {
-    if (name.ends_with(kScaleSuffix)) continue;  // looked up from its weight
+    if (name.ends_with(kScaleInvSuffix) || name.ends_with(kScaleSuffix)) continue;  // looked up from its weight
     std::string_view rest = name;
     const auto prefix = std::find_if(naming.layer_prefixes.begin(), naming.layer_prefixes.end(),
                                      [&](const std::string& p) { return rest.starts_with(p); });
@@ -407,6 +421,15 @@ std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& 
 }  // namespace
 
 const char* layer_kind_name(LayerKind kind) { return kind == LayerKind::dense ? "dense" : "moe"; }
+
+const char* fp8_scaling_name(Fp8Scaling s) {
+  switch (s) {
+    case Fp8Scaling::block: return "block";
+    case Fp8Scaling::tensor: return "tensor";
+    case Fp8Scaling::channel: return "channel";
+  }
+  return "?";
+}
 
 const char* role_name(MatrixRole role) {
   switch (role) {

@@ -41,6 +41,18 @@ ojson projections_json(const ProjectionSet& set) {
 
 }  // namespace
 
+ojson quantization_json(const BlockQuantization& q) {
+  ojson j;
+  j["method"] = q.method;
+  j["format"] = q.format;
+  if (q.method == "mxfp4") return j;
+  j["fp8_scaling"] = fp8_scaling_name(q.scaling);
+  j["weight_block_size"] = q.scaling == Fp8Scaling::block ? ojson({q.block_rows, q.block_cols}) : ojson(nullptr);
+  j["scale_tensor"] = "weight" + q.scale_suffix;
+  j["product"] = q.product_in_scale_dtype ? "the scale's dtype" : "float32";
+  return j;
+}
+
 ojson moe_config_json(const ModelLayout& layout, const std::string& model_name) {
   ojson j;
   j["model"] = model_name;
@@ -59,9 +71,7 @@ ojson moe_config_json(const ModelLayout& layout, const std::string& model_name) 
   j["moe_layer_rule"] = layout.moe_layer_rule;
   j["routing"] = layout.routing;
   if (layout.quantization) {
-    j["quantization"] = {{"method", layout.quantization->method},
-                         {"format", layout.quantization->format},
-                         {"weight_block_size", {layout.quantization->block_rows, layout.quantization->block_cols}}};
+    j["quantization"] = quantization_json(*layout.quantization);
   } else {
     j["quantization"] = nullptr;
   }

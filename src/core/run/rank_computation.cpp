@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -21,7 +22,17 @@ EncodedMatrix encode_weight(const Checkpoint& ckpt, const WeightRef& weight,
   m.rows = weight.stored_rows();
   m.cols = weight.stored_cols();
   m.slice = weight.slice;
-  if (quantization) {
+  if (m.encoding == WeightEncoding::fp8_block || ckpt.view(*weight.weight).info().dtype == DType::F8_E4M3) {
+    // The rows x cols one scale covers (the whole matrix, a row, or a block), and the dtype the
+    // product is rounded to.
+    const BlockQuantization q = quantization.value_or(BlockQuantization{});
+    const auto [br, bc] = q.scale_block(m.rows, m.cols);
+    if (br > UINT32_MAX || bc > UINT32_MAX)
+      throw InputError(m.weight.file(), m.weight.name(), fmt::format("a {}x{} scale block is too large", br, bc));
+    m.block_rows = static_cast<std::uint32_t>(br);
+    m.block_cols = static_cast<std::uint32_t>(bc);
+    if (q.product_in_scale_dtype && m.scale) m.product_dtype = m.scale->info().dtype;
+  } else if (quantization) {
     m.block_rows = quantization->block_rows;
     m.block_cols = quantization->block_cols;
   }
