@@ -35,9 +35,12 @@ void multiply_transposed(const double* a, const double* b, double* c, std::uint6
 }
 
 // SwiGLU (silu(gate) * up): the activation C1 and C3 measure; GPT-OSS's clamped variant with
-// biases and BERT's GELU MLP are left out.
+// biases and BERT's GELU MLP are left out, and so is a gated MLP whose config.json names another
+// activation (Gemma's gelu_pytorch_tanh, BitNet's relu2).
 bool plain_swiglu(const ModelLayout& layout, const ProjectionSet& mlp) {
-  return traits(layout.family).activation == Activation::swiglu && mlp[Projection::gate].present() && mlp[Projection::up].present();
+  const std::string& act = layout.hidden_act;
+  return traits(layout.family).activation == Activation::swiglu && (act.empty() || act == "silu" || act == "swish") &&
+         mlp[Projection::gate].present() && mlp[Projection::up].present();
 }
 
 // Tallies C1 and C3 for rows `rows` of `x` ([s, h]) through one MLP's gate and up projections.

@@ -203,8 +203,13 @@ def main():
     check(code == 2 and "contradict" in err, f"--resume --overwrite: exit {code}: {err[-1000:]}")
 
     # Resume with three ranks: only the rest is computed; the files equal the clean run's.
-    code, stdout, err = mpi_runner.run(args, 3, ["--model", model, "--out", out, "--resume"] + more)
+    # (On a given checkpoint, --verify-all too: every reused matrix re-read and its digest checked.)
+    verify = ["--verify-all"] if args.model else []
+    code, stdout, err = mpi_runner.run(args, 3, ["--model", model, "--out", out, "--resume"] + more + verify)
     check(code == 0, f"resume: exit {code}: {err[-2000:]}")
+    if args.model:
+        print("\n".join(line for line in err.splitlines() if line.startswith("vindex_mpi: --verify-all")))
+        check("every weight digest matches the model" in err, f"resume --verify-all: {err[-1500:]}")
     resumed = [line for line in err.splitlines() if line.startswith("vindex_mpi: resuming:")]
     check(len(resumed) == 1, f"resume: no 'resuming' line:\n{err[-2000:]}")
     if resumed:

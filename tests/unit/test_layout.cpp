@@ -75,6 +75,16 @@ TEST_CASE("quantization_config: the fp8 layouts read, and the rest refused namin
   CHECK_FALSE(quant("fp8_static").product_in_scale_dtype);
   CHECK(quant("fbgemm_fp8").scaling == Fp8Scaling::channel);
   CHECK(quant("fbgemm_fp8").scale_suffix == "_scale");
+  CHECK(quant("bitnet_packed").method == "bitnet");
+  {
+    const Checkpoint bitnet = Checkpoint::open(vindex_test::fixture("postquant/bitnet_packed"));
+    const ModelLayout layout = detect_layout(bitnet);
+    const WeightRef& down = layout.layers[1].dense[Projection::down];
+    CHECK(down.encoding == WeightEncoding::bitnet_packed);
+    CHECK((down.rows == 192 && down.cols == 320));  // stored as [48, 320] of U8
+    CHECK(down.scale->info->name == "model.layers.1.mlp.down_proj.weight_scale");
+    CHECK(layout.hidden_act == "relu2");  // phase 3 leaves BitNet out of C1 and C3 (not SiLU)
+  }
 
   vindex_test::TempDir tmp;
   const fs::path dir = tmp.path() / "model";
@@ -112,6 +122,10 @@ TEST_CASE("quantization_config: the fp8 layouts read, and the rest refused namin
     q["config_groups"]["group_1"] = q["config_groups"]["group_0"];
     q["config_groups"]["group_1"]["weights"]["strategy"] = "channel";
     refused("config_groups", "mix the weight strategies channel, tensor");
+  }
+  SECTION("BitNet weights quantized online") {
+    q = {{"quant_method", "bitnet"}, {"linear_class", "autobitlinear"}, {"quantization_mode", "online"}};
+    refused("linear_class", "is autobitlinear");
   }
   SECTION("fp8 in another format") {
     q = {{"quant_method", "fp8"}, {"fmt", "e5m2"}, {"weight_block_size", {128, 128}}};

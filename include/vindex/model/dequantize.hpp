@@ -61,7 +61,8 @@ struct EncodedMatrix {
   void will_need() const noexcept;
   // The whole tensor, row-major, in its own elements: what a device can copy and decode as is.
   bool is_whole_tensor() const {
-    return encoding != WeightEncoding::mxfp4 && encoding != WeightEncoding::gguf_blocks && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
+    return encoding != WeightEncoding::mxfp4 && encoding != WeightEncoding::gguf_blocks &&
+           encoding != WeightEncoding::bitnet_packed && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
            weight.info().num_elements() == rows * cols;
   }
 };
@@ -110,6 +111,12 @@ class MatrixDecoder {
     return m_.slice.offset + r * row_stride_ + c * m_.slice.col_stride;
   }
   float stored_value(std::uint64_t r, std::uint64_t c) const;  // before scaling
+  // bitnet_packed: the 2-bit code (0, 1, 2; 3 never written) of element (r, c).
+  float bitnet_code(std::uint64_t r, std::uint64_t c) const {
+    const std::uint64_t packed_rows = m_.rows / 4;
+    const auto byte = std::to_integer<unsigned>(*at((r % packed_rows) * m_.cols + c));
+    return static_cast<float>((byte >> (2 * (r / packed_rows))) & 3u);
+  }
   void decode_gguf_row(std::uint64_t r, float* row) const;     // gguf_blocks: row r, all its columns
   float scale_of(std::uint64_t r, std::uint64_t c) const;      // 1 when unscaled
   // Byte `b` of the tensor, as read (b within the weight span).

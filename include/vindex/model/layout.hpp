@@ -35,6 +35,8 @@ enum class WeightEncoding : std::uint8_t {
   fp8_block,  // F8_E4M3 times a block scale ("<name>_scale_inv", [ceil(rows/br), ceil(cols/bc)])
   mxfp4,      // U8 blocks of 32 e2m1 values (low nibble first) times 2^(e8m0 scale - 127)
   gguf_blocks,  // a GGUF tensor of a ggml block type (TensorInfo::ggml_type), rows decoded by dequantize_gguf_row
+  bitnet_packed,  // transformers' offline BitNet: U8 [rows/4, cols], row r's code in bits 2(r / (rows/4)) of
+                  // byte row r % (rows/4); value (code - 1) / weight_scale
 };
 
 // Where one matrix lies in its stored tensor, in elements: element (r, c) of the matrix *as
@@ -88,12 +90,13 @@ struct LayerLayout {
 enum class Fp8Scaling : std::uint8_t { block, tensor, channel };
 const char* fp8_scaling_name(Fp8Scaling s);
 
-// config.json's quantization_config, as read (family_config.cpp says which are known). Its fp8
-// fields say how an F8_E4M3 weight is decoded: weight x scale, the scale tensor named
-// <weight name><scale_suffix>, one float32 product -- rounded to the scale's dtype where the
-// publisher's library computes in it (compressed-tensors). MXFP4 needs none of them.
+// config.json's quantization_config, as read (src/core/model/quantization_config.cpp says which
+// are known). Its fp8 fields say how an F8_E4M3 weight is decoded: weight x scale, the scale tensor
+// named <weight name><scale_suffix>, one float32 product -- rounded to the scale's dtype where the
+// publisher's library computes in it (compressed-tensors). MXFP4 needs none of them; packed BitNet
+// (method "bitnet") only scale_suffix.
 struct BlockQuantization {
-  std::string method;  // quantization_config.quant_method: "fp8", "fbgemm_fp8", "compressed-tensors", "mxfp4"
+  std::string method;  // quant_method: "fp8", "fbgemm_fp8", "compressed-tensors", "bitnet", "mxfp4"
   std::string format;  // quantization_config.fmt ("e4m3") or compressed-tensors' format ("float-quantized")
   Fp8Scaling scaling = Fp8Scaling::block;
   std::uint32_t block_rows = 128;  // scaling == block
@@ -116,6 +119,7 @@ struct ModelLayout {
   Family family = Family::dense_decoder;  // its row in the family table (vindex/model/family.hpp)
   std::string model_type;  // config.json model_type (of text_config for multimodal checkpoints)
   std::vector<std::string> architectures;
+  std::string hidden_act;  // config.json hidden_act (hidden_activation), "" when absent (GGUF)
   std::string gguf_architecture;  // a GGUF checkpoint's general.architecture ("" for safetensors)
   int num_layers = 0;
   std::uint64_t hidden_size = 0;

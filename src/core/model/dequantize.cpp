@@ -139,6 +139,7 @@ std::pair<std::uint64_t, std::uint64_t> EncodedMatrix::weight_span() const {
   const std::uint64_t first = slice.offset;
   const std::uint64_t last = slice.offset + (rows - 1) * row_stride() + (cols - 1) * slice.col_stride;
   if (encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
+  if (encoding == WeightEncoding::bitnet_packed) return {0, rows / 4 * cols};  // the whole packed tensor
   if (encoding == WeightEncoding::gguf_blocks) {
     const GgmlTypeTraits* t = ggml_type_traits(weight.info().ggml_type.value_or(0));
     if (!t) return {0, 0};
@@ -176,7 +177,9 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
   const TensorInfo& info = m_.weight.info();
   if (m_.rows == 0 || m_.cols == 0) throw InternalError(fmt::format("tensor '{}': empty matrix", info.name));
   // The last element the matrix reads must lie inside the tensor.
-  const std::uint64_t elements = encoding_ == WeightEncoding::mxfp4 ? info.byte_size() * 2 : info.num_elements();
+  const std::uint64_t elements = encoding_ == WeightEncoding::mxfp4           ? info.byte_size() * 2
+                                 : encoding_ == WeightEncoding::bitnet_packed ? info.num_elements() * 4
+                                                                              : info.num_elements();
   const std::uint64_t last = element_index(m_.rows - 1, m_.cols - 1);
   if (last >= elements || (encoding_ == WeightEncoding::fp8_block && !m_.is_whole_tensor()))
     throw InternalError(fmt::format("tensor '{}' does not hold a {}x{} matrix at element {} (strides {}, {})", info.name,
@@ -212,6 +215,13 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
       if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().dtype != DType::U8 || m_.slice.col_stride != 1)
         throw InternalError(fmt::format("'{}' is not a U8 MXFP4 block tensor with U8 scales", info.name));
       break;
+    case WeightEncoding::bitnet_packed:
+      if (info.dtype != DType::U8 || !m_.scale || m_.scale->info().num_elements() != 1 || m_.slice.offset != 0 ||
+          m_.slice.col_stride != 1 || m_.slice.transposed || m_.rows % 4 != 0 ||
+          info.shape != std::vector<std::uint64_t>{m_.rows / 4, m_.cols})
+        throw InternalError(fmt::format("'{}' is not a packed BitNet [{}, {}] U8 tensor with one scale", info.name,
+                                        m_.rows / 4, m_.cols));
+      break;
   }
 
   // The weight bytes: read once, digested as they arrive.
@@ -222,6 +232,11 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
   weight_ = destination;
   Xxh64 digest;
   digest.update(std::span<const std::byte>(weight_, weight_size_));
+  if (encoding_ == WeightEncoding::bitnet_packed) {  // the one scale BitLinear divides by
+    const std::vector<std::byte> raw = m_.scale->read_all();
+    digest.update(raw);
+    scales_.assign(1, element_to_float(m_.scale->info().dtype, raw.data(), 0));
+  }
   if (encoding_ == WeightEncoding::gguf_blocks && ggml_type_ == kGgmlTypeI2S) {
     // The tensor's one scale, after its codes.
     std::array<std::byte, 4> raw{};
@@ -288,6 +303,7 @@ float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
     return row[c];
   }
   const DType dtype = m_.weight.info().dtype;
+  if (encoding_ == WeightEncoding::bitnet_packed) return bitnet_code(r, c) - 1.0f;
   if (encoding_ != WeightEncoding::mxfp4) {
     const std::uint64_t size = std::max<std::uint64_t>(dtype_bits(dtype) / 8, 1);
     return element_to_float(dtype, at(i * size), 0);
@@ -310,6 +326,7 @@ float MatrixDecoder::scale_of(std::uint64_t r, std::uint64_t c) const {
     case WeightEncoding::gguf_blocks: return 1.0f;
     case WeightEncoding::fp8_block: return scales_[(r / m_.block_rows) * scale_cols_ + c / m_.block_cols];
     case WeightEncoding::mxfp4: return scales_[element_index(r, c) / 32 - scale_base_];
+    case WeightEncoding::bitnet_packed: return 1.0f / scales_[0];  // (the decoder divides; the error path only)
   }
   return 1.0f;
 }
@@ -375,6 +392,19 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
           }
         }
         cb = end;
+      }
+      sum_sq += row_sq;
+      continue;
+    }
+    if (encoding_ == WeightEncoding::bitnet_packed) {
+      // transformers' unpack_weights, then BitLinear's division by the scale: (code - 1) / scale.
+      const float s = scales_[0];
+      T* row_out = out + (r - r0) * ld - c0;
+      double row_sq = 0.0;
+      for (std::uint64_t c = c0; c < c1; ++c) {
+        const float v = (bitnet_code(r, c) - 1.0f) / s;
+        row_out[c] = static_cast<T>(v);
+        row_sq += static_cast<double>(v) * static_cast<double>(v);
       }
       sum_sq += row_sq;
       continue;

@@ -188,6 +188,8 @@ std::vector<bool> read_model_config(const ConfigReader& top, ModelLayout& layout
   if (layout.model_type.empty()) layout.model_type = top.string("model_type");
   layout.architectures = top.string_list("architectures");
   layout.gguf_architecture = top.string("gguf_architecture");  // set by the GGUF metadata reader only
+  layout.hidden_act = c.string("hidden_act");
+  if (layout.hidden_act.empty()) layout.hidden_act = c.string("hidden_activation");  // Gemma
   const FamilyTraits* family = find_family({layout.model_type, top.string("model_type")}, layout.architectures);
   if (!family)
     throw InputError(top.file(), "",

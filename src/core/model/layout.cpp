@@ -172,10 +172,16 @@ class LayoutBuilder {
     const std::string file = file_of(&record);
     if (info.shape.size() != 2)
       throw InputError(file, info.name, fmt::format("{} weight has shape {}, expected a matrix", what, shape_text(info.shape)));
-    if (info.shape[0] != rows || info.shape[1] != cols)
+    // transformers' offline BitNet stores four ternary codes a byte: [rows / 4, cols] of U8.
+    const bool bitnet = layout_.quantization && layout_.quantization->method == "bitnet" && info.dtype == DType::U8;
+    if (bitnet && rows % 4 != 0)
+      throw InputError(file, info.name, fmt::format("a packed BitNet weight of {} rows, not a multiple of 4", rows));
+    const std::uint64_t stored_rows = bitnet ? rows / 4 : rows;
+    if (info.shape[0] != stored_rows || info.shape[1] != cols)
       throw InputError(file, info.name,
-                       fmt::format("shape {} disagrees with config.json, which gives [{}, {}] for a {} matrix",
-                                   shape_text(info.shape), rows, cols, what));
+                       fmt::format("shape {} disagrees with config.json, which gives [{}, {}] for a {} matrix{}",
+                                   shape_text(info.shape), rows, cols, what,
+                                   bitnet ? fmt::format(" (packed BitNet: [{}, {}] of U8)", stored_rows, cols) : ""));
     WeightRef ref;
     ref.weight = &record;
     ref.rows = rows;
@@ -185,6 +191,11 @@ class LayoutBuilder {
       require_gguf_dequantizable(*info.ggml_type, file, info.name);
       refuse_gguf_tensor_scale(info.name);
       ref.encoding = WeightEncoding::gguf_blocks;
+      return ref;
+    }
+    if (bitnet) {
+      ref.encoding = WeightEncoding::bitnet_packed;
+      ref.scale = &bitnet_scale_for(record);
       return ref;
     }
     check_plain_dtype(record, true);
@@ -329,6 +340,20 @@ class LayoutBuilder {
                                              : "fused experts: BF16, F16, F32, or MXFP4 _blocks/_scales"));
   }
 
+  // A packed BitNet weight's weight_scale: one value, by which BitLinear divides its output.
+  const TensorRecord& bitnet_scale_for(const TensorRecord& weight) const {
+    const std::string scale_name = weight.info->name + "_scale";
+    const TensorRecord* scale = ckpt_.find(scale_name);
+    if (!scale)
+      throw InputError(file_of(&weight), weight.info->name,
+                       fmt::format("packed BitNet weight has no scale tensor '{}'", scale_name));
+    if (!is_float_dtype(scale->info->dtype) || scale->info->num_elements() != 1)
+      throw InputError(file_of(scale), scale->info->name,
+                       fmt::format("a BitNet weight_scale must be one F32, BF16 or F16 value, not {} {}",
+                                   dtype_name(scale->info->dtype), shape_text(scale->info->shape)));
+    return *scale;
+  }
+
   // An F8_E4M3 weight's scale tensor, as quantization_config lays it out (DeepSeek's block scales
   // when config.json declares none).
   const TensorRecord& scale_for(const TensorRecord& weight, std::uint64_t rows, std::uint64_t cols) const {
@@ -453,6 +478,7 @@ const char* projection_name(Projection proj) {
 std::uint64_t WeightRef::stored_bytes() const {
   const std::uint64_t elements = rows * cols;
   if (encoding == WeightEncoding::mxfp4) return elements / 2 + elements / 32;
+  if (encoding == WeightEncoding::bitnet_packed) return elements / 4 + (scale ? scale->info->byte_size() : 0);
   if (encoding == WeightEncoding::gguf_blocks) {
     const GgmlTypeTraits* t = ggml_type_traits(weight->info->ggml_type.value_or(0));
     return t ? elements / t->block_size * t->type_size : 0;

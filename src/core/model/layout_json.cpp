@@ -12,6 +12,7 @@ const char* encoding_name(WeightEncoding e) {
     case WeightEncoding::fp8_block: return "fp8_block";
     case WeightEncoding::mxfp4: return "mxfp4";
     case WeightEncoding::gguf_blocks: return "gguf_blocks";
+    case WeightEncoding::bitnet_packed: return "bitnet_packed";
   }
   return "?";
 }
@@ -46,6 +47,11 @@ ojson quantization_json(const BlockQuantization& q) {
   j["method"] = q.method;
   j["format"] = q.format;
   if (q.method == "mxfp4") return j;
+  if (q.method == "bitnet") {
+    j["scale_tensor"] = "weight" + q.scale_suffix;
+    j["value"] = "(code - 1) / weight_scale";
+    return j;
+  }
   j["fp8_scaling"] = fp8_scaling_name(q.scaling);
   j["weight_block_size"] = q.scaling == Fp8Scaling::block ? ojson({q.block_rows, q.block_cols}) : ojson(nullptr);
   j["scale_tensor"] = "weight" + q.scale_suffix;

@@ -16,7 +16,7 @@ using nlohmann::json;
 constexpr const char* kKnown =
     "fp8 (with weight_block_size: block scales weight_scale_inv; without: one weight_scale per tensor), "
     "fbgemm_fp8 (one weight_scale per row), compressed-tensors (float-quantized fp8 weights: strategy tensor, "
-    "channel or block), mxfp4";
+    "channel or block), bitnet (transformers' offline bitlinear, packed), mxfp4";
 
 [[noreturn]] void refuse(const ConfigReader& top, const std::string& key, const std::string& what) {
   throw InputError(top.file(), "", fmt::format("quantization_config.{} {}; the quantizations read are {}", key, what, kKnown));
@@ -101,6 +101,18 @@ std::optional<BlockQuantization> read_quantization_config(const ConfigReader& to
     return b;
   }
   if (m == "mxfp4") return b;
+  if (m == "bitnet") {  // transformers' BitNet: offline BitLinear weights, packed four to a byte
+    const json cls = q.value("linear_class", json("bitlinear"));
+    if (cls != "bitlinear")
+      refuse(top, "linear_class", fmt::format("is {}: BitNet weights are read as offline bitlinear (packed)", text(cls)));
+    const json mode = q.value("quantization_mode", json("offline"));
+    if (mode != "offline")
+      refuse(top, "quantization_mode",
+             fmt::format("is {}: online BitNet weights are stored unquantized and ternarized only at run time", text(mode)));
+    b.format = "ternary, 4 a byte";
+    b.scale_suffix = "_scale";
+    return b;
+  }
   refuse(top, "quant_method", fmt::format("is '{}', which vindex_mpi does not read", m));
 }
 

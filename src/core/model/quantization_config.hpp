@@ -16,6 +16,7 @@ namespace vindex::layout_detail {
 //   fbgemm_fp8: one float32 weight_scale per output row;
 //   compressed-tensors, format float-quantized (or naive-quantized) with 8-bit float weights,
 //       symmetric, strategy tensor, channel or block: weight_scale, the product in its dtype;
+//   bitnet: transformers' offline bitlinear, U8 [out/4, in] codes and one weight_scale;
 //   mxfp4 (GPT-OSS).
 // Anything else, or an inconsistent one, is an InputError naming the key and listing these.
 std::optional<BlockQuantization> read_quantization_config(const ConfigReader& top);
