@@ -1,7 +1,8 @@
 // GPU check (CTest test gpu_decode_matches_cpu, label gpu; skipped where no GPU is visible): every
-// weight matrix of the fixtures, dequantized by the CUDA kernel, must equal the CPU decoder's float32
-// values bit for bit, and the device's float64 sum of squares must match the CPU's to 1e-12 relative
-// (the order of summation differs).
+// weight matrix of the fixtures (whole tensors: plain, and fp8 with block, per-row and per-tensor
+// scales, the product rounded to bf16 or fp16 for compressed-tensors), dequantized by the CUDA
+// kernel, must equal the CPU decoder's float32 values bit for bit, and the device's float64 sum of
+// squares must match the CPU's to 1e-12 relative (the order of summation differs).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -55,6 +56,9 @@ int main(int argc, char** argv) {
                                                                         : StoredType::f32;
         VINDEX_CUDA_CHECK(launch_decode<float>(raw.get(), type, decoder.scales().empty() ? nullptr : scales.get(), m.rows,
                                                m.cols, m.block_rows, m.block_cols, (m.cols + m.block_cols - 1) / m.block_cols,
+                                               m.product_dtype == DType::BF16  ? StoredType::bf16
+                                               : m.product_dtype == DType::F16 ? StoredType::f16
+                                                                               : StoredType::f32,
                                                out.get(), partials.get(), stream.get()));
         VINDEX_CUDA_CHECK(launch_sum_partials(partials.get(), decode_blocks(cpu.size()), total.get(), stream.get()));
         stream.synchronize();
