@@ -9,6 +9,7 @@
 #include "../cpu/blas_kernels.hpp"
 #include "../mpi/agreement.hpp"
 #include "../mpi/communicator.hpp"
+#include "cka_command.hpp"
 #include "inspect_command.hpp"
 #include "merge_command.hpp"
 #include "options.hpp"
@@ -39,6 +40,16 @@ void warn_if_narrowly_bound(const vindex::mpi::Communicator& comm, int requested
                threads, hardware);
 }
 
+// Only failures that cannot be agreed upon get here (MPI errors, or a failure inside an exchange):
+// end every rank rather than leave any waiting.
+[[noreturn]] void fail_collectively(const vindex::mpi::Communicator& comm, const std::exception_ptr& error) {
+  using namespace vindex;
+  fmt::print(stderr, "vindex_mpi: fatal (rank {} of {} on {}): {}\n", comm.rank(), comm.size(), app::printable(app::host_name()),
+             app::printable(mpi::message_of(error)));
+  std::fflush(stderr);
+  comm.abort(static_cast<int>(mpi::exit_code_of(error)));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,6 +71,14 @@ int main(int argc, char** argv) {
     return static_cast<int>(ExitCode::internal);
   }
   const mpi::Communicator& comm = *world;
+  // `cka` is a job of its own (cross-model CKA of two pooled captures).
+  if (argc > 1 && std::string_view(argv[1]) == "cka") {
+    try {
+      return app::run_cka(comm, argc - 1, argv + 1);
+    } catch (...) {
+      fail_collectively(comm, std::current_exception());
+    }
+  }
 
   // Every rank parses the same arguments and reaches the same verdict; rank 0 prints it.
   app::ParseResult parsed;
@@ -80,12 +99,6 @@ int main(int argc, char** argv) {
     const app::RunContext ctx{*parsed.options, comm, threads, std::chrono::steady_clock::now(), app::utc_now_iso8601()};
     return app::SpectraJob(ctx).run();
   } catch (...) {
-    // Only failures that cannot be agreed upon get here (MPI errors, or a failure inside an
-    // exchange): end every rank rather than leave any waiting.
-    const auto error = std::current_exception();
-    fmt::print(stderr, "vindex_mpi: fatal (rank {} of {} on {}): {}\n", comm.rank(), comm.size(), app::printable(app::host_name()),
-               app::printable(mpi::message_of(error)));
-    std::fflush(stderr);
-    comm.abort(static_cast<int>(mpi::exit_code_of(error)));
+    fail_collectively(comm, std::current_exception());
   }
 }

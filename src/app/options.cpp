@@ -40,7 +40,8 @@ Examples:
   mpirun -np 8 vindex_mpi --model /data/Qwen3-30B-A3B --out qwen --phases 1,2 --projections down,gate,up
   vindex_mpi --model /data/Kimi-K2-Instruct --dry-run
   vindex_mpi inspect --model /data/Kimi-K2-Instruct   (what the checkpoint holds; see inspect --help)
-  vindex_mpi merge --config JOB.toml                  (join the slices of an array job; see merge --help))";
+  vindex_mpi merge --config JOB.toml                  (join the slices of an array job; see merge --help)
+  mpirun -np 2 vindex_mpi cka A.h5 B.h5 --out DIR     (cross-model CKA of two pooled captures; see cka --help))";
 
 }  // namespace
 

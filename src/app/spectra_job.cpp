@@ -58,7 +58,7 @@ int SpectraJob::run() {
 // backend for the job.
 std::optional<int> SpectraJob::plan() {
   const Options& o = ctx_.options;
-  if (auto code = run_stage(ctx_, [&] {
+  if (auto code = run_stage(ctx_.comm, [&] {
         checkpoint_.emplace(Checkpoint::open(o.model));
         layout_ = detect_layout(*checkpoint_);
         selected_layers_ = request_.selected_layers(layout_.num_layers);
@@ -104,7 +104,7 @@ int SpectraJob::print_plan() const {
 // run id, from rank 0 to all.
 std::optional<int> SpectraJob::identify() {
   std::uint64_t fingerprint = 0;
-  if (auto code = run_stage(ctx_, [&] {
+  if (auto code = run_stage(ctx_.comm, [&] {
         if (!ctx_.comm.is_root()) return;
         const ModelFingerprint f = fingerprint_model(*checkpoint_, ctx_.threads);
         fmt::print(stderr, "vindex_mpi: model fingerprint {} ({} tensors sampled, {:.1f} MiB read in {:.2f} s)\n", f.value,
@@ -122,7 +122,7 @@ std::optional<int> SpectraJob::identify() {
 // (a NaN among them must not cost the whole run) and, with --resume, the journal.
 std::optional<int> SpectraJob::open_outputs() {
   const Options& o = ctx_.options;
-  return run_stage(ctx_, [&] {
+  return run_stage(ctx_.comm, [&] {
     if (!ctx_.comm.is_root()) return;
     if (request_.plan().routers) router_biases_ = read_router_biases(layout_, *checkpoint_, layers_);
     const OutputMode mode = o.resume ? OutputMode::resume : o.overwrite ? OutputMode::overwrite : OutputMode::fresh;
@@ -135,7 +135,7 @@ std::optional<int> SpectraJob::open_outputs() {
 
 // The backend (made earlier when phase 3 ran on it) and this rank's journal, in one stage.
 std::optional<int> SpectraJob::start_backend() {
-  return run_stage(ctx_, [&] {
+  return run_stage(ctx_.comm, [&] {
     if (!backend_) backend_ = make_backend(ctx_, backend_kind_);
     journal_.emplace(out_, fmt::format("run-{}-rank-{:05d}.vjl", run_id_, ctx_.comm.rank()), identity_,
                      ctx_.options.journal_seconds);
@@ -149,13 +149,13 @@ std::optional<int> SpectraJob::start_backend() {
 std::optional<int> SpectraJob::phase3() {
   if (!capture_) return std::nullopt;
   std::vector<std::byte> share;
-  if (auto code = run_stage(ctx_, [&] {
+  if (auto code = run_stage(ctx_.comm, [&] {
         backend_ = make_backend(ctx_, backend_kind_);
         share = compute_phase3_share(ctx_.comm, *backend_, *checkpoint_, layout_, layers_, *capture_,
                                      request_.phase3_tokens);
       }))
     return code;
-  return run_stage(ctx_, [&] {
+  return run_stage(ctx_.comm, [&] {
     phase3_ = gather_phase3(ctx_.comm, share, layout_, *capture_, request_.phase3_tokens);
   });
 }
@@ -173,7 +173,7 @@ std::optional<int> SpectraJob::share_resumed() {
     const auto n = static_cast<std::size_t>(comm.size());
     const auto r = static_cast<std::size_t>(comm.rank());
     const std::size_t begin = done_items_.size() * r / n, end = done_items_.size() * (r + 1) / n;
-    if (auto code = run_stage(ctx_, [&] {
+    if (auto code = run_stage(ctx_.comm, [&] {
           std::vector<WorkItem> items;
           for (std::size_t i = begin; i < end; ++i) items.push_back(items_.at(done_items_[i]));
           verify_weight_digests(*checkpoint_, layout_, items, std::span(digests).subspan(begin, end - begin),
@@ -233,8 +233,8 @@ std::optional<int> SpectraJob::compute() {
   work.join();
   if (progress) progress->finish(global_done);
   bool input_changed = false;
-  if (auto code = agree(ctx_, work.failed() ? work.error() : nullptr, &input_changed)) return failed(*code, input_changed);
-  if (auto code = run_stage(ctx_, [&] {
+  if (auto code = agree(ctx_.comm, work.failed() ? work.error() : nullptr, &input_changed)) return failed(*code, input_changed);
+  if (auto code = run_stage(ctx_.comm, [&] {
         journal_->flush();
         journal_.reset();
         results_ = work.take_results();
@@ -248,10 +248,10 @@ std::optional<int> SpectraJob::compute() {
 std::optional<int> SpectraJob::gather_and_write() {
   const mpi::Communicator& comm = ctx_.comm;
   std::vector<std::byte> encoded;
-  if (auto code = run_stage(ctx_, [&] { encode_results(std::exchange(results_, {}), encoded); })) return code;
+  if (auto code = run_stage(ctx_.comm, [&] { encode_results(std::exchange(results_, {}), encoded); })) return code;
   const double peak_rss = mpi::max_over_ranks(comm, peak_rss_mib());
   std::vector<mpi::HostRanks> hosts = mpi::gather_host_table(comm);
-  return run_stage(ctx_, [&] {
+  return run_stage(ctx_.comm, [&] {
     std::vector<MatrixResult> all = mpi::gather_results(comm, encoded);
     encoded = {};
     if (!comm.is_root()) return;

@@ -29,17 +29,12 @@ std::string describe_request(const PlanRequest& request, bool phase3) {
   return out;
 }
 
-namespace {
-
-// The JSON text of an output file: its run id first, then its content.
 std::string output_json(const std::string& run_id, const nlohmann::ordered_json& content) {
   nlohmann::ordered_json j;
   j["run_id"] = run_id;
   for (const auto& [key, value] : content.items()) j[key] = value;
   return j.dump(2) + "\n";
 }
-
-}  // namespace
 
 void write_spectra_outputs(const std::filesystem::path& out, const std::string& run_id, const VindexTables& tables,
                            const std::string& model_name, const ModelLayout& layout,

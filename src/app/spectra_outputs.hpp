@@ -17,6 +17,8 @@ namespace vindex::app {
 // "phase 1 (down_proj, gate_proj), phase 2 (routers) and phase 3 (routing)", for headlines.
 std::string describe_request(const PlanRequest& request, bool phase3 = false);
 
+// The JSON text of an output file: its run id first, then its content.
+std::string output_json(const std::string& run_id, const nlohmann::ordered_json& content);
 
 // Writes the files of the tables' phases into `out` as the output set of run `run_id` (each file
 // carries it) and prints `headline`, the layer table and the paths.

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "blas_lapack.hpp"
+#include "row_gram.hpp"
 #include "vindex/base/errors.hpp"
 #include "vindex/model/dequantize.hpp"
 #include "vindex/run/rank_computation.hpp"
@@ -155,13 +156,7 @@ LayerPhase3 compute_layer_phase3(const Phase3Inputs& in, int index) {
   // C5: the centred token Gram matrix of the sampled inputs.
   const std::uint64_t s = in.sampled.size();
   center_columns(sampled_x, s, h);
-  out.token_gram.assign(s * s, 0.0);
-  if (s > 0) {
-    cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, static_cast<int>(s), static_cast<int>(h), 1.0, sampled_x.data(),
-                static_cast<int>(h), 0.0, out.token_gram.data(), static_cast<int>(s));
-    for (std::uint64_t i = 0; i < s; ++i)
-      for (std::uint64_t j = 0; j < i; ++j) out.token_gram[j * s + i] = out.token_gram[i * s + j];
-  }
+  out.token_gram = row_gram(sampled_x, s, h);
   normalize_gram(out.token_gram);
   return out;
 }

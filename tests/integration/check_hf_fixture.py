@@ -70,6 +70,17 @@ def main():
     return check_run(a.out, ref, a.projections, a.phases, a.k, f"{ref['fixture']} against its {kind} reference")
 
 
+def print_var64_ranges(ref, projections):
+    """Each projection's var@64 range over the reference's matrices (the numbers the README quotes)."""
+    for proj in projections:
+        v = []
+        for m in ref["matrices"]:
+            if m["projection"] == proj:
+                s2 = np.asarray(m["singular_values"], np.float64) ** 2
+                v.append(float(np.sum(s2[:64]) / m["frobenius_sq"]))
+        print(f"{proj}: {len(v)} matrices, var@64 {min(v):.4f}-{max(v):.4f} (median {np.median(v):.4f}), numpy float64")
+
+
 def check_run(out, ref, projections, phases, ks, verdict):
     """Checks the run in OUT against a reference in reference.json's schema (tests/fixtures/hf/README.md)."""
     name = ref["fixture"]

@@ -20,7 +20,7 @@ from gguf import GGUFReader
 from gguf.quants import dequantize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_hf_fixture import check_run, run_arguments  # noqa: E402
+from check_hf_fixture import check_run, print_var64_ranges, run_arguments  # noqa: E402
 from checks import check, finish  # noqa: E402
 
 GGUF_NAMES = {"gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
@@ -57,13 +57,7 @@ def main():
     ref = reference(a.gguf, a.projections)
     types = sorted({m["ggml_type"] for m in ref["matrices"]})
     check(len(ref["matrices"]) == ref["num_hidden_layers"] * len(a.projections), "a projection is missing from the GGUF")
-    for proj in a.projections:
-        v = []
-        for m in ref["matrices"]:
-            if m["projection"] == proj:
-                s2 = m["singular_values"] ** 2
-                v.append(float(np.sum(s2[:64]) / m["frobenius_sq"]))
-        print(f"{proj}: {len(v)} matrices, var@64 {min(v):.4f}-{max(v):.4f} (median {np.median(v):.4f}), numpy float64")
+    print_var64_ranges(ref, a.projections)
     status = check_run(a.out, ref, a.projections, a.phases - {3}, a.k,
                        f"{a.gguf.name} ({ref['architecture']}, {', '.join(types)}): {len(ref['matrices'])} matrices "
                        f"against numpy float64 SVD of gguf {version('gguf')} dequantize")

@@ -10,6 +10,8 @@ the P most probable next tokens after every position.
         [--max-tokens-per-prompt N] [--top-p-count 16] [--device cpu|cuda] [--dtype float32|bfloat16]
         [--storage float32|float16] [--batch-size B] [--token-ids-from-text] [--model-name NAME]
         [--verify-experts]
+    python3 tools/capture/capture.py --pooled --model DIR|FILE.gguf --out FILE.h5 [--prompts FILE]
+        [--max-prompts N] [--storage float32|float16] ...   # per-prompt representations (pooled.py)
 
 A GGUF checkpoint (llama.cpp's format; --model names the .gguf file) is loaded by transformers' own GGUF
 support (from_pretrained(dir, gguf_file=...): config, tokenizer and weights dequantized to float32 by gguf-py;
@@ -881,6 +883,10 @@ def parse_args(argv=None):
     ap.add_argument("--token-ids-from-text", action="store_true",
                     help="no tokenizer: token id = UTF-8 byte value mod vocab_size (test fixtures)")
     ap.add_argument("--model-name", default=None, help="the file's 'model' attribute (default: directory name)")
+    ap.add_argument("--pooled", action="store_true",
+                    help="write a vindex-pooled-capture instead: per prompt and hidden state the mean over the "
+                         "prompt's tokens and its last token (for `vindex_mpi cka`; encoders such as BERT too)")
+    ap.add_argument("--max-prompts", type=int, default=None, help="--pooled: the first N prompts only")
     ap.add_argument("--verify-experts", action="store_true",
                     help="also check that each expert module received exactly the rows of the tokens the captured "
                          "selection sends to it (keeps a copy of every expert input: small models only)")
@@ -895,6 +901,14 @@ def main(argv=None) -> int:
     try:
         import transformers
         transformers.logging.set_verbosity_error()
+        if args.pooled:
+            import pooled
+            cap = pooled.run_pooled(args, sys.modules[__name__])
+            a = cap["attrs"]
+            print(f"{args.out}: {a['model']} ({a['model_type']}), {a['n_prompts']} prompts, {a['n_representations']} "
+                  f"representations of {a['hidden_size']} values, mean and last token; {a['engine']}, "
+                  f"{a['capture_dtype']}" + (f"; {cap['note']}" if cap["note"] else ""))
+            return 0
         cap = run_capture(args)
     except CaptureError as e:
         print(f"capture.py: error: {e}", file=sys.stderr)

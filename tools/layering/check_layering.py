@@ -23,12 +23,12 @@ import shutil
 import sys
 import tempfile
 
-CORE_ORDER = ["base", "format", "model", "numerics", "phase3", "run", "output"]
+CORE_ORDER = ["base", "format", "model", "numerics", "phase3", "compare", "run", "output"]
 # Headers with no source of their own: templates, inline helpers, interfaces.
 HEADER_ONLY = {
     "include/vindex/base/aligned_buffer.hpp", "include/vindex/base/parallel_for.hpp",
     "include/vindex/run/backend.hpp", "include/vindex/run/cuda_plugin_abi.hpp", "src/core/base/byte_codec.hpp", "src/core/base/hdf5_handle.hpp",
-    "src/core/base/hdf5_read.hpp", "src/cpu/blas_lapack.hpp", "src/cuda/cuda_check.hpp",
+    "src/core/base/hdf5_read.hpp", "src/core/base/hdf5_write.hpp", "src/cpu/blas_lapack.hpp", "src/cuda/cuda_check.hpp",
     "src/cuda/cuda_resources.hpp",
 }
 SOURCE_WITHOUT_HEADER = {"src/app/main.cpp"}  # the executable's entry point

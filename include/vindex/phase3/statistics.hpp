@@ -70,6 +70,13 @@ class ActivationTally {
 // scales a Gram matrix to unit Frobenius norm (all zero stays zero).
 void center_columns(std::vector<double>& x, std::size_t s, std::size_t h);
 void normalize_gram(std::vector<double>& gram);
+// The U-centring of an [n, n] Gram matrix (n >= 4), in place: the unbiased estimator of HSIC
+// (Song et al. 2012) is <U(K), U(L)> / (n (n - 3)), and the debiased CKA the cosine of U(K) and U(L)
+// (Nguyen, Raghu and Kornblith 2021; Kornblith et al.'s center_gram(unbiased=True)).
+void u_center_gram(std::vector<double>& gram, std::size_t n);
+// <a, b> / (|a| |b|) of two Gram matrices of one size: the linear CKA of centred (or U-centred)
+// Grams; `same` (0 when either is all zero unless both are the same matrix, then 1).
+double gram_alignment(std::span<const double> a, std::span<const double> b, bool same = false);
 
 struct Stage {
   int first_layer = 0, last_layer = 0;

@@ -126,4 +126,60 @@ inline hsize_t dataset_length(const Context& ctx, hid_t group, const std::string
   return n;
 }
 
+// What a dataset of an input file must hold (capture files, docs/phase3.md): ids, indices and positions are integers,
+// never rounded from floats; hidden states, logits, weights and probabilities are floating point.
+// Either of at most 8 bytes, so that int64 and float64 hold every value.
+enum class Numbers { integers, floats };
+
+inline std::string type_text(hid_t type) {
+  const std::size_t size = H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: return fmt::format("{}-byte {} integers", size, H5Tget_sign(type) == H5T_SGN_NONE ? "unsigned" : "signed");
+    case H5T_FLOAT: return fmt::format("{}-byte floats", size);
+    case H5T_STRING: return "strings";
+    case H5T_COMPOUND: return "compound records";
+    case H5T_ENUM: return "enumerated values";
+    default: return "values that are not numbers";
+  }
+}
+
+// The dimensions of the dataset at `path` (absolute), after checking it is a plain dataset of
+// this file holding `want`; empty when `optional` and absent.
+inline std::vector<hsize_t> dataset_dims(const Context& ctx, hid_t file, const std::string& path, bool optional, Numbers want) {
+  // Every link on the path, the groups' too (/layers, /layers/layer_000), must be a hard link:
+  // a soft or external link to a group would otherwise be followed into another file.
+  for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    const std::string prefix = path.substr(0, slash);
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) {
+      if (optional) return {};
+      ctx.fail(path, "is missing");
+    }
+    require_hard_link(ctx, file, prefix.c_str(), prefix);
+    if (slash == std::string::npos) break;
+  }
+  const Handle set(H5Dopen2(file, path.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2", path);
+  {
+    const Handle plist(H5Dget_create_plist(set.get()), H5Pclose, "H5Dget_create_plist", path);
+    if (H5Pget_external_count(plist.get()) != 0 || H5Pget_layout(plist.get()) == H5D_VIRTUAL)
+      ctx.fail(path, "is stored outside this file (external or virtual dataset)");
+  }
+  {
+    const Handle type(H5Dget_type(set.get()), H5Tclose, "H5Dget_type", path);
+    const H5T_class_t type_class = H5Tget_class(type.get());
+    const bool fits = H5Tget_size(type.get()) <= 8;
+    if (want == Numbers::integers && !(type_class == H5T_INTEGER && fits))
+      ctx.fail(path, fmt::format("holds {}, expected integers of at most 8 bytes (ids, indices and positions are "
+                                 "never rounded from other types)",
+                                 type_text(type.get())));
+    if (want == Numbers::floats && !(type_class == H5T_FLOAT && fits))
+      ctx.fail(path, fmt::format("holds {}, expected floating point of at most 8 bytes", type_text(type.get())));
+  }
+  const Handle space(H5Dget_space(set.get()), H5Sclose, "H5Dget_space", path);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1 || rank > 4) ctx.fail(path, fmt::format("has {} dimensions", rank));
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
 }  // namespace vindex::hdf5

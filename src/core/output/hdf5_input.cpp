@@ -111,20 +111,25 @@ std::vector<std::string> child_names(hid_t group, const std::string& where) {
   return names;
 }
 
-void check_format(const Context& ctx, hid_t file) {
-  if (read_string_attribute(ctx, file, "format", "/") != kVindexFormatName) ctx.fail("/", "is not a vindex file");
-  if (const auto v = read_string_attribute(ctx, file, "format_version", "/"); v != kVindexFormatVersion)
-    ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, kVindexFormatVersion));
+void check_format(const Context& ctx, hid_t file, const char* format = kVindexFormatName,
+                  const char* version = kVindexFormatVersion) {
+  if (read_string_attribute(ctx, file, "format", "/") != format) ctx.fail("/", fmt::format("is not a {} file", format));
+  if (const auto v = read_string_attribute(ctx, file, "format_version", "/"); v != version)
+    ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, version));
 }
 
 }  // namespace
 
-std::string read_vindex_run_id(const std::filesystem::path& path) {
+std::string read_output_run_id(const std::filesystem::path& path, const char* format, const char* version) {
   hdf5::silence_errors();
   const Context ctx{path.string()};
   const hdf5::CheckedFile opened = hdf5::open_checked(ctx);
-  check_format(ctx, opened.file.get());
+  check_format(ctx, opened.file.get(), format, version);
   return read_string_attribute(ctx, opened.file.get(), "run_id", "/");
+}
+
+std::string read_vindex_run_id(const std::filesystem::path& path) {
+  return read_output_run_id(path, kVindexFormatName, kVindexFormatVersion);
 }
 
 VindexFileContents read_vindex_h5(const std::filesystem::path& path) {

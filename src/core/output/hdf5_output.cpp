@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "../base/hdf5_handle.hpp"
+#include "../base/hdf5_write.hpp"
 #include "vindex/base/errors.hpp"
 #include "vindex/numerics/random_floor.hpp"
 
@@ -19,42 +20,10 @@ namespace {
 
 using hdf5::check;
 using H5Handle = hdf5::Handle;
-
-void write_string_attribute(hid_t object, const char* name, const std::string& value) {
-  const H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy", name);
-  check(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size", name);
-  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset", name);
-  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", name);
-  const H5Handle attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-                      "H5Acreate2", name);
-  const char* data = value.c_str();
-  check(H5Awrite(attr.get(), type.get(), &data), "H5Awrite", name);
-}
-
-void write_int_attribute(hid_t object, const char* name, const std::vector<long long>& values) {
-  const hsize_t dims[1] = {values.size()};
-  const H5Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose, "H5Screate_simple", name);
-  const H5Handle attr(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-                      "H5Acreate2", name);
-  check(H5Awrite(attr.get(), H5T_NATIVE_LLONG, values.data()), "H5Awrite", name);
-}
-
-void write_double_attribute(hid_t object, const char* name, double value) {
-  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate", name);
-  const H5Handle attr(H5Acreate2(object, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-                      "H5Acreate2", name);
-  check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "H5Awrite", name);
-}
-
-template <typename T>
-void write_dataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type, const std::vector<T>& data,
-                   std::vector<hsize_t> dims) {
-  const H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
-                       "H5Screate_simple", name);
-  const H5Handle set(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                     H5Dclose, "H5Dcreate2", name);
-  check(H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite", name);
-}
+using hdf5::write_dataset;
+using hdf5::write_double_attribute;
+using hdf5::write_int_attribute;
+using hdf5::write_string_attribute;
 
 void write_group(hid_t layer_group, const MatrixGroup& g, const std::vector<int>& ks) {
   const H5Handle group(H5Gcreate2(layer_group, g.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
@@ -125,14 +94,8 @@ std::string hdf5_library_version() {
 }
 
 std::vector<std::byte> vindex_h5_image(const VindexTables& tables, const Hdf5RootInfo& root) {
-  hdf5::silence_errors();
-  // In memory only: the name is never created on disk (no backing store), but must be unique
-  // among the files this process has open.
   const std::string file_name = fmt::format("vindex-image-{}.h5", root.run_id);
-  const H5Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate", file_name);
-  check(H5Pset_fapl_core(access.get(), 4 << 20, 0), "H5Pset_fapl_core", file_name);
-  H5Handle file(H5Fcreate(file_name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose, "H5Fcreate",
-                file_name);
+  H5Handle file = hdf5::create_memory_file(file_name);
   write_string_attribute(file.get(), "format", kVindexFormatName);
   write_string_attribute(file.get(), "format_version", kVindexFormatVersion);
   write_string_attribute(file.get(), "run_id", root.run_id);
@@ -173,13 +136,7 @@ std::vector<std::byte> vindex_h5_image(const VindexTables& tables, const Hdf5Roo
     }
   }
   if (tables.phase3) write_phase3(file.get(), *tables.phase3);
-  check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file_name);
-  const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
-  if (size <= 0) throw Hdf5Error("H5Fget_file_image", file_name);
-  std::vector<std::byte> image(static_cast<std::size_t>(size));
-  if (H5Fget_file_image(file.get(), image.data(), image.size()) != size) throw Hdf5Error("H5Fget_file_image", file_name);
-  file.close();
-  return image;
+  return hdf5::close_to_image(file, file_name);
 }
 
 }  // namespace vindex

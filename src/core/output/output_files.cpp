@@ -19,6 +19,7 @@
 #include "vindex/base/errors.hpp"
 #include "vindex/base/file_descriptor.hpp"
 #include "vindex/base/json_file.hpp"
+#include "vindex/output/cross_cka_output.hpp"
 #include "vindex/output/hdf5_input.hpp"
 #include "vindex/run/journal.hpp"
 
@@ -28,7 +29,7 @@ namespace fs = std::filesystem;
 const std::vector<std::string>& vindex_output_files() {
   static const std::vector<std::string> files{"vindex.h5", "phase1_moe_svd.json", "phase2_router_svd.json",
                                               "phase3_routing_stats.json", "phase1_moe_svd_agg.json",
-                                              "moe_config.json"};
+                                              "moe_config.json", "cross_cka.h5", "cross_cka.json"};
   return files;
 }
 
@@ -382,6 +383,8 @@ OutputManifest verify_output_set(const fs::path& dir) {
     std::string run_id;
     if (f.name == "vindex.h5") {
       run_id = read_vindex_run_id(path);
+    } else if (f.name == "cross_cka.h5") {
+      run_id = read_output_run_id(path, kCrossCkaFormatName, kCrossCkaFormatVersion);
     } else {
       const nlohmann::json j = parse_json_strict(read_text_file(path, f.bytes), path.string());
       run_id = j.is_object() && j.contains("run_id") && j["run_id"].is_string() ? j["run_id"].get<std::string>() : "";

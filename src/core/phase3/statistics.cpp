@@ -111,24 +111,42 @@ void normalize_gram(std::vector<double>& gram) {
   for (double& v : gram) v /= norm;
 }
 
+void u_center_gram(std::vector<double>& gram, std::size_t n) {
+  VINDEX_ASSERT(gram.size() == n * n && n >= 4);
+  for (std::size_t i = 0; i < n; ++i) gram[i * n + i] = 0;
+  // K~ - 1 1^T K~ / (n-2) - K~ 1 1^T / (n-2) + 1^T K~ 1 / ((n-1)(n-2)) 1 1^T, diagonal zero.
+  std::vector<double> means(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) means[j] += gram[i * n + j];
+  double total = 0;
+  for (double& m : means) {
+    m /= static_cast<double>(n - 2);
+    total += m;
+  }
+  const double shift = total / (2.0 * static_cast<double>(n - 1));
+  for (double& m : means) m -= shift;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) gram[i * n + j] = i == j ? 0.0 : gram[i * n + j] - means[i] - means[j];
+}
+
+double gram_alignment(std::span<const double> a, std::span<const double> b, bool same) {
+  if (a.size() != b.size()) throw InternalError("Gram matrices of different sizes");
+  double dot = 0, na = 0, nb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  // A representation whose centred values are all zero: like itself only.
+  return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : same ? 1.0 : 0.0;
+}
+
 std::vector<double> cka_matrix(std::span<const LayerPhase3> layers) {
   const std::size_t n = layers.size();
   std::vector<double> cka(n * n, LayerPhase3::nan);
   for (std::size_t a = 0; a < n; ++a)
-    for (std::size_t b = a; b < n; ++b) {
-      const auto& ka = layers[a].token_gram;
-      const auto& kb = layers[b].token_gram;
-      if (ka.size() != kb.size()) throw InternalError("token Gram matrices of different sizes");
-      double dot = 0, na = 0, nb = 0;
-      for (std::size_t i = 0; i < ka.size(); ++i) {
-        dot += ka[i] * kb[i];
-        na += ka[i] * ka[i];
-        nb += kb[i] * kb[i];
-      }
-      // A layer whose centred inputs are all zero: like itself only.
-      const double value = na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : a == b ? 1.0 : 0.0;
-      cka[a * n + b] = cka[b * n + a] = value;
-    }
+    for (std::size_t b = a; b < n; ++b)
+      cka[a * n + b] = cka[b * n + a] = gram_alignment(layers[a].token_gram, layers[b].token_gram, a == b);
   return cka;
 }
 
