@@ -27,8 +27,10 @@ def run_report(script, *args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def check_page(report_dir, runs, label, min_figures):
-    page = open(os.path.join(report_dir, "report.html"), encoding="utf-8").read()
+def check_self_contained(report_dir, label, min_figures, page_name="report.html"):
+    """The page in report_dir: one file (every image an embedded PNG, nothing from the network, no
+    script) whose figures are exactly the PNG files written beside it. Returns the page's text."""
+    page = open(os.path.join(report_dir, page_name), encoding="utf-8").read()
     # Self-contained: every src/href is a data: URI; no link, script or stylesheet from elsewhere.
     refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page) + re.findall(r"(?:src|href)\s*=\s*'([^']*)'", page)
     check(refs and all(r.startswith("data:image/png;base64,") for r in refs), f"{label}: external references {refs[:3]}")
@@ -43,7 +45,11 @@ def check_page(report_dir, runs, label, min_figures):
         check(png[:8] == b"\x89PNG\r\n\x1a\n", f"{label}: {figure_id} is not a PNG")
         path = os.path.join(report_dir, "figures", figure_id + ".png")
         check(os.path.exists(path) and open(path, "rb").read() == png, f"{label}: {figure_id}.png differs from the page")
+    return page
 
+
+def check_page(report_dir, runs, label, min_figures):
+    page = check_self_contained(report_dir, label, min_figures)
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
     for run_dir in runs:
         summary = json.load(open(os.path.join(run_dir, "phase1_moe_svd.json")))

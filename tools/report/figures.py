@@ -32,16 +32,26 @@ def _series(run, k, role_key=None):
     return np.array(xs, dtype=float), np.array(med), np.array(lo), np.array(hi)
 
 
-def profile(runs, k):
+def _floor_series(run, k):
+    """(layers, random floor of var@k) of the layers the profile draws (README, "The random floor")."""
+    pairs = [(l.index, l.summary.get(f"random_floor_var{k}")) for l in run.layers if l.summary]
+    pairs = [p for p in pairs if p[1] is not None]
+    return np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs], dtype=float)
+
+
+def profile(runs, k, labels=None, floors=False, normalised=None):
     """Per-layer var@k: median of the routed experts with the q25-q75 band, shared experts and dense
-    layers marked, the dissolution line. Several runs: overlaid on normalised depth."""
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    several = len(runs) > 1
+    layers marked, the dissolution line. Several runs (or normalised=True): on normalised depth,
+    labelled with `labels` (default: the model names); floors=True adds each layer's random floor."""
+    fig, ax = plt.subplots(figsize=(9, 4.2) if not floors else (12, 4.8))
+    several = len(runs) > 1 if normalised is None else normalised
+    labels = labels or [run.model for run in runs]
     for i, run in enumerate(runs):
         color = COLORS[i % len(COLORS)]
         depth = max(run.num_hidden_layers - 1, 1)
         scale = (lambda x: x / depth) if several else (lambda x: x)
-        label = run.model if several else "routed experts: median"
+        name = labels[i]
+        label = name if several else "routed experts: median"
         xs, med, lo, hi = _series(run, k)
         if len(xs):
             ax.fill_between(scale(xs), lo, hi, color=color, alpha=0.22, linewidth=0,
@@ -50,13 +60,20 @@ def profile(runs, k):
         sx, smed, _, _ = _series(run, k, "shared")
         if len(sx):
             ax.plot(scale(sx), smed, color=color, linestyle=":", marker="^", markersize=3.5, linewidth=1,
-                    label=f"{run.model}: shared expert" if several else "shared expert")
+                    label=f"{name}: shared expert" if several else "shared expert")
         dense = [(l.index, l.summary.get(f"median_var{k}")) for l in run.layers
                  if l.kind == "dense" and l.summary and l.summary.get(f"median_var{k}") is not None]
         if dense:
             dx = np.array([d[0] for d in dense], dtype=float)
             ax.scatter(scale(dx), [d[1] for d in dense], marker="s", s=36, facecolor="white", edgecolor=color,
-                       zorder=3, label=f"{run.model}: dense MLP layer" if several else "dense MLP layer")
+                       zorder=3, label=f"{name}: dense MLP layer" if several else "dense MLP layer")
+            if several and not len(xs) and len(dense) > 1:  # a dense model: its layers joined as its profile
+                ax.plot(scale(dx), [d[1] for d in dense], color=color, linewidth=1.2)
+        if floors:
+            fx, fv = _floor_series(run, k)
+            if len(fx):
+                ax.plot(scale(fx), fv, color=color, linestyle="--", linewidth=0.9, drawstyle="steps-mid",
+                        label=f"{name}: random floor of its shapes")
     _threshold_line(ax, runs[0].dissolution_threshold)
     ax.set_xlabel("normalised depth (layer / (layers - 1))" if several else "layer")
     if not several:
@@ -65,7 +82,10 @@ def profile(runs, k):
     ax.set_ylim(0, 1.02)
     ax.set_title(f"var@{k} profile across layers" + (" (models overlaid)" if several else f": {runs[0].model}"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if floors:  # many entries: beside the axes, not over the curves
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 

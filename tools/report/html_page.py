@@ -14,6 +14,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f3f3f3; } figure { margin: 1.2em 0; } img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.88em; color: #555; } .muted { color: #777; } .pending { color: #a60; }
 .measured { color: #161; } code { background: #f5f5f5; padding: 0 0.2em; }
+.claims { border: 2px dashed #a60; background: #fff8ee; padding: 0.2em 1em 0.6em; margin: 1.2em 0; }
 """
 
 
@@ -128,6 +129,12 @@ def page(runs, k, sections):
             f"Below the dissolution line of {runs[0].dissolution_threshold} a layer's spectrum is called dissolved "
             f"(flat).</p>",
             "<h2>Runs</h2>", run_table(runs)]
+    return document(title, body, sections)
+
+
+def document(title, body, sections):
+    """The whole file: `body` (html strings) then each (heading, html) section under its h2."""
+    body = list(body)
     for heading, content in sections:
         body.append(f"<h2>{esc(heading)}</h2>")
         body.append(content)

@@ -29,9 +29,9 @@ from report_data import ReportInputError, load_run  # noqa: E402
 USAGE, BAD_INPUT = 2, 3
 
 
-def log(message):
+def log(message, prog="vindex_report"):
     """Plain lines, flushed: readable in a terminal and in Slurm logs alike."""
-    print(f"vindex_report: {message}", file=sys.stderr, flush=True)
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
 
 
 def png_bytes(fig):
@@ -122,7 +122,7 @@ def build(runs, k, spectra_text):
     return pngs, sections
 
 
-def write_report(out_dir, pngs, page_html):
+def write_report(out_dir, pngs, page_html, page_name="report.html"):
     """Writes into a sibling temporary directory, then swaps it into place: all or nothing."""
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
@@ -135,7 +135,7 @@ def write_report(out_dir, pngs, page_html):
         for name, data in pngs.items():
             with open(os.path.join(staging, "figures", name), "wb") as f:
                 f.write(data)
-        with open(os.path.join(staging, "report.html"), "w", encoding="utf-8") as f:
+        with open(os.path.join(staging, page_name), "w", encoding="utf-8") as f:
             f.write(page_html)
         if os.path.lexists(out_dir):
             os.rename(out_dir, old)
@@ -146,7 +146,7 @@ def write_report(out_dir, pngs, page_html):
             os.rename(old, out_dir)
         raise
     shutil.rmtree(old, ignore_errors=True)
-    return os.path.join(out_dir, "report.html")
+    return os.path.join(out_dir, page_name)
 
 
 def main(argv=None):
