@@ -53,15 +53,6 @@ int cka(const mpi::Communicator& comm, const CkaOptions& o) {
   const auto started = std::chrono::steady_clock::now();
   const std::string started_utc = utc_now_iso8601();
   const CkaEstimator estimator = o.estimator == "plain" ? CkaEstimator::plain : CkaEstimator::debiased;
-  // Rank 0 holds --out for the whole run.
-  std::optional<OutputLock> lock;
-  if (auto code = run_stage(comm, [&] {
-        if (!comm.is_root()) return;
-        std::string note;
-        lock.emplace(prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, {}, &note));
-        if (!note.empty()) fmt::print(stderr, "vindex_mpi cka: note: --out {}: {}\n", printable(o.out.string()), note);
-      }))
-    return *code;
   // Every rank opens both captures and reaches the same verdict on them.
   std::optional<PooledCapture> a, b;
   if (auto code = run_stage(comm, [&] {
@@ -71,6 +62,15 @@ int cka(const mpi::Communicator& comm, const CkaOptions& o) {
         if (a->info().n_prompts < kMinCkaPrompts)
           throw InputError(o.a.string(), "", fmt::format("holds {} prompts; the debiased CKA needs at least {}",
                                                          a->info().n_prompts, kMinCkaPrompts));
+      }))
+    return *code;
+  // Then rank 0 takes --out (held for the whole run): a refused capture leaves no directory behind.
+  std::optional<OutputLock> lock;
+  if (auto code = run_stage(comm, [&] {
+        if (!comm.is_root()) return;
+        std::string note;
+        lock.emplace(prepare_output_directory(o.out, o.overwrite ? OutputMode::overwrite : OutputMode::fresh, {}, &note));
+        if (!note.empty()) fmt::print(stderr, "vindex_mpi cka: note: --out {}: {}\n", printable(o.out.string()), note);
       }))
     return *code;
   const std::array<const PooledCapture*, 2> captures{&*a, &*b};

@@ -10,8 +10,9 @@ the Grams with BLAS, so agreement also checks that the U-centring ignores a shif
 With --a/--b (the real models' pooled captures): A against B and A against itself on 2 ranks, every
 table against the reference. Always: synthetic captures written here -- 1 rank against 2 ranks bit for
 bit, independent random representations (the plain estimator is inflated, the debiased one is not),
-and the refusals (different prompts, too few prompts, a phase-3 capture, NaN, a non-empty --out, a bad
---estimator), each with its exit code, a message naming the file, and no output left.
+and the refusals (different prompts, too few prompts, a phase-3 capture, NaN, a FIFO, a truncated file,
+a non-empty --out, a bad --estimator), each with its exit code, a message naming the file, and no
+output left.
 """
 import argparse
 import hashlib
@@ -159,8 +160,7 @@ def check_against_reference(out, a, b, label, tol=1e-9):
 def expect_refusal(args, a, b, out, code, words, what, extra=()):
     got, _, err = run_cka(args, 2, a, b, out, extra)
     check(got == code and all(w in err for w in words), f"{what}: exit {code} naming {words} (got {got}: {err.strip()[-300:]})")
-    left = os.path.isdir(out) and any(n.startswith("cross_cka") or n.startswith(".cross_cka") for n in os.listdir(out))
-    check(not left, f"{what}: no output left in {out}")
+    check(not os.path.exists(out), f"{what}: --out {out} not created (the captures are checked first)")
 
 
 def main():
@@ -248,6 +248,14 @@ def main():
         f.attrs["format_version"] = "1"
     expect_refusal(args, a, phase3, os.path.join(args.work, "r_phase3"), 3, ["phase3.h5", "not a pooled capture"],
                    "a phase-3 capture")
+    fifo = os.path.join(args.work, "fifo.h5")
+    os.mkfifo(fifo)
+    expect_refusal(args, a, fifo, os.path.join(args.work, "r_fifo"), 3, ["fifo.h5", "FIFO"], "a FIFO in place of a capture")
+    truncated = os.path.join(args.work, "truncated.h5")
+    with open(b, "rb") as src, open(truncated, "wb") as dst:
+        dst.write(src.read(os.path.getsize(b) // 2))
+    expect_refusal(args, a, truncated, os.path.join(args.work, "r_truncated"), 3, ["truncated.h5", "truncated"],
+                   "a truncated capture")
     full = os.path.join(args.work, "full")
     os.makedirs(full, exist_ok=True)
     with open(os.path.join(full, "notes.txt"), "w") as f:

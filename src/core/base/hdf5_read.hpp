@@ -38,7 +38,9 @@ inline CheckedFile open_checked(const Context& ctx) {
   FileDescriptor fd = FileDescriptor::open_read(ctx.file);
   const std::string path = fd.proc_path();
   if (H5Fis_hdf5(path.c_str()) <= 0) ctx.fail("", "is not an HDF5 file");
-  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "H5Fopen", ctx.file);
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) ctx.fail("", "has an HDF5 signature but HDF5 cannot open it (truncated or damaged)");
+  Handle file(id, H5Fclose, "H5Fopen", ctx.file);
   return CheckedFile{std::move(fd), std::move(file)};
 }
 

@@ -111,7 +111,8 @@ std::vector<double> PooledCapture::representation(Pooling pooling, std::uint64_t
   check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), "H5Sselect_hyperslab", path);
   const Handle memory(H5Screate_simple(3, count, nullptr), H5Sclose, "H5Screate_simple", path);
   std::vector<double> values(info_.n_prompts * info_.hidden_size);
-  check(H5Dread(set.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), H5P_DEFAULT, values.data()), "H5Dread", path);
+  if (H5Dread(set.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), H5P_DEFAULT, values.data()) < 0)
+    ctx.fail(path, fmt::format("representation {} cannot be read (a truncated or damaged file)", r));
   for (std::size_t i = 0; i < values.size(); ++i)
     if (!std::isfinite(values[i]))
       ctx.fail(path, fmt::format("representation {}, prompt {}: value {} is not finite", r, i / info_.hidden_size,
