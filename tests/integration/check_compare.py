@@ -291,6 +291,11 @@ def main():
         check(not os.path.exists(target), f"{name}: left {target}")
     rc, _, stderr = run_tool(args.compare, runs[0])
     check(rc == 2 and "--out" in stderr, f"no --out: exit {rc}")
+    # --out naming a run's outputs (or anything but an earlier page) is refused, the directory intact.
+    before = sorted(os.listdir(runs[1]))
+    rc, _, stderr = run_tool(args.compare, *runs, "--out", runs[1])
+    check(rc == 2 and "choose a new directory" in stderr and sorted(os.listdir(runs[1])) == before,
+          f"--out a run's directory: exit {rc} ({stderr.strip()}), its files {sorted(os.listdir(runs[1]))}")
     leftovers = [f for f in os.listdir(args.work) if ".partial-" in f or ".old-" in f]
     check(not leftovers, f"temporaries left: {leftovers}")
     return finish("compare")

@@ -15,6 +15,7 @@ a non-empty --out, a bad --estimator), each with its exit code, a message naming
 output left.
 """
 import argparse
+import fractions
 import hashlib
 import json
 import os
@@ -151,7 +152,7 @@ def check_against_reference(out, a, b, label, tol=1e-9):
             check(want[m["match"], jj] >= want[:, jj].max() - tol, f"{label}: {key}: best match of b's layer {jj}")
         for i, m in enumerate(t["matched_depth"]):
             d = i / (ra - 1)
-            jb = int(np.floor(d * (rb - 1) + 0.5))
+            jb = int(fractions.Fraction(i * (rb - 1), ra - 1) + fractions.Fraction(1, 2))  # halves up, exactly
             check(m["layer_b"] == jb and abs(m["cka"] - want[i, jb]) <= tol and abs(m["depth"] - d) <= 1e-12,
                   f"{label}: {key}: matched depth of a's layer {i}")
     return j, tables

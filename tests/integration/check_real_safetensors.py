@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_hf_fixture import check_run, print_var64_ranges, run_arguments  # noqa: E402
 
 BERT_NAMES = {"up_proj": "intermediate.dense.weight", "down_proj": "output.dense.weight"}
-DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
+DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
 
 
 def read_safetensors(path: Path):
@@ -34,7 +34,10 @@ def read_safetensors(path: Path):
         if name == "__metadata__" or info["dtype"] not in DTYPES:
             continue
         lo, hi = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[lo:hi], DTYPES[info["dtype"]]).reshape(info["shape"])
+        values = np.frombuffer(data[lo:hi], DTYPES[info["dtype"]])
+        if info["dtype"] == "BF16":  # the upper half of a float32
+            values = (values.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = values.reshape(info["shape"])
     return tensors
 
 

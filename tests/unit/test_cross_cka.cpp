@@ -97,6 +97,25 @@ TEST_CASE("cross-CKA tables: matrix, best matches, matched depth; the Grams' enc
   REQUIRE(t.matched[1].layer_b == 2);
   REQUIRE(t.matched[2].layer_b == 4);
   REQUIRE(t.matched[1].cka == t.matrix[1 * 5 + 2]);
+  // Exact halves round up, also where floating point would land below them: 17 x 42 / 28 = 25.5.
+  {
+    std::array<PooledCaptureInfo, 2> wide;
+    wide[0].n_representations = 29;
+    wide[1].n_representations = 43;
+    wide[0].n_prompts = wide[1].n_prompts = 4;
+    std::vector<RepresentationGrams> small;
+    for (int m = 0; m < 2; ++m)
+      for (int i = 0; i < static_cast<int>(wide[static_cast<std::size_t>(m)].n_representations); ++i) {
+        RepresentationGrams g;
+        g.model = m;
+        g.index = i;
+        for (auto& gram : g.grams) gram.assign(16, 0.25);
+        small.push_back(std::move(g));
+      }
+    const CrossCkaResults w = cross_cka(wide, small, CkaEstimator::debiased, "x");
+    REQUIRE(w.tables[0].matched[17].layer_b == 26);
+    REQUIRE(w.tables[0].matched[28].layer_b == 42);
+  }
   // A representation missing or given twice is an internal error, never a silent gap.
   std::vector<RepresentationGrams> missing(grams.begin() + 1, grams.end());
   REQUIRE_THROWS(cross_cka(infos, missing, CkaEstimator::debiased, "x"));

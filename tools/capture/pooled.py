@@ -39,7 +39,7 @@ def prompt_digests(prompts: list[str]) -> np.ndarray:
     return np.array([np.frombuffer(hashlib.sha256(p.encode("utf-8")).digest(), np.uint8) for p in prompts])
 
 
-def load_encoder(model_dir: Path, dtype_name: str, error):
+def load_encoder(model_dir: Path, device: str, dtype_name: str, error):
     import torch
     import transformers
     from transformers import AutoConfig, AutoModel
@@ -50,6 +50,10 @@ def load_encoder(model_dir: Path, dtype_name: str, error):
     except Exception as e:  # noqa: BLE001 -- any loader failure is a user-facing error
         raise error(f"cannot load {model_dir} with transformers {transformers.__version__} (AutoModel): {e}") from None
     model.eval()
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise error("--device cuda: torch sees no CUDA device")
+        model.to("cuda")
     return config, model
 
 
@@ -109,6 +113,9 @@ def run_pooled(args, capture) -> dict:
         model_dir, gguf_file = model_dir.parent, model_dir.name
     elif not (model_dir / "config.json").is_file():
         raise error(f"{model_dir} is neither a model directory (no config.json) nor a .gguf file")
+    if args.max_tokens_per_prompt is not None:
+        raise error("--max-tokens-per-prompt cannot be used with --pooled: the prompt digests name whole prompts, "
+                    "so a truncated capture would pass as one of the same prompts")
     prompts = capture.read_prompts(Path(args.prompts))
     if args.max_prompts is not None:
         if args.max_prompts < 4:
@@ -121,7 +128,7 @@ def run_pooled(args, capture) -> dict:
         torch.use_deterministic_algorithms(True, warn_only=True)
     raw_type = None if gguf_file else capture.read_config_json(model_dir).get("model_type")
     if raw_type in ENCODER_TYPES:
-        config, model = load_encoder(model_dir, args.dtype, error)
+        config, model = load_encoder(model_dir, args.device, args.dtype, error)
         note = "encoder loaded with AutoModel"
     else:
         config, model, note = capture.load_model(model_dir, args.device, args.dtype, gguf_file)

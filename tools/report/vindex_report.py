@@ -123,8 +123,16 @@ def build(runs, k, spectra_text):
 
 
 def write_report(out_dir, pngs, page_html, page_name="report.html"):
-    """Writes into a sibling temporary directory, then swaps it into place: all or nothing."""
+    """Writes into a sibling temporary directory, then swaps it into place: all or nothing. An
+    existing out_dir is replaced only when it is an earlier page of this name (or empty): never a run's
+    outputs or anything else given by mistake."""
     out_dir = os.path.abspath(out_dir)
+    if os.path.lexists(out_dir):
+        if os.path.islink(out_dir) or not os.path.isdir(out_dir):
+            raise ValueError(f"--out {out_dir} exists and is not a directory")
+        if not set(os.listdir(out_dir)) <= {page_name, "figures"}:
+            raise ValueError(f"--out {out_dir} holds other files than an earlier {page_name} and its figures; "
+                             f"it would be replaced: choose a new directory")
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     staging = f"{out_dir}.partial-{os.getpid()}"

@@ -23,8 +23,14 @@ inline constexpr std::size_t kCkaTables = kPoolings.size() * kEstimators.size();
 // The index of a (pooling, estimator) table: pooling-major.
 std::size_t table_index(Pooling pooling, CkaEstimator estimator);
 
-// The debiased CKA needs n >= 4 (its U-centring divides by n - 1, n - 2 and n - 3).
+// The debiased CKA needs n >= 4 (its U-centring divides by n - 1, n - 2 and n - 3). Every
+// representation's Grams are n x n (four of them, float64) and rank 0 holds all of them: a job
+// whose Grams would need more than kMaxGramBytes on rank 0 is refused before any is computed (the
+// seed uses 256 prompts: 2 MiB per representation).
 inline constexpr std::uint64_t kMinCkaPrompts = 4;
+inline constexpr std::uint64_t kMaxGramBytes = std::uint64_t{16} << 30;
+// The bytes of all Grams of `representations` representations over `prompts` prompts.
+std::uint64_t gram_bytes(std::uint64_t representations, std::uint64_t prompts);
 
 // One representation's normalised Grams, one per table.
 struct RepresentationGrams {
@@ -53,7 +59,7 @@ struct BestMatch {
 struct MatchedDepth {
   double depth = 0;  // of layer_a
   int layer_a = 0;
-  int layer_b = 0;   // round(depth * (R_b - 1)): the nearest normalised depth in b
+  int layer_b = 0;   // round(depth * (R_b - 1)), halves up: the nearest normalised depth in b
   double cka = 0;
 };
 
@@ -73,7 +79,9 @@ struct CrossCkaResults {
 
 double normalised_depth(std::size_t r, std::size_t count);
 
-// Every table from all representations' Grams (in any order; each of both models exactly once).
+// Every table from all representations' Grams (in any order; each of both models exactly once). A
+// representation whose Grams are all zero has CKA 0, except with itself when a capture is compared
+// with itself (the same path).
 CrossCkaResults cross_cka(const std::array<PooledCaptureInfo, 2>& infos, std::span<const RepresentationGrams> grams,
                           CkaEstimator default_estimator, std::string prompt_set_sha256);
 

@@ -19,6 +19,9 @@ const char* pooling_name(Pooling pooling);
 
 using PromptDigest = std::array<std::uint8_t, 32>;
 
+// The most prompts a pooled capture may hold (its prompt Grams are P x P).
+inline constexpr std::uint64_t kMaxPooledPrompts = 8192;
+
 struct PooledCaptureInfo {
   std::string path;
   std::string model;

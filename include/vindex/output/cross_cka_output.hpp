@@ -25,8 +25,7 @@ nlohmann::ordered_json cross_cka_json(const CrossCkaResults& results, const nloh
 std::vector<std::byte> cross_cka_h5_image(const CrossCkaResults& results, const std::string& run_id,
                                           const std::string& tool, const std::string& provenance_json);
 
-// CKA at matched normalised depth (the default estimator, both poolings) and each model's overall
-// best-matching pair, for the terminal.
+// CKA at matched normalised depth (the default estimator, both poolings), for the terminal.
 std::string format_cross_cka_table(const CrossCkaResults& results);
 
 }  // namespace vindex

@@ -43,6 +43,10 @@ std::size_t table_index(Pooling pooling, CkaEstimator estimator) {
   return static_cast<std::size_t>(pooling) * kEstimators.size() + static_cast<std::size_t>(estimator);
 }
 
+std::uint64_t gram_bytes(std::uint64_t representations, std::uint64_t prompts) {
+  return representations * kCkaTables * prompts * prompts * sizeof(double);
+}
+
 double normalised_depth(std::size_t r, std::size_t count) {
   return count > 1 ? static_cast<double>(r) / static_cast<double>(count - 1) : 0.0;
 }
@@ -80,18 +84,20 @@ CrossCkaResults cross_cka(const std::array<PooledCaptureInfo, 2>& infos, std::sp
     for (const RepresentationGrams* g : model)
       if (g == nullptr) throw InternalError("cross-CKA Grams: a representation is missing");
   const std::size_t ra = by_model[0].size(), rb = by_model[1].size();
+  const bool same = infos[0].path == infos[1].path;  // a capture against itself
   for (std::size_t t = 0; t < kCkaTables; ++t) {
     CkaTable& table = r.tables[t];
     table.matrix.resize(ra * rb);
     for (std::size_t i = 0; i < ra; ++i)
       for (std::size_t j = 0; j < rb; ++j)
-        table.matrix[i * rb + j] = gram_alignment(by_model[0][i]->grams[t], by_model[1][j]->grams[t]);
+        table.matrix[i * rb + j] = gram_alignment(by_model[0][i]->grams[t], by_model[1][j]->grams[t], same && i == j);
     table.best_a = best_matches(table, r, 0);
     table.best_b = best_matches(table, r, 1);
     for (std::size_t i = 0; i < ra; ++i) {
-      const double d = r.models[0].depth[i];
-      const auto j = static_cast<std::size_t>(std::lround(d * static_cast<double>(rb - 1)));
-      table.matched.push_back({d, static_cast<int>(i), static_cast<int>(j), table.matrix[i * rb + j]});
+      // j = round(i (R_b - 1) / (R_a - 1)), halves up, in integers: exact where floating point
+      // would turn 25.5 into 25.4999...
+      const std::size_t j = ra > 1 ? (2 * i * (rb - 1) + (ra - 1)) / (2 * (ra - 1)) : 0;
+      table.matched.push_back({r.models[0].depth[i], static_cast<int>(i), static_cast<int>(j), table.matrix[i * rb + j]});
     }
   }
   return r;

@@ -10,6 +10,7 @@
 #include "../base/hdf5_handle.hpp"
 #include "../base/hdf5_read.hpp"
 #include "vindex/base/checksum.hpp"
+#include "vindex/base/json_file.hpp"
 
 namespace vindex {
 namespace {
@@ -21,15 +22,29 @@ using hdf5::Numbers;
 
 constexpr const char* kPooledFormat = "vindex-pooled-capture";
 constexpr const char* kPooledVersion = "1";
-constexpr std::uint64_t kMaxPrompts = 1 << 20;
+// Bounds read before anything is allocated: an HDF5 dataset can declare any shape and store nothing
+// (chunks never written), so the shapes alone must not decide an allocation. One representation of
+// one pooling is read at once (P x H doubles, at most 4 GiB).
 constexpr std::uint64_t kMaxRepresentations = 4096;
 constexpr std::uint64_t kMaxHidden = 1 << 20;
+constexpr std::uint64_t kMaxRepresentationValues = std::uint64_t{1} << 29;
 
 std::uint64_t positive_attribute(const Context& ctx, hid_t file, const char* name, std::uint64_t limit) {
   const std::vector<long long> v = hdf5::read_int_attribute(ctx, file, name, "/");
   if (v.size() != 1 || v[0] < 1 || static_cast<std::uint64_t>(v[0]) > limit)
     ctx.fail("/", fmt::format("attribute '{}' must be one integer in [1, {}]", name, limit));
   return static_cast<std::uint64_t>(v[0]);
+}
+
+// A name the outputs and the terminal will carry: UTF-8 without control characters.
+std::string text_attribute(const Context& ctx, hid_t file, const char* name) {
+  std::string value = hdf5::read_string_attribute(ctx, file, name, "/");
+  std::size_t bad = 0;
+  if (!is_valid_utf8(value, bad)) ctx.fail("/", fmt::format("attribute '{}' is not UTF-8 (byte {})", name, bad));
+  for (const char c : value)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      ctx.fail("/", fmt::format("attribute '{}' holds a control character", name));
+  return value;
 }
 
 std::string hex(const PromptDigest& d) {
@@ -65,13 +80,17 @@ PooledCapture PooledCapture::open(const std::filesystem::path& path) {
     ctx.fail("/", fmt::format("format_version {} is not the {} this build reads", v, kPooledVersion));
   PooledCaptureInfo info;
   info.path = ctx.file;
-  info.model = hdf5::read_string_attribute(ctx, file, "model", "/");
-  info.model_type = hdf5::read_string_attribute(ctx, file, "model_type", "/");
-  info.engine = hdf5::read_string_attribute(ctx, file, "engine", "/");
-  info.n_prompts = positive_attribute(ctx, file, "n_prompts", kMaxPrompts);
+  info.model = text_attribute(ctx, file, "model");
+  info.model_type = text_attribute(ctx, file, "model_type");
+  info.engine = text_attribute(ctx, file, "engine");
+  info.n_prompts = positive_attribute(ctx, file, "n_prompts", kMaxPooledPrompts);
   info.n_representations = positive_attribute(ctx, file, "n_representations", kMaxRepresentations);
   info.hidden_size = positive_attribute(ctx, file, "hidden_size", kMaxHidden);
   const hsize_t P = info.n_prompts, R = info.n_representations, H = info.hidden_size;
+  if (P * H > kMaxRepresentationValues)
+    ctx.fail("/", fmt::format("{} prompts x hidden size {} is more than the {} values per representation this build "
+                              "reads at once",
+                              P, H, kMaxRepresentationValues));
 
   auto expect = [&](const char* name, Numbers numbers, const std::vector<hsize_t>& want, const char* why) {
     const std::vector<hsize_t> got = hdf5::dataset_dims(ctx, file, name, false, numbers);
@@ -79,6 +98,12 @@ PooledCapture PooledCapture::open(const std::filesystem::path& path) {
       ctx.fail(name, fmt::format("has shape [{}], expected [{}] ({})", fmt::join(got, ", "), fmt::join(want, ", "), why));
   };
   expect("/prompts/sha256", Numbers::integers, {P, 32}, "a SHA-256 per prompt");
+  {
+    const Handle set(H5Dopen2(file, "/prompts/sha256", H5P_DEFAULT), H5Dclose, "H5Dopen2", "/prompts/sha256");
+    const Handle type(H5Dget_type(set.get()), H5Tclose, "H5Dget_type", "/prompts/sha256");
+    if (H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE)
+      ctx.fail("/prompts/sha256", "must hold unsigned bytes (uint8), the digests as they are");
+  }
   expect("/prompts/n_tokens", Numbers::integers, {P}, "one per prompt");
   for (const Pooling p : kPoolings)
     expect(fmt::format("/pooled/{}", pooling_name(p)).c_str(), Numbers::floats, {R, P, H},
