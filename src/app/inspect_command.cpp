@@ -203,6 +203,11 @@ std::string format_text(const ojson& j) {
       quantization = "mxfp4 (e2m1, one e8m0 scale per 32 values)";
     else if (!q.is_null() && q["method"] == "bitnet")
       quantization = "bitnet: ternary weights packed four a byte (transformers' offline BitLinear), value (code - 1) / weight_scale";
+    else if (!q.is_null() && (q["method"] == "gptq" || q["method"] == "awq"))
+      quantization = fmt::format("{} ({}): {}-bit codes, group_size {}{}, value (q - zero) * scale in the scales' dtype",
+                                 q["method"].get<std::string>(), q["format"].get<std::string>(), q["bits"].get<int>(),
+                                 q["group_size"].get<long long>(),
+                                 q.contains("desc_act") && q["desc_act"].get<bool>() ? ", act-order (g_idx)" : "");
     else if (!q.is_null() && q["fp8_scaling"] == "block")
       quantization = fmt::format("{}: e4m3 weights, {}x{} block scales ({}), product in {}", q["method"].get<std::string>(),
                                  q["weight_block_size"][0].get<int>(), q["weight_block_size"][1].get<int>(),

@@ -61,7 +61,7 @@ def poke(model, tensor, element, value_bytes):
     shard = os.path.join(model, shard_of(model, tensor))
     n, header = read_header(shard)
     info = header[tensor]
-    size = {"F8_E4M3": 1, "U8": 1, "F32": 4, "BF16": 2, "F16": 2}[info["dtype"]]
+    size = {"F8_E4M3": 1, "U8": 1, "F32": 4, "BF16": 2, "F16": 2, "I32": 4}[info["dtype"]]
     with open(shard, "r+b") as f:
         f.seek(8 + n + info["data_offsets"][0] + element * size)
         f.write(value_bytes)
@@ -77,6 +77,7 @@ EXPERT = "model.layers.3.mlp.experts.6.down_proj.weight"
 MIXED_EXPERT = "model.layers.1.mlp.experts.2.down_proj.weight"  # F32 in the steep_mixed fixture
 MXFP4_SCALES = "model.layers.1.mlp.experts.down_proj_scales"    # hf/gpt_oss_mxfp4: U8 [4, 64, 2]
 LLAMA4_FUSED = "language_model.model.layers.1.feed_forward.experts.gate_up_proj"
+GPTQ_DOWN = "model.layers.1.mlp.down_proj"  # postquant/gptq_*, awq_gemm: out 128, in 192
 
 
 def edit_tensor(model, shard, tensor, edit):
@@ -209,6 +210,32 @@ def cases(fixture_dir):
     def unknown_architecture(model, out):
         edit_json(os.path.join(model, "config.json"), lambda c: c.update(model_type="mamba", architectures=["MambaForCausalLM"]))
 
+    def quantization_config(**changes):  # GPTQ's and AWQ's config.json edited
+        def prepare(model, out):
+            def edit(c):
+                for key, value in changes.items():
+                    if value is None:
+                        c["quantization_config"].pop(key)
+                    else:
+                        c["quantization_config"][key] = value
+            edit_json(os.path.join(model, "config.json"), edit)
+        return prepare
+
+    def no_quantization_config(model, out):
+        edit_json(os.path.join(model, "config.json"), lambda c: c.pop("quantization_config"))
+
+    def qweight_reshaped(model, out):  # [24, 128] of I32 read as [48, 64]: the same bytes
+        edit_tensor(model, "model.safetensors", GPTQ_DOWN + ".qweight", lambda i: i.update(shape=[48, 64]))
+
+    def g_idx_out_of_range(model, out):
+        poke(model, GPTQ_DOWN + ".g_idx", 5, struct.pack("<i", 99))
+
+    def g_idx_not_consecutive(model, out):  # desc_act false: input 0 is in group 0
+        poke(model, GPTQ_DOWN + ".g_idx", 0, struct.pack("<i", 1))
+
+    def nan_group_scale(model, out):
+        poke(model, GPTQ_DOWN + ".scales", 2 * 128 + 7, b"\x00\x7e")  # fp16 NaN at [2, 7]
+
     def bad_capture(name):
         def prepare(model, out):
             import phase3_reference  # numpy + h5py: writes the defective copies of a good capture
@@ -311,6 +338,31 @@ def cases(fixture_dir):
                                              "GPT-OSS", "BERT-style"], unknown_architecture, [], "hf/olmoe"),
         ("projection_the_mlp_lacks", USAGE, ["--projections", "has no gate_proj"], None, ["--projections", "gate,down"],
          "hf/bert_dense"),
+        # GPTQ and AWQ (tests/fixtures/postquant): quantization_config and the packed tensors.
+        ("gptq_3_bits", BAD_INPUT, ["config.json", "quantization_config.bits is 3", "read with 4 bits", "awq (bits 4"],
+         quantization_config(bits=3), [], "postquant/gptq_act_order"),
+        ("gptq_without_group_size", BAD_INPUT, ["config.json", "quantization_config.group_size is missing", "gptq ("],
+         quantization_config(group_size=None), [], "postquant/gptq_asym"),
+        ("gptq_checkpoint_format_marlin", BAD_INPUT, ["config.json", "quantization_config.checkpoint_format is marlin"],
+         quantization_config(checkpoint_format="marlin"), [], "postquant/gptq_asym"),
+        ("awq_version_gemv", BAD_INPUT, ["config.json", "quantization_config.version is gemv", "GEMM packing"],
+         quantization_config(version="gemv"), [], "postquant/awq_gemm"),
+        ("awq_without_zero_point", BAD_INPUT, ["config.json", "quantization_config.zero_point is false"],
+         quantization_config(zero_point=False), [], "postquant/awq_gemm"),
+        ("qweight_without_quantization_config", BAD_INPUT, ["model.safetensors", "mlp.gate_proj.qweight",
+                                                            "declares no quantization"],
+         no_quantization_config, [], "postquant/gptq_v2"),
+        ("gptq_qweight_shape", BAD_INPUT, ["model.safetensors", GPTQ_DOWN + ".qweight", "shape [48, 64] does not fit",
+                                           "qweight is [24, 128]"], qweight_reshaped, [], "postquant/gptq_act_order"),
+        ("awq_group_size_vs_scales", BAD_INPUT, ["model.safetensors", "mlp.gate_proj.qzeros", "does not fit",
+                                                 "group_size 64"], quantization_config(group_size=64), [],
+         "postquant/awq_gemm"),
+        ("gptq_g_idx_out_of_range", BAD_INPUT, ["model.safetensors", GPTQ_DOWN + ".g_idx", "g_idx [5] is 99",
+                                                "outside the 6 groups"], g_idx_out_of_range, [], "postquant/gptq_act_order"),
+        ("gptq_g_idx_without_desc_act", BAD_INPUT, ["model.safetensors", GPTQ_DOWN + ".g_idx", "g_idx [0] is 1",
+                                                    "desc_act is false"], g_idx_not_consecutive, [], "postquant/gptq_asym"),
+        ("gptq_nan_scale", BAD_INPUT, ["model.safetensors", GPTQ_DOWN + ".scales", "scale [2, 7] is NaN"],
+         nan_group_scale, [], "postquant/gptq_asym"),
         ("phase_3_without_activations", USAGE, ["--phases 3 needs --activations"], None, ["--phases", "1,3"]),
         *[(f"capture_{name}", BAD_INPUT, [f"captures/{name}.h5", *needles], bad_capture(name),
            ["--phases", "1,3", "--activations", "{case}/captures/" + name + ".h5"], "hf/deepseek_v3")

@@ -265,11 +265,14 @@ TEST_CASE("MXFP4 slices of a fused tensor read their own rows and scales; scale 
                       contains("tensor 'scales'") && contains("is 255 (NaN)"));
 }
 
-TEST_CASE("post-quantized fp8 weights decode bit for bit as their libraries dequantize them", "[dequantize][quantization]") {
+TEST_CASE("post-quantized fp8, GPTQ and AWQ weights decode bit for bit as their libraries dequantize them", "[dequantize][quantization]") {
   // tests/fixtures/postquant: compressed-tensors' decompress (the product in the scale's dtype:
   // bf16, fp16), and AutoFP8's and FBGEMM's float32 products; reference.json holds the SHA-256 of
   // each library's values as float32 (tools/fixtures/make_postquant_fixtures.py).
-  for (const char* name : {"ct_fp8_tensor", "ct_fp8_channel", "ct_fp8_block", "fp8_static", "fbgemm_fp8"}) {
+  // GPTQ and AWQ: GPTQModel's dequantization of the modules transformers loaded, in fp16
+  // (tools/fixtures/make_gptq_awq_fixtures.py).
+  for (const char* name : {"ct_fp8_tensor", "ct_fp8_channel", "ct_fp8_block", "fp8_static", "fbgemm_fp8",
+                           "gptq_act_order", "gptq_asym", "gptq_v2", "awq_gemm"}) {
     const std::filesystem::path dir = vindex_test::fixture(std::string("postquant/") + name);
     const Checkpoint ckpt = Checkpoint::open(dir);
     const ModelLayout layout = detect_layout(ckpt);

@@ -76,6 +76,26 @@ TEST_CASE("quantization_config: the fp8 layouts read, and the rest refused namin
   CHECK(quant("fbgemm_fp8").scaling == Fp8Scaling::channel);
   CHECK(quant("fbgemm_fp8").scale_suffix == "_scale");
   CHECK(quant("bitnet_packed").method == "bitnet");
+  CHECK(quant("gptq_act_order").desc_act);
+  CHECK(quant("gptq_act_order").zeros_minus_one);  // checkpoint_format gptq (v1)
+  CHECK(quant("gptq_asym").group_size == 64);
+  CHECK_FALSE(quant("gptq_asym").sym);
+  CHECK_FALSE(quant("gptq_v2").zeros_minus_one);
+  CHECK(quant("gptq_v2").group_size == -1);
+  CHECK(quant("awq_gemm").format == "gemm");
+  for (const char* fixture : {"gptq_act_order", "awq_gemm"}) {
+    const Checkpoint ckpt = Checkpoint::open(vindex_test::fixture(std::string("postquant/") + fixture));
+    const ModelLayout layout = detect_layout(ckpt);
+    const WeightRef& down = layout.layers[1].dense[Projection::down];
+    const bool gptq = fixture == std::string("gptq_act_order");
+    CHECK(down.encoding == (gptq ? WeightEncoding::gptq : WeightEncoding::awq));
+    CHECK((down.rows == 128 && down.cols == 192));  // [out, in]; qweight [24, 128] (GPTQ) or [192, 16] (AWQ)
+    CHECK(down.weight->info->name == "model.layers.1.mlp.down_proj.qweight");
+    CHECK(down.zeros->info->name == "model.layers.1.mlp.down_proj.qzeros");
+    CHECK(down.scale->info->name == "model.layers.1.mlp.down_proj.scales");
+    CHECK((down.g_idx != nullptr) == gptq);
+    CHECK(layout.ignored_tensors == 2 * (4 + 2) + 3);  // attention qweights and norms of 2 layers; embeddings, norm, lm_head
+  }
   {
     const Checkpoint bitnet = Checkpoint::open(vindex_test::fixture("postquant/bitnet_packed"));
     const ModelLayout layout = detect_layout(bitnet);
@@ -99,8 +119,28 @@ TEST_CASE("quantization_config: the fp8 layouts read, and the rest refused namin
                             contains("the quantizations read are") && contains("fbgemm_fp8"));
   };
   SECTION("an unknown method") {
+    q = {{"quant_method", "hqq"}, {"nbits", 4}};
+    refused("quant_method", "is 'hqq'");
+  }
+  SECTION("GPTQ with 3 bits, without group_size, or in another checkpoint format") {
+    q = {{"quant_method", "gptq"}, {"bits", 3}, {"group_size", 128}};
+    refused("bits", "is 3");
     q = {{"quant_method", "gptq"}, {"bits", 4}};
-    refused("quant_method", "is 'gptq'");
+    refused("group_size", "is missing");
+    q = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 0}};
+    refused("group_size", "is 0");
+    q = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}, {"checkpoint_format", "marlin"}};
+    refused("checkpoint_format", "is marlin");
+    q = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}, {"desc_act", "yes"}};
+    refused("desc_act", "true or false");
+  }
+  SECTION("AWQ in GEMV packing, without zero points, or with one group") {
+    q = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 128}, {"version", "gemv"}};
+    refused("version", "is gemv");
+    q = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 128}, {"zero_point", false}};
+    refused("zero_point", "is false");
+    q = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", -1}};
+    refused("group_size", "is -1");
   }
   SECTION("no method") {
     q.erase("quant_method");

@@ -5,7 +5,9 @@
 // does (MXFP4 products are exact in float32, as in transformers' convert_moe_packed_tensors); a
 // float64 consumer receives that float32 value widened, so every backend and precision sees the
 // same matrix. GGUF block types (gguf_blocks) are decoded a row at a time by dequantize_gguf_row
-// (gguf_dequantize.hpp), bit for bit ggml's values. NaN or Inf in a weight or a scale is an InputError naming the tensor and position.
+// (gguf_dequantize.hpp), bit for bit ggml's values. GPTQ and AWQ 4-bit codes are (q - z) * s, the
+// product (exact in float32) rounded to the scales' dtype, as their loaders compute it in fp16.
+// NaN or Inf in a weight or a scale is an InputError naming the tensor and position.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,8 @@
 #include "vindex/model/layout.hpp"
 
 namespace vindex {
+
+class Xxh64;
 
 // Decodes one e4m3fn code: 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities;
 // 0x7F and 0xFF are NaN; the largest finite magnitude is 448.
@@ -50,6 +54,13 @@ struct EncodedMatrix {
   // fp8: the dtype the product weight x scale is rounded to (F32: none beyond float32's; BF16 or
   // F16: the scale's dtype, where the publisher's library computes in it).
   DType product_dtype = DType::F32;
+  // gptq, awq: the packed zero points (qzeros), GPTQ's g_idx (absent: input i is in group
+  // i / group_size), the inputs a group covers, and whether the zeros are stored minus one (GPTQ v1).
+  std::optional<TensorView> zeros;
+  std::optional<TensorView> g_idx;
+  std::uint64_t group_size = 0;
+  bool zeros_minus_one = false;
+  bool desc_act = false;  // gptq: act-order, so g_idx may be any map onto the groups
 
   std::uint64_t min_dim() const { return rows < cols ? rows : cols; }
   std::uint64_t max_dim() const { return rows < cols ? cols : rows; }
@@ -62,7 +73,8 @@ struct EncodedMatrix {
   // The whole tensor, row-major, in its own elements: what a device can copy and decode as is.
   bool is_whole_tensor() const {
     return encoding != WeightEncoding::mxfp4 && encoding != WeightEncoding::gguf_blocks &&
-           encoding != WeightEncoding::bitnet_packed && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
+           encoding != WeightEncoding::bitnet_packed && encoding != WeightEncoding::gptq &&
+           encoding != WeightEncoding::awq && slice.offset == 0 && row_stride() == cols && slice.col_stride == 1 &&
            weight.info().num_elements() == rows * cols;
   }
 };
@@ -87,7 +99,8 @@ class MatrixDecoder {
 
   // XXH64 (seed 0) of exactly the bytes read: the weight span, then the scale bytes used (the
   // whole scale tensor of an fp8 block-scaled weight; the e8m0 bytes of the matrix's own rows
-  // for MXFP4). The matrix's weight digest in journals, slices and vindex.h5.
+  // for MXFP4; GPTQ's and AWQ's scales, qzeros and g_idx). The matrix's weight digest in journals,
+  // slices and vindex.h5.
   std::uint64_t digest() const { return digest_; }
   // The weight span as read (what a device decodes).
   std::span<const std::byte> weight_bytes() const { return {weight_, weight_size_}; }
@@ -117,6 +130,11 @@ class MatrixDecoder {
     const auto byte = std::to_integer<unsigned>(*at((r % packed_rows) * m_.cols + c));
     return static_cast<float>((byte >> (2 * (r / packed_rows))) & 3u);
   }
+  // gptq, awq: code minus zero point of element (r, c) = (output, input), and its scale.
+  float int4_difference(std::uint64_t r, std::uint64_t c) const;
+  float int4_scale(std::uint64_t r, std::uint64_t c) const { return scales_[group_of(c) * m_.rows + r]; }
+  std::uint64_t group_of(std::uint64_t input) const { return groups_.empty() ? input / m_.group_size : groups_[input]; }
+  void read_int4_companions(Xxh64& digest);
   void decode_gguf_row(std::uint64_t r, float* row) const;     // gguf_blocks: row r, all its columns
   float scale_of(std::uint64_t r, std::uint64_t c) const;      // 1 when unscaled
   // Byte `b` of the tensor, as read (b within the weight span).
@@ -141,6 +159,10 @@ class MatrixDecoder {
   std::uint64_t block_size_ = 1;
   std::uint64_t type_size_ = 1;
   float i2s_scale_ = 0.0f;  // I2_S: the tensor's scale
+  // gptq, awq: scales_ is [groups, out] row-major; the zero points ([groups, out], unpacked, the
+  // one of GPTQ v1 added back) and GPTQ's group of each input (g_idx).
+  std::vector<std::uint8_t> zero_points_;
+  std::vector<std::uint32_t> groups_;
 };
 
 }  // namespace vindex

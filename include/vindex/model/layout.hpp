@@ -37,6 +37,10 @@ enum class WeightEncoding : std::uint8_t {
   gguf_blocks,  // a GGUF tensor of a ggml block type (TensorInfo::ggml_type), rows decoded by dequantize_gguf_row
   bitnet_packed,  // transformers' offline BitNet: U8 [rows/4, cols], row r's code in bits 2(r / (rows/4)) of
                   // byte row r % (rows/4); value (code - 1) / weight_scale
+  gptq,  // GPTQ 4-bit: I32 qweight [in/8, out], eight codes a word along the input (low bits first), qzeros
+         // I32 [groups, out/8], scales [groups, out], g_idx I32 [in]: (q - z[g_idx]) * s[g_idx] in the scales' dtype
+  awq,   // AWQ 4-bit GEMM: I32 qweight [in, out/8] and qzeros [in/group, out/8], eight codes a word along the
+         // output in the order [0, 2, 4, 6, 1, 3, 5, 7], scales [in/group, out]: (q - z) * s in the scales' dtype
 };
 
 // Where one matrix lies in its stored tensor, in elements: element (r, c) of the matrix *as
@@ -59,6 +63,9 @@ struct WeightRef {
   std::uint64_t cols = 0;
   WeightEncoding encoding = WeightEncoding::plain;
   StoredSlice slice;
+  // gptq, awq: the packed zero points (qzeros) and GPTQ's input-to-group map (g_idx, when stored).
+  const TensorRecord* zeros = nullptr;
+  const TensorRecord* g_idx = nullptr;
   bool present() const { return weight != nullptr; }
   // The shape as stored (the transpose of [rows, cols] when slice.transposed).
   std::uint64_t stored_rows() const { return slice.transposed ? cols : rows; }
@@ -94,15 +101,26 @@ const char* fp8_scaling_name(Fp8Scaling s);
 // are known). Its fp8 fields say how an F8_E4M3 weight is decoded: weight x scale, the scale tensor
 // named <weight name><scale_suffix>, one float32 product -- rounded to the scale's dtype where the
 // publisher's library computes in it (compressed-tensors). MXFP4 needs none of them; packed BitNet
-// (method "bitnet") only scale_suffix.
+// (method "bitnet") only scale_suffix; GPTQ and AWQ (4-bit integers with group scales and zero points)
+// the bits, group_size and their flags.
 struct BlockQuantization {
-  std::string method;  // quant_method: "fp8", "fbgemm_fp8", "compressed-tensors", "bitnet", "mxfp4"
-  std::string format;  // quantization_config.fmt ("e4m3") or compressed-tensors' format ("float-quantized")
+  std::string method;  // quant_method: "fp8", "fbgemm_fp8", "compressed-tensors", "bitnet", "gptq", "awq", "mxfp4"
+  std::string format;  // quantization_config.fmt ("e4m3"), compressed-tensors' format ("float-quantized"),
+                       // GPTQ's checkpoint_format ("gptq", "gptq_v2") or AWQ's version ("gemm")
   Fp8Scaling scaling = Fp8Scaling::block;
   std::uint32_t block_rows = 128;  // scaling == block
   std::uint32_t block_cols = 128;
   std::string scale_suffix = "_scale_inv";  // "weight_scale_inv" (DeepSeek) or "weight_scale"
   bool product_in_scale_dtype = false;      // compressed-tensors: x_q.to(scale.dtype) * scale
+  // gptq, awq: bits per code (4), inputs per group (-1: one group), act-order (GPTQ's desc_act: g_idx a
+  // permutation of the groups), sym (GPTQ) or zero_point (AWQ), and whether the stored zero points are
+  // zero - 1 (GPTQ's checkpoint_format "gptq", v1: its loaders add 0x11111111 to every qzeros word).
+  std::uint32_t bits = 0;
+  std::int64_t group_size = -1;
+  bool desc_act = false;
+  bool sym = true;
+  bool zeros_minus_one = false;
+  bool packed_int() const { return method == "gptq" || method == "awq"; }
 
   // The rows x cols of the block that one scale covers in a rows x cols weight.
   std::pair<std::uint64_t, std::uint64_t> scale_block(std::uint64_t rows, std::uint64_t cols) const {

@@ -30,7 +30,7 @@ namespace vindex {
 // A change confined to either side (the kernels, the pipeline, the loader) needs no bump.
 // Frozen forever, so that any two builds can recognise each other: the names and types of
 // vindex_cuda_plugin_abi_version (int(void)) and vindex_cuda_plugin_git_commit (const char*(void)).
-inline constexpr int kCudaPluginAbiVersion = 3;
+inline constexpr int kCudaPluginAbiVersion = 4;
 
 // What the CUDA backend is made with: filled by the executable (app/backend_factory.cpp), read by
 // the plugin (cuda/cuda_backend.cpp), passed by pointer across the boundary.

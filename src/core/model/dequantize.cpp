@@ -140,6 +140,7 @@ std::pair<std::uint64_t, std::uint64_t> EncodedMatrix::weight_span() const {
   const std::uint64_t last = slice.offset + (rows - 1) * row_stride() + (cols - 1) * slice.col_stride;
   if (encoding == WeightEncoding::mxfp4) return {first / 2, last / 2 + 1};
   if (encoding == WeightEncoding::bitnet_packed) return {0, rows / 4 * cols};  // the whole packed tensor
+  if (encoding == WeightEncoding::gptq || encoding == WeightEncoding::awq) return {0, weight.info().byte_size()};
   if (encoding == WeightEncoding::gguf_blocks) {
     const GgmlTypeTraits* t = ggml_type_traits(weight.info().ggml_type.value_or(0));
     if (!t) return {0, 0};
@@ -179,7 +180,9 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
   // The last element the matrix reads must lie inside the tensor.
   const std::uint64_t elements = encoding_ == WeightEncoding::mxfp4           ? info.byte_size() * 2
                                  : encoding_ == WeightEncoding::bitnet_packed ? info.num_elements() * 4
-                                                                              : info.num_elements();
+                                 : encoding_ == WeightEncoding::gptq || encoding_ == WeightEncoding::awq
+                                     ? info.num_elements() * 8
+                                     : info.num_elements();
   const std::uint64_t last = element_index(m_.rows - 1, m_.cols - 1);
   if (last >= elements || (encoding_ == WeightEncoding::fp8_block && !m_.is_whole_tensor()))
     throw InternalError(fmt::format("tensor '{}' does not hold a {}x{} matrix at element {} (strides {}, {})", info.name,
@@ -222,6 +225,20 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
         throw InternalError(fmt::format("'{}' is not a packed BitNet [{}, {}] U8 tensor with one scale", info.name,
                                         m_.rows / 4, m_.cols));
       break;
+    case WeightEncoding::gptq:
+    case WeightEncoding::awq: {
+      // rows x cols = out x in, the matrix as the model applies it; the qweight is [in/8, out] (GPTQ)
+      // or [in, out/8] (AWQ), its companions checked by the layout (layout.cpp) and again here.
+      const bool gptq = encoding_ == WeightEncoding::gptq;
+      const std::vector<std::uint64_t> shape = gptq ? std::vector<std::uint64_t>{m_.cols / 8, m_.rows}
+                                                    : std::vector<std::uint64_t>{m_.cols, m_.rows / 8};
+      if (info.dtype != DType::I32 || info.shape != shape || !m_.scale || !m_.zeros || m_.group_size == 0 ||
+          m_.slice.offset != 0 || m_.slice.col_stride != 1 || m_.slice.transposed || m_.rows % 8 || m_.cols % 8 ||
+          (!gptq && m_.cols % m_.group_size))
+        throw InternalError(fmt::format("'{}' is not a {} qweight of a {}x{} matrix with its scales and zeros", info.name,
+                                        gptq ? "GPTQ" : "AWQ", m_.rows, m_.cols));
+      break;
+    }
   }
 
   // The weight bytes: read once, digested as they arrive.
@@ -237,6 +254,7 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
     digest.update(raw);
     scales_.assign(1, element_to_float(m_.scale->info().dtype, raw.data(), 0));
   }
+  if (encoding_ == WeightEncoding::gptq || encoding_ == WeightEncoding::awq) read_int4_companions(digest);
   if (encoding_ == WeightEncoding::gguf_blocks && ggml_type_ == kGgmlTypeI2S) {
     // The tensor's one scale, after its codes.
     std::array<std::byte, 4> raw{};
@@ -285,6 +303,88 @@ void MatrixDecoder::read_and_check(std::byte* destination) {
   digest_ = digest.value();
 }
 
+// AWQ's GEMM packing puts output 8 c + j of a word's eight in nibble kAwqNibble[j]: the inverse of
+// the order [0, 2, 4, 6, 1, 3, 5, 7] its packer writes (AutoAWQ's AWQ_REVERSE_ORDER).
+constexpr std::array<unsigned, 8> kAwqNibble{0, 4, 1, 5, 2, 6, 3, 7};
+
+void MatrixDecoder::read_int4_companions(Xxh64& digest) {
+  const bool gptq = encoding_ == WeightEncoding::gptq;
+  const std::uint64_t out = m_.rows, in = m_.cols;
+  const TensorView& scale = *m_.scale;
+  const TensorView& zeros = *m_.zeros;
+  const std::uint64_t groups = scale.info().shape.empty() ? 0 : scale.info().shape[0];
+  if (scale.info().shape != std::vector<std::uint64_t>{groups, out} || !is_float_dtype(scale.info().dtype))
+    throw InputError(scale.file(), scale.name(), fmt::format("scales are not [groups, {}] of F16, BF16 or F32", out));
+  if (zeros.info().shape != std::vector<std::uint64_t>{groups, out / 8} || zeros.info().dtype != DType::I32)
+    throw InputError(zeros.file(), zeros.name(), fmt::format("qzeros are not [{}, {}] of I32", groups, out / 8));
+  if (!gptq || !m_.g_idx) {
+    if ((in + m_.group_size - 1) / m_.group_size != groups)
+      throw InputError(scale.file(), scale.name(),
+                       fmt::format("{} groups of scales for {} inputs in groups of {}", groups, in, m_.group_size));
+  }
+
+  const std::vector<std::byte> scale_raw = scale.read_all();
+  digest.update(scale_raw);
+  scales_.resize(groups * out);
+  for (std::uint64_t i = 0; i < scales_.size(); ++i) {
+    scales_[i] = element_to_float(scale.info().dtype, scale_raw.data(), i);
+    if (!std::isfinite(scales_[i]))
+      throw InputError(scale.file(), scale.name(), fmt::format("scale [{}, {}] is {}", i / out, i % out, describe(scales_[i])));
+  }
+
+  // The zero points, unpacked to [groups, out]. GPTQ v1 stored zero - 1 packed as words; its loaders
+  // (GPTQModel's convert_gptq_v1_to_v2) add 0x11111111 to each int32 word, carries included.
+  const std::vector<std::byte> zero_raw = zeros.read_all();
+  digest.update(zero_raw);
+  zero_points_.resize(groups * out);
+  for (std::uint64_t g = 0; g < groups; ++g)
+    for (std::uint64_t w = 0; w < out / 8; ++w) {
+      std::uint32_t word = load<std::uint32_t>(zero_raw.data() + 4 * (g * (out / 8) + w));
+      if (m_.zeros_minus_one) word += 0x11111111u;
+      for (unsigned j = 0; j < 8; ++j)
+        zero_points_[g * out + 8 * w + j] = static_cast<std::uint8_t>((word >> (4 * (gptq ? j : kAwqNibble[j]))) & 15u);
+    }
+
+  groups_.clear();
+  if (gptq && m_.g_idx) {
+    const TensorView& g_idx = *m_.g_idx;
+    if (g_idx.info().shape != std::vector<std::uint64_t>{in} || g_idx.info().dtype != DType::I32)
+      throw InputError(g_idx.file(), g_idx.name(), fmt::format("g_idx is not [{}] of I32", in));
+    const std::vector<std::byte> raw = g_idx.read_all();
+    digest.update(raw);
+    groups_.resize(in);
+    for (std::uint64_t i = 0; i < in; ++i) {
+      const auto g = load<std::int32_t>(raw.data() + 4 * i);
+      if (g < 0 || static_cast<std::uint64_t>(g) >= groups)
+        throw InputError(g_idx.file(), g_idx.name(),
+                         fmt::format("g_idx [{}] is {}, outside the {} groups of the scales", i, g, groups));
+      // Without act-order, GPTQ's groups are consecutive runs of group_size inputs; another map
+      // means the config and the tensors disagree.
+      if (!m_.desc_act && static_cast<std::uint64_t>(g) != i / m_.group_size)
+        throw InputError(g_idx.file(), g_idx.name(),
+                         fmt::format("g_idx [{}] is {}, but quantization_config.desc_act is false, which makes it "
+                                     "{} (input / group_size {})",
+                                     i, g, i / m_.group_size, m_.group_size));
+      groups_[i] = static_cast<std::uint32_t>(g);
+    }
+  }
+}
+
+float MatrixDecoder::int4_difference(std::uint64_t r, std::uint64_t c) const {
+  const std::uint64_t out = m_.rows;
+  std::uint32_t word = 0;
+  unsigned nibble = 0;
+  if (encoding_ == WeightEncoding::gptq) {  // [in/8, out]: input c in nibble c % 8 of word row c / 8
+    word = load<std::uint32_t>(at(4 * ((c / 8) * out + r)));
+    nibble = static_cast<unsigned>(c % 8);
+  } else {  // AWQ [in, out/8]: output r in nibble kAwqNibble[r % 8] of word r / 8 of row c
+    word = load<std::uint32_t>(at(4 * (c * (out / 8) + r / 8)));
+    nibble = kAwqNibble[r % 8];
+  }
+  const auto q = static_cast<int>((word >> (4 * nibble)) & 15u);
+  return static_cast<float>(q - static_cast<int>(zero_points_[group_of(c) * out + r]));
+}
+
 double MatrixDecoder::decode(std::uint64_t r0, std::uint64_t r1, std::uint64_t c0, std::uint64_t c1, float* out,
                              std::uint64_t ld) const {
   return decode_impl(r0, r1, c0, c1, out, ld);
@@ -304,6 +404,7 @@ float MatrixDecoder::stored_value(std::uint64_t r, std::uint64_t c) const {
   }
   const DType dtype = m_.weight.info().dtype;
   if (encoding_ == WeightEncoding::bitnet_packed) return bitnet_code(r, c) - 1.0f;
+  if (encoding_ == WeightEncoding::gptq || encoding_ == WeightEncoding::awq) return int4_difference(r, c);
   if (encoding_ != WeightEncoding::mxfp4) {
     const std::uint64_t size = std::max<std::uint64_t>(dtype_bits(dtype) / 8, 1);
     return element_to_float(dtype, at(i * size), 0);
@@ -327,6 +428,8 @@ float MatrixDecoder::scale_of(std::uint64_t r, std::uint64_t c) const {
     case WeightEncoding::fp8_block: return scales_[(r / m_.block_rows) * scale_cols_ + c / m_.block_cols];
     case WeightEncoding::mxfp4: return scales_[element_index(r, c) / 32 - scale_base_];
     case WeightEncoding::bitnet_packed: return 1.0f / scales_[0];  // (the decoder divides; the error path only)
+    case WeightEncoding::gptq:
+    case WeightEncoding::awq: return int4_scale(r, c);
   }
   return 1.0f;
 }
@@ -409,6 +512,20 @@ double MatrixDecoder::decode_impl(std::uint64_t r0, std::uint64_t r1, std::uint6
       sum_sq += row_sq;
       continue;
     }
+    if (encoding_ == WeightEncoding::gptq || encoding_ == WeightEncoding::awq) {
+      // (q - z) * s: a 4-bit difference times a 16-bit scale is exact in float32, then rounded once
+      // to the scales' dtype, as the loaders' fp16 (bf16) tensor product is.
+      const DType product = m_.scale->info().dtype;
+      T* row_out = out + (r - r0) * ld - c0;
+      double row_sq = 0.0;
+      for (std::uint64_t c = c0; c < c1; ++c) {
+        const float v = round_to_dtype(product, int4_difference(r, c) * int4_scale(r, c));
+        row_out[c] = static_cast<T>(v);
+        row_sq += static_cast<double>(v) * static_cast<double>(v);
+      }
+      sum_sq += row_sq;
+      continue;
+    }
     if (encoding_ == WeightEncoding::mxfp4) {
       sum_sq += decode_row(r, [&](std::uint64_t i) {
         const auto b = std::to_integer<std::uint8_t>(*at(i / 2));
@@ -445,8 +562,11 @@ void MatrixDecoder::fail_non_finite(std::uint64_t r0, std::uint64_t r1, std::uin
       const float stored = stored_value(r, c);
       if (!std::isfinite(stored))
         throw InputError(m_.weight.file(), info.name, fmt::format("{} is {}", where(r, c), describe(stored)));
-      const float scaled = round_to_dtype(encoding_ == WeightEncoding::fp8_block ? m_.product_dtype : DType::F32,
-                                          stored * scale_of(r, c));
+      const DType product = encoding_ == WeightEncoding::fp8_block ? m_.product_dtype
+                            : encoding_ == WeightEncoding::gptq || encoding_ == WeightEncoding::awq
+                                ? m_.scale->info().dtype
+                                : DType::F32;
+      const float scaled = round_to_dtype(product, stored * scale_of(r, c));
       if (!std::isfinite(scaled))
         throw InputError(m_.weight.file(), info.name,
                          fmt::format("{} is {} after applying its scale", where(r, c), describe(scaled)));

@@ -40,10 +40,11 @@ std::string_view take_component(std::string_view& rest) {
   return head;
 }
 
-// "<projection>.weight" with the given projection names -> the projection.
+// "<projection>.weight" (or GPTQ's and AWQ's packed "<projection>.qweight") with the given
+// projection names -> the projection.
 std::optional<Projection> parse_projection_weight(std::string_view rest, const std::array<std::string, 3>& names) {
   const std::string_view head = take_component(rest);
-  if (rest != "weight") return std::nullopt;
+  if (rest != "weight" && rest != "qweight") return std::nullopt;
   for (Projection p : kProjections)
     if (head == names[static_cast<std::size_t>(p)]) return p;
   return std::nullopt;
@@ -176,8 +177,16 @@ class LayoutBuilder {
     const bool bitnet = layout_.quantization && layout_.quantization->method == "bitnet" && info.dtype == DType::U8;
     if (bitnet && rows % 4 != 0)
       throw InputError(file, info.name, fmt::format("a packed BitNet weight of {} rows, not a multiple of 4", rows));
+    // GPTQ's and AWQ's qweight: int32 words of eight 4-bit codes, shape checked with its companions.
+    const bool packed = info.name.ends_with(".qweight");
+    if (packed && !(layout_.quantization && layout_.quantization->packed_int()))
+      throw InputError(file, info.name,
+                       fmt::format("a packed qweight, but config.json's quantization_config declares {} (GPTQ's or "
+                                   "AWQ's quant_method gptq or awq is needed to read it)",
+                                   layout_.quantization ? "quant_method " + layout_.quantization->method
+                                                        : std::string("no quantization")));
     const std::uint64_t stored_rows = bitnet ? rows / 4 : rows;
-    if (info.shape[0] != stored_rows || info.shape[1] != cols)
+    if (!packed && (info.shape[0] != stored_rows || info.shape[1] != cols))
       throw InputError(file, info.name,
                        fmt::format("shape {} disagrees with config.json, which gives [{}, {}] for a {} matrix{}",
                                    shape_text(info.shape), rows, cols, what,
@@ -196,6 +205,10 @@ class LayoutBuilder {
     if (bitnet) {
       ref.encoding = WeightEncoding::bitnet_packed;
       ref.scale = &bitnet_scale_for(record);
+      return ref;
+    }
+    if (packed) {
+      attach_int4_companions(ref, rows, cols);
       return ref;
     }
     check_plain_dtype(record, true);
@@ -340,6 +353,58 @@ class LayoutBuilder {
                                              : "fused experts: BF16, F16, F32, or MXFP4 _blocks/_scales"));
   }
 
+  // GPTQ's or AWQ's qweight of a [rows, cols] = [out, in] matrix and the tensors beside it
+  // (<name>.qzeros, .scales, and GPTQ's .g_idx), their dtypes and shapes checked against config.json's
+  // sizes and quantization_config's group_size. The values of g_idx are checked when it is read.
+  void attach_int4_companions(WeightRef& ref, std::uint64_t rows, std::uint64_t cols) const {
+    const BlockQuantization& q = *layout_.quantization;
+    const TensorRecord& qweight = *ref.weight;
+    const std::string base = qweight.info->name.substr(0, qweight.info->name.size() - std::string_view(".qweight").size());
+    const bool gptq = q.method == "gptq";
+    const std::uint64_t out = rows, in = cols;
+    const std::uint64_t gs = q.group_size == -1 ? in : static_cast<std::uint64_t>(q.group_size);
+    const std::uint64_t groups = gptq ? ceil_div(in, gs) : in / gs;
+    const auto require = [&](const TensorRecord& r, DType dtype, const std::vector<std::uint64_t>& shape, const std::string& what) {
+      if (r.info->dtype != dtype && !(dtype == DType::F16 && is_float_dtype(r.info->dtype)))
+        throw InputError(file_of(&r), r.info->name,
+                         fmt::format("dtype {} is not {} ({} {})", dtype_name(r.info->dtype),
+                                     dtype == DType::F16 ? "F16, BF16 or F32" : dtype_name(dtype), q.method, what));
+      if (r.info->shape != shape)
+        throw InputError(file_of(&r), r.info->name,
+                         fmt::format("shape {} does not fit a [{}, {}] (out, in) matrix of config.json: {} {} is {} "
+                                     "(bits 4, group_size {})",
+                                     shape_text(r.info->shape), out, in, q.method, what, shape_text(shape), q.group_size));
+    };
+    const auto companion = [&](const char* suffix) -> const TensorRecord* { return ckpt_.find(base + suffix); };
+    const auto need = [&](const char* suffix) -> const TensorRecord& {
+      const TensorRecord* r = companion(suffix);
+      if (!r)
+        throw InputError(file_of(&qweight), qweight.info->name,
+                         fmt::format("{} qweight has no '{}{}' tensor beside it", q.method, base, suffix));
+      return *r;
+    };
+    // Eight codes a word: along the input for GPTQ ([in/8, out]), along the output for AWQ ([in, out/8]).
+    if ((gptq ? in : out) % 8 != 0 || out % 8 != 0 || (!gptq && in % gs != 0))
+      throw InputError(file_of(&qweight), qweight.info->name,
+                       fmt::format("a [{}, {}] (out, in) matrix does not pack into {} words of eight 4-bit codes{}", out,
+                                   in, q.method, gptq ? "" : fmt::format(" with groups of {} inputs", gs)));
+    require(qweight, DType::I32, gptq ? std::vector<std::uint64_t>{in / 8, out} : std::vector<std::uint64_t>{in, out / 8},
+            "qweight");
+    ref.zeros = &need(".qzeros");
+    require(*ref.zeros, DType::I32, {groups, out / 8}, "qzeros");
+    ref.scale = &need(".scales");
+    require(*ref.scale, DType::F16, {groups, out}, "scales");
+    ref.encoding = gptq ? WeightEncoding::gptq : WeightEncoding::awq;
+    if (!gptq) return;
+    ref.g_idx = companion(".g_idx");
+    if (ref.g_idx) require(*ref.g_idx, DType::I32, {in}, "g_idx");
+    else if (q.desc_act)
+      throw InputError(file_of(&qweight), qweight.info->name,
+                       fmt::format("quantization_config.desc_act is true (act-order), but there is no '{}.g_idx' tensor "
+                                   "mapping inputs to groups",
+                                   base));
+  }
+
   // A packed BitNet weight's weight_scale: one value, by which BitLinear divides its output.
   const TensorRecord& bitnet_scale_for(const TensorRecord& weight) const {
     const std::string scale_name = weight.info->name + "_scale";
@@ -390,6 +455,13 @@ class LayoutBuilder {
   const ModelLayout& layout_;
 };
 
+// GPTQ's and AWQ's <name>.qzeros, .scales and .g_idx beside a <name>.qweight.
+bool is_int4_companion(const Checkpoint& ckpt, const std::string& name) {
+  for (std::string_view suffix : {".qzeros", ".scales", ".g_idx"})
+    if (name.ends_with(suffix) && ckpt.find(name.substr(0, name.size() - suffix.size()) + ".qweight")) return true;
+  return false;
+}
+
 // Sorts every tensor name into its layer's Found; counts what is not an MLP tensor. `layer_prefix` gets
 // the layer prefix the checkpoint uses (the family's first when none matched).
 std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& naming, ModelLayout& layout,
@@ -400,6 +472,7 @@ std::vector<Found> find_mlp_tensors(const Checkpoint& ckpt, const TensorNaming& 
   std::set<int> skipped;
   for (const std::string& name : ckpt.tensor_names()) {
     if (name.ends_with(kScaleInvSuffix) || name.ends_with(kScaleSuffix)) continue;  // looked up from its weight
+    if (is_int4_companion(ckpt, name)) continue;  // GPTQ's and AWQ's, looked up from the qweight
     std::string_view rest = name;
     const auto prefix = std::find_if(naming.layer_prefixes.begin(), naming.layer_prefixes.end(),
                                      [&](const std::string& p) { return rest.starts_with(p); });
@@ -479,6 +552,12 @@ std::uint64_t WeightRef::stored_bytes() const {
   const std::uint64_t elements = rows * cols;
   if (encoding == WeightEncoding::mxfp4) return elements / 2 + elements / 32;
   if (encoding == WeightEncoding::bitnet_packed) return elements / 4 + (scale ? scale->info->byte_size() : 0);
+  if (encoding == WeightEncoding::gptq || encoding == WeightEncoding::awq) {
+    std::uint64_t bytes = weight->info->byte_size();
+    for (const TensorRecord* r : {scale, zeros, g_idx})
+      if (r) bytes += r->info->byte_size();
+    return bytes;
+  }
   if (encoding == WeightEncoding::gguf_blocks) {
     const GgmlTypeTraits* t = ggml_type_traits(weight->info->ggml_type.value_or(0));
     return t ? elements / t->block_size * t->type_size : 0;

@@ -13,6 +13,8 @@ const char* encoding_name(WeightEncoding e) {
     case WeightEncoding::mxfp4: return "mxfp4";
     case WeightEncoding::gguf_blocks: return "gguf_blocks";
     case WeightEncoding::bitnet_packed: return "bitnet_packed";
+    case WeightEncoding::gptq: return "gptq";
+    case WeightEncoding::awq: return "awq";
   }
   return "?";
 }
@@ -24,6 +26,8 @@ ojson matrix_json(const WeightRef& w, bool with_tensor) {
   m["dtype"] = stored_type_name(*w.weight->info);  // "Q4_K" for a GGUF block type
   m["encoding"] = encoding_name(w.encoding);
   m["scale"] = w.scale ? ojson(w.scale->info->name) : ojson(nullptr);
+  if (w.zeros) m["zeros"] = w.zeros->info->name;
+  if (w.g_idx) m["g_idx"] = w.g_idx->info->name;
   const bool fused = w.weight->info->shape.size() != 2;
   if (fused) {
     m["fused_tensor"] = w.weight->info->name;
@@ -50,6 +54,17 @@ ojson quantization_json(const BlockQuantization& q) {
   if (q.method == "bitnet") {
     j["scale_tensor"] = "weight" + q.scale_suffix;
     j["value"] = "(code - 1) / weight_scale";
+    return j;
+  }
+  if (q.packed_int()) {
+    j["bits"] = q.bits;
+    j["group_size"] = q.group_size;
+    if (q.method == "gptq") {
+      j["desc_act"] = q.desc_act;
+      j["sym"] = q.sym;
+    }
+    j["zeros_stored_minus_one"] = q.zeros_minus_one;
+    j["value"] = "(q - zero) * scale, rounded to the scales' dtype";
     return j;
   }
   j["fp8_scaling"] = fp8_scaling_name(q.scaling);

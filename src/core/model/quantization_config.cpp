@@ -1,5 +1,7 @@
 #include "quantization_config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 #include <string>
 
@@ -16,7 +18,9 @@ using nlohmann::json;
 constexpr const char* kKnown =
     "fp8 (with weight_block_size: block scales weight_scale_inv; without: one weight_scale per tensor), "
     "fbgemm_fp8 (one weight_scale per row), compressed-tensors (float-quantized fp8 weights: strategy tensor, "
-    "channel or block), bitnet (transformers' offline bitlinear, packed), mxfp4";
+    "channel or block), bitnet (transformers' offline bitlinear, packed), gptq (bits 4, group_size, desc_act "
+    "with g_idx, sym; checkpoint_format gptq or gptq_v2), awq (bits 4, version gemm, zero_point true, "
+    "group_size), mxfp4";
 
 [[noreturn]] void refuse(const ConfigReader& top, const std::string& key, const std::string& what) {
   throw InputError(top.file(), "", fmt::format("quantization_config.{} {}; the quantizations read are {}", key, what, kKnown));
@@ -67,6 +71,61 @@ BlockQuantization compressed_tensors(const ConfigReader& top, const json& q) {
   return b;
 }
 
+// The fields GPTQ and AWQ share: 4-bit codes in int32 words, and the inputs one scale and zero cover.
+void read_int4_groups(const ConfigReader& top, const json& q, BlockQuantization& b) {
+  const json bits = q.value("bits", json());
+  if (!bits.is_number_integer()) refuse(top, "bits", fmt::format("is {}: an integer (4) is needed", text(bits)));
+  if (bits != 4)
+    refuse(top, "bits", fmt::format("is {}: {} weights are read with 4 bits (eight codes an int32)", text(bits), b.method));
+  b.bits = 4;
+  const json group = q.value("group_size", json());
+  if (!group.is_number_integer() || (group.get<long long>() < 1 && group.get<long long>() != -1) ||
+      group.get<long long>() > (1LL << 24))
+    refuse(top, "group_size", fmt::format("is {}: a positive integer, or -1 for one group per row", group.is_null() ? "missing" : text(group)));
+  b.group_size = group.get<std::int64_t>();
+}
+
+BlockQuantization gptq(const ConfigReader& top, const json& q) {
+  BlockQuantization b;
+  b.method = "gptq";
+  read_int4_groups(top, q, b);
+  for (const char* key : {"desc_act", "sym"}) {
+    const json v = q.value(key, json(std::string(key) == "sym"));
+    if (!v.is_boolean()) refuse(top, key, fmt::format("is {}: true or false", text(v)));
+  }
+  b.desc_act = q.value("desc_act", false);
+  b.sym = q.value("sym", true);
+  // transformers' config.json says checkpoint_format; GPTQModel's quantize_config.json says format.
+  const char* key = q.contains("checkpoint_format") ? "checkpoint_format" : "format";
+  const json format = q.value(key, json("gptq"));
+  if (format != "gptq" && format != "gptq_v2")
+    refuse(top, key,
+           fmt::format("is {}: GPTQ weights are read as gptq (qzeros stored as zero - 1) or gptq_v2 (zeros as they are)",
+                       text(format)));
+  b.format = format.get<std::string>();
+  b.zeros_minus_one = b.format == "gptq";
+  return b;
+}
+
+BlockQuantization awq(const ConfigReader& top, const json& q) {
+  BlockQuantization b;
+  b.method = "awq";
+  read_int4_groups(top, q, b);
+  if (b.group_size == -1) refuse(top, "group_size", "is -1: AWQ weights are read with a positive group_size");
+  // AutoAWQ writes "GEMM", transformers' AwqConfig "gemm"; GEMV and the others pack differently.
+  const json version = q.value("version", json("gemm"));
+  std::string v = version.is_string() ? version.get<std::string>() : "";
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (v != "gemm")
+    refuse(top, "version", fmt::format("is {}: AWQ weights are read in the GEMM packing (version gemm)", text(version)));
+  const json zero_point = q.value("zero_point", json(true));
+  if (zero_point != true)
+    refuse(top, "zero_point", fmt::format("is {}: AWQ weights are read with zero points (zero_point true)", text(zero_point)));
+  b.format = "gemm";
+  b.sym = false;
+  return b;
+}
+
 }  // namespace
 
 std::optional<BlockQuantization> read_quantization_config(const ConfigReader& top) {
@@ -77,6 +136,8 @@ std::optional<BlockQuantization> read_quantization_config(const ConfigReader& to
   if (!method.is_string()) refuse(top, "quant_method", "is missing or not a string");
   const std::string m = method.get<std::string>();
   if (m == "compressed-tensors") return compressed_tensors(top, q);
+  if (m == "gptq") return gptq(top, q);
+  if (m == "awq") return awq(top, q);
   BlockQuantization b;
   b.method = m;
   const ConfigReader r = top.nested_or_self("quantization_config");

@@ -17,6 +17,9 @@ namespace vindex::layout_detail {
 //   compressed-tensors, format float-quantized (or naive-quantized) with 8-bit float weights,
 //       symmetric, strategy tensor, channel or block: weight_scale, the product in its dtype;
 //   bitnet: transformers' offline bitlinear, U8 [out/4, in] codes and one weight_scale;
+//   gptq: bits 4, group_size (-1: one group), desc_act (act-order g_idx), sym, checkpoint_format gptq
+//       (v1: qzeros stored minus one) or gptq_v2;
+//   awq: bits 4, version gemm, zero_point true, group_size;
 //   mxfp4 (GPT-OSS).
 // Anything else, or an inconsistent one, is an InputError naming the key and listing these.
 std::optional<BlockQuantization> read_quantization_config(const ConfigReader& top);

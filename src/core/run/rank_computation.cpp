@@ -32,6 +32,14 @@ EncodedMatrix encode_weight(const Checkpoint& ckpt, const WeightRef& weight,
     m.block_rows = static_cast<std::uint32_t>(br);
     m.block_cols = static_cast<std::uint32_t>(bc);
     if (q.product_in_scale_dtype && m.scale) m.product_dtype = m.scale->info().dtype;
+  } else if ((m.encoding == WeightEncoding::gptq || m.encoding == WeightEncoding::awq) && quantization) {
+    // The inputs (columns) a group of scales and zero points covers; -1 is one group.
+    m.zeros = ckpt.view(*weight.zeros);
+    if (weight.g_idx) m.g_idx = ckpt.view(*weight.g_idx);
+    m.group_size = quantization->group_size == -1 ? m.cols : static_cast<std::uint64_t>(quantization->group_size);
+    m.zeros_minus_one = quantization->zeros_minus_one;
+    m.desc_act = quantization->desc_act;
+    m.product_dtype = m.scale->info().dtype;
   } else if (quantization) {
     m.block_rows = quantization->block_rows;
     m.block_cols = quantization->block_cols;
