@@ -73,6 +73,8 @@ from pathlib import Path
 
 import numpy as np
 
+from staged_h5 import StagedH5
+
 FORMAT = "vindex-capture"
 FORMAT_VERSION = "1"
 MIN_TOP_P = 8
@@ -670,20 +672,13 @@ def fix_deepseek_router_bias(layers, moe_layers, model_dir: Path) -> int:
     return restored
 
 
-class CaptureWriter:
+class CaptureWriter(StagedH5):
     """Creates the whole file layout in PATH's directory under a temporary name, takes the token rows batch by
-    batch (so a large capture never sits in memory), then closes and renames it to PATH. Deterministic bytes:
-    libver earliest, no timestamps, objects and attributes created in a fixed order."""
+    batch (so a large capture never sits in memory), then closes and renames it to PATH (staged_h5.py)."""
 
     def __init__(self, path: Path, attrs: dict, token_ids, prompt_index, position, moe_layers, n_experts, top_k,
                  top_p, storage=np.float32):
-        import h5py
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        try:
-            self.f = h5py.File(self.tmp, "w", libver="earliest", track_order=False)
-        except OSError as e:
-            raise CaptureError(f"cannot create {self.tmp}: {e}") from None
+        super().__init__(path, CaptureError)
         f = self.f
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
@@ -724,23 +719,6 @@ class CaptureWriter:
                 d[name][lo:hi] = a
         self.top_ids[lo:hi] = top_ids
         self.top_probs[lo:hi] = top_probs
-
-    def commit(self):
-        try:
-            self.f.close()
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.path)
-        except OSError as e:
-            self.abort()
-            raise CaptureError(f"cannot write {self.path}: {e}") from None
-
-    def abort(self):
-        try:
-            if self.f.id.valid:
-                self.f.close()
-        finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
 
 
 def run_capture(args) -> dict:

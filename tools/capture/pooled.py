@@ -21,10 +21,11 @@ returns it). Encoders (BERT and its kin) are loaded with AutoModel; decoders as 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
+
+from staged_h5 import StagedH5
 
 FORMAT = "vindex-pooled-capture"
 FORMAT_VERSION = "1"
@@ -57,17 +58,11 @@ def load_encoder(model_dir: Path, device: str, dtype_name: str, error):
     return config, model
 
 
-class PooledWriter:
+class PooledWriter(StagedH5):
     """The whole file in PATH's directory under a temporary name, renamed to PATH when complete."""
 
     def __init__(self, path: Path, attrs: dict, digests, n_tokens, n_repr: int, hidden: int, storage, error):
-        import h5py
-        self.path, self.error = Path(path), error
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        try:
-            self.f = h5py.File(self.tmp, "w", libver="earliest", track_order=False)
-        except OSError as e:
-            raise error(f"cannot create {self.tmp}: {e}") from None
+        super().__init__(path, error)
         f = self.f
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
@@ -84,23 +79,6 @@ class PooledWriter:
         shape = (n_repr, len(n_tokens), hidden)
         self.mean = g.create_dataset("mean", shape, storage, track_times=False)
         self.last = g.create_dataset("last", shape, storage, track_times=False)
-
-    def commit(self):
-        try:
-            self.f.close()
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.path)
-        except OSError as e:
-            self.abort()
-            raise self.error(f"cannot write {self.path}: {e}") from None
-
-    def abort(self):
-        try:
-            if self.f.id.valid:
-                self.f.close()
-        finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
 
 
 def run_pooled(args, capture) -> dict:
