@@ -19,7 +19,6 @@ import fractions
 import hashlib
 import json
 import os
-import shutil
 import sys
 
 import h5py
@@ -198,8 +197,9 @@ def main():
         check(code == 0, f"synthetic on {np_} rank(s) exits 0 (got {code}: {err[-400:]})")
     if not failures:
         check_against_reference(two, a, b, "synthetic")
-        check(read_outputs(one)[1].keys() == read_outputs(two)[1].keys() and
-              all(np.array_equal(read_outputs(one)[1][k], read_outputs(two)[1][k]) for k in read_outputs(one)[1]),
+        tables_one, tables_two = read_outputs(one)[1], read_outputs(two)[1]
+        check(tables_one.keys() == tables_two.keys() and
+              all(np.array_equal(tables_one[k], tables_two[k]) for k in tables_one),
               "1 rank and 2 ranks give the same numbers, bit for bit")
 
     # Independent random representations of many dimensions: the plain estimator sees similarity

@@ -28,8 +28,8 @@ import compare_figures  # noqa: E402
 import compare_page  # noqa: E402
 import figures  # noqa: E402
 import html_page  # noqa: E402
-from report_data import ReportInputError, load_run  # noqa: E402
-from vindex_report import BAD_INPUT, USAGE, log, png_bytes, write_report  # noqa: E402
+from report_data import ReportInputError  # noqa: E402
+from vindex_report import BAD_INPUT, USAGE, load_runs, log, png_bytes, require_k, write_report  # noqa: E402
 
 PROG = "vindex_compare"
 PAGE = "compare.html"
@@ -99,7 +99,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", metavar="OUTPUT_DIR", help="vindex_mpi output directories (--out of a run)")
-    ap.add_argument("--out", required=True, help="directory for compare.html and figures/ (replaced if present)")
+    ap.add_argument("--out", required=True, help="directory for compare.html and figures/ (an earlier page there is replaced, "
+                                                        "any other content refused)")
     ap.add_argument("--k", type=int, help="which var@k (default: 64 if every run computed it)")
     ap.add_argument("--label", action="append", metavar="RUN=TEXT", help="the run's name on the page")
     ap.add_argument("--precision", action="append", metavar="RUN=TEXT", help="the run's training precision")
@@ -119,18 +120,13 @@ def main(argv=None):
         started = time.monotonic()
         if not 0 <= args.floor_tolerance < 1:
             raise ValueError(f"--floor-tolerance: {args.floor_tolerance} is not in [0, 1)")
-        runs = []
-        for directory in args.runs:
-            runs.append(load_run(directory))
-            log(f"read {directory}: {runs[-1].model}, {len(runs[-1].layers)} layers", PROG)
+        runs = load_runs(args.runs, PROG)
         k = args.k if args.k is not None else (64 if all(64 in r.k for r in runs) else None)
         if k is None:
             shared = sorted(set.intersection(*(set(r.k) for r in runs)))
             raise ValueError("--k: not every run computed var@64 (" + "; ".join(f"{r.directory}: {r.k}" for r in runs) +
                              (f"); choose one they share: {shared}" if shared else "); they share no k"))
-        for run in runs:
-            if k not in run.k:
-                raise ValueError(f"--k: var@{k} was not computed in {run.directory} (its k: {run.k})")
+        require_k(runs, k)
         labels = compare_data.run_labels(runs, compare_data.resolve_assignments("--label", args.label, runs))
         training = compare_data.resolve_assignments("--precision", args.precision, runs)
         storage = compare_data.resolve_assignments("--storage", args.storage, runs)

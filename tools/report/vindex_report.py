@@ -157,11 +157,27 @@ def write_report(out_dir, pngs, page_html, page_name="report.html"):
     return os.path.join(out_dir, page_name)
 
 
+def load_runs(directories, prog="vindex_report"):
+    """Every output directory, checked against its manifest, in order (a line logged for each)."""
+    runs = []
+    for directory in directories:
+        runs.append(load_run(directory))
+        log(f"read {directory}: {runs[-1].model}, {len(runs[-1].layers)} layers", prog)
+    return runs
+
+
+def require_k(runs, k):
+    for run in runs:
+        if k not in run.k:
+            raise ValueError(f"--k: var@{k} was not computed in {run.directory} (its k: {run.k})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="vindex_report", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", metavar="OUTPUT_DIR", help="vindex_mpi output directories (--out of a run)")
-    ap.add_argument("--out", help="report directory (default: OUTPUT_DIR/report of the first run); replaced if present")
+    ap.add_argument("--out", help="report directory (default: OUTPUT_DIR/report of the first run); an earlier report "
+                                  "there is replaced, any other content refused")
     ap.add_argument("--k", type=int, help="which var@k to show (default: 64 if computed, else the smallest k)")
     ap.add_argument("--spectra", help="matrices of the first run to plot, e.g. 3:17,3:shared,0:dense "
                                       "(default: the median-var@k expert of the first, middle and last MoE layer)")
@@ -172,14 +188,9 @@ def main(argv=None):
 
     try:
         started = time.monotonic()
-        runs = []
-        for directory in args.runs:
-            runs.append(load_run(directory))
-            log(f"read {directory}: {runs[-1].model}, {len(runs[-1].layers)} layers")
+        runs = load_runs(args.runs)
         k = args.k if args.k is not None else (64 if all(64 in r.k for r in runs) else min(runs[0].k))
-        for run in runs:
-            if k not in run.k:
-                raise ValueError(f"--k: var@{k} was not computed in {run.directory} (its k: {run.k})")
+        require_k(runs, k)
         pngs, sections = build(runs, k, args.spectra)
         out_dir = args.out or os.path.join(args.runs[0], "report")
         path = write_report(out_dir, pngs, html_page.page(runs, k, sections))

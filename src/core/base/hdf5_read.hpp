@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "hdf5_handle.hpp"
 #include "vindex/base/errors.hpp"
@@ -182,6 +183,16 @@ inline std::vector<hsize_t> dataset_dims(const Context& ctx, hid_t file, const s
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
   H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   return dims;
+}
+
+// "[a, b, c]", for messages.
+inline std::string dims_text(const std::vector<hsize_t>& dims) { return fmt::format("[{}]", fmt::join(dims, ", ")); }
+
+// Fails naming `path` unless the dimensions are `want` (`why` says what they mean).
+inline void expect_dims(const Context& ctx, const std::string& path, const std::vector<hsize_t>& got,
+                        const std::vector<hsize_t>& want, const std::string& why) {
+  if (got != want)
+    ctx.fail(path, fmt::format("has shape {}, expected {} ({})", dims_text(got), dims_text(want), why));
 }
 
 }  // namespace vindex::hdf5

@@ -5,7 +5,6 @@
 #include <span>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "../base/hdf5_handle.hpp"
 #include "../base/hdf5_read.hpp"
@@ -92,10 +91,8 @@ PooledCapture PooledCapture::open(const std::filesystem::path& path) {
                               "reads at once",
                               P, H, kMaxRepresentationValues));
 
-  auto expect = [&](const char* name, Numbers numbers, const std::vector<hsize_t>& want, const char* why) {
-    const std::vector<hsize_t> got = hdf5::dataset_dims(ctx, file, name, false, numbers);
-    if (got != want)
-      ctx.fail(name, fmt::format("has shape [{}], expected [{}] ({})", fmt::join(got, ", "), fmt::join(want, ", "), why));
+  auto expect = [&](const std::string& name, Numbers numbers, const std::vector<hsize_t>& want, const char* why) {
+    hdf5::expect_dims(ctx, name, hdf5::dataset_dims(ctx, file, name, false, numbers), want, why);
   };
   expect("/prompts/sha256", Numbers::integers, {P, 32}, "a SHA-256 per prompt");
   {
@@ -106,7 +103,7 @@ PooledCapture PooledCapture::open(const std::filesystem::path& path) {
   }
   expect("/prompts/n_tokens", Numbers::integers, {P}, "one per prompt");
   for (const Pooling p : kPoolings)
-    expect(fmt::format("/pooled/{}", pooling_name(p)).c_str(), Numbers::floats, {R, P, H},
+    expect(fmt::format("/pooled/{}", pooling_name(p)), Numbers::floats, {R, P, H},
            "representations x prompts x hidden_size");
 
   std::vector<std::uint8_t> bytes;

@@ -20,6 +20,8 @@ using hdf5::Context;
 using hdf5::Handle;
 using hdf5::Numbers;
 using hdf5::dataset_dims;
+using hdf5::dims_text;
+using hdf5::expect_dims;
 
 constexpr const char* kCaptureFormat = "vindex-capture";
 constexpr const char* kCaptureVersion = "1";
@@ -28,13 +30,6 @@ constexpr hsize_t kCheckBatch = hsize_t{1} << 20;  // tokens read at once when a
 
 std::string layer_path(int layer) { return fmt::format("/layers/layer_{:03d}", layer); }
 
-std::string dims_text(const std::vector<hsize_t>& dims) { return fmt::format("[{}]", fmt::join(dims, ", ")); }
-
-void expect_dims(const Context& ctx, const std::string& path, const std::vector<hsize_t>& got,
-                 const std::vector<hsize_t>& want, const std::string& why) {
-  if (got != want)
-    ctx.fail(path, fmt::format("has shape {}, expected {} ({})", dims_text(got), dims_text(want), why));
-}
 
 // Reads rows [r0, r1) of a 2-d dataset of `cols` columns.
 template <typename T>
